@@ -1,0 +1,49 @@
+# One target per habit. uv is bootstrapped with pip into .tools/ when it is not on PATH, and always
+# uses this machine's Python (a managed-Python download cannot work offline).
+SHELL := /bin/bash
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON_PREFERENCE := only-system
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+RUN := $(UV) run --locked --no-sync
+
+.PHONY: help install demo test test-fast lint format typecheck bench clean
+
+help:
+	@echo "make demo | test | lint | format | bench | clean"
+
+$(CURDIR)/.tools/bin/uv:
+	$(PYTHON) -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/pip install --quiet --disable-pip-version-check uv
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked
+	@touch $@
+
+install: .venv/.synced
+
+demo: install
+	$(RUN) baton demo
+
+test: install
+	$(RUN) pytest
+
+test-fast: install
+	$(RUN) pytest -m "not integration"
+
+lint: install
+	$(RUN) ruff check src tests bench
+	$(RUN) ruff format --check src tests bench
+	$(RUN) mypy src
+
+format: install
+	$(RUN) ruff format src tests bench
+	$(RUN) ruff check --fix src tests bench
+
+bench: install
+	$(RUN) python bench/latency.py
+	$(RUN) python bench/throughput.py
+	$(RUN) python bench/replay.py
+
+clean:
+	rm -rf .venv .tools .modelbaton .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,158 @@
+"""Load and validate the model catalog (TOML).
+
+Every error names the file, the entry and the field, because the catalog is edited by hand during
+an incident and a vague error then costs minutes.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from modelbaton.contracts import ModelVersionConfig, get_output_schema
+from modelbaton.errors import CatalogError, UnknownSchemaVersionError
+
+
+class PipelineSection(BaseModel):
+    """The ``[pipeline]`` table: which version new workflows use, review and routing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    primary: str
+    review_threshold: float = Field(default=0.55, ge=0.0, le=1.0)
+    review_timeout_seconds: float = Field(default=86400.0, gt=0)
+    default_route: str = Field(default="manual_triage", min_length=1)
+    routes: dict[str, str] = Field(default_factory=dict)
+
+    def route_for(self, label: str) -> str:
+        return self.routes.get(label, self.default_route)
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """A catalog model version plus where the bundled server finds its artifact, if it does."""
+
+    config: ModelVersionConfig
+    reference: str | None = None
+    endpoint_path: str = ""
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """All model versions of a catalog file, in file order."""
+
+    path: Path
+    entries: tuple[CatalogEntry, ...]
+    pipeline: PipelineSection
+    base_url: str
+    by_version: dict[str, CatalogEntry] = field(default_factory=dict, compare=False)
+
+    def get(self, version: str) -> ModelVersionConfig:
+        try:
+            return self.by_version[version].config
+        except KeyError:
+            known = ", ".join(self.by_version) or "none"
+            raise CatalogError(
+                f"{self.path}: no model version '{version}' (known: {known})"
+            ) from None
+
+    @property
+    def primary(self) -> ModelVersionConfig:
+        return self.get(self.pipeline.primary)
+
+    @property
+    def versions(self) -> list[str]:
+        return [e.config.version for e in self.entries]
+
+
+_ENTRY_KEYS = set(ModelVersionConfig.model_fields) | {"reference"}
+
+
+def _err(path: Path, where: str, msg: str) -> CatalogError:
+    return CatalogError(f"{path}: {where}: {msg}")
+
+
+def _entry(path: Path, idx: int, raw: Any, base_url: str) -> CatalogEntry:
+    where = f"[[models]] entry {idx + 1}"
+    if not isinstance(raw, Mapping):
+        raise _err(path, where, "must be a table")
+    if "version" in raw:
+        where += f" (version {raw['version']!r})"
+    unknown = sorted(set(raw) - _ENTRY_KEYS)
+    if unknown:
+        raise _err(path, where, f"unknown field(s) {unknown}")
+    data = dict(raw)
+    reference = data.pop("reference", None)
+    if reference is not None and not isinstance(reference, str):
+        raise _err(path, where, f"field 'reference': expected a string, got {reference!r}")
+    endpoint = data.get("endpoint")
+    if isinstance(endpoint, str) and not endpoint.startswith(("http://", "https://")):
+        data["endpoint"] = urljoin(base_url.rstrip("/") + "/", endpoint.lstrip("/"))
+    try:
+        config = ModelVersionConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fld = ".".join(str(p) for p in first["loc"]) or "<entry>"
+        raise _err(path, where, f"field '{fld}': {first['msg']}") from None
+    try:
+        get_output_schema(config.output_schema_version)
+    except UnknownSchemaVersionError as exc:
+        raise _err(path, where, f"field 'output_schema_version': {exc}") from None
+    return CatalogEntry(config=config, reference=reference, endpoint_path=str(endpoint))
+
+
+def parse_catalog(path: Path, doc: Mapping[str, Any], base_url: str | None = None) -> Catalog:
+    """Validate an already-decoded catalog document."""
+    server = doc.get("server", {})
+    if not isinstance(server, Mapping):
+        raise _err(path, "[server]", "must be a table")
+    url = base_url or server.get("base_url") or "http://127.0.0.1:8601"
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise _err(path, "[server]", f"field 'base_url': expected an http(s) URL, got {url!r}")
+    models = doc.get("models")
+    if not isinstance(models, list) or not models:
+        raise _err(path, "[[models]]", "at least one model version is required")
+    entries = tuple(_entry(path, i, m, url) for i, m in enumerate(models))
+    by_version: dict[str, CatalogEntry] = {}
+    for i, e in enumerate(entries):
+        if e.config.version in by_version:
+            raise _err(path, f"[[models]] entry {i + 1}", f"duplicate version {e.config.version!r}")
+        by_version[e.config.version] = e
+    raw_pipeline = doc.get("pipeline")
+    if not isinstance(raw_pipeline, Mapping):
+        raise _err(path, "[pipeline]", "table is required (at least 'primary')")
+    try:
+        pipeline = PipelineSection.model_validate(dict(raw_pipeline))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fld = ".".join(str(p) for p in first["loc"]) or "<table>"
+        raise _err(path, "[pipeline]", f"field '{fld}': {first['msg']}") from None
+    if pipeline.primary not in by_version:
+        raise _err(
+            path,
+            "[pipeline]",
+            f"field 'primary': {pipeline.primary!r} is not a catalog version "
+            f"(known: {', '.join(by_version)})",
+        )
+    return Catalog(
+        path=path, entries=entries, pipeline=pipeline, base_url=url, by_version=by_version
+    )
+
+
+def load_catalog(path: Path, base_url: str | None = None) -> Catalog:
+    """Read and validate a catalog file; ``base_url`` overrides ``[server].base_url``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read catalog: {exc.strerror or exc}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"{path}: not valid TOML: {exc}") from None
+    return parse_catalog(path, doc, base_url)

