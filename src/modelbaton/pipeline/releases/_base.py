@@ -1,0 +1,203 @@
+"""What every release of DocumentClassificationWorkflow shares: review, routing, handlers.
+
+Only the classify step differs between the lifecycle stages (``r1_initial`` ... ``r4_complete``),
+so each stage module subclasses :class:`DocumentClassificationBase` and supplies ``_classify``.
+Everything here runs inside the workflow sandbox and must stay deterministic: it only orchestrates;
+all I/O happens in activities.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from modelbaton.contracts import ModelVersionConfig, NormalizedClassificationResult
+    from modelbaton.pipeline import search_attributes as sa
+    from modelbaton.pipeline.messages import (
+        CLASSIFY_ACTIVITY_BY_SCHEMA,
+        PROCESS_RESULT,
+        ClassificationOutcome,
+        ClassifyActivityInput,
+        ClassifyDocumentInput,
+        Outcome,
+        ProcessInput,
+        ProcessOutput,
+        ReviewDecision,
+        ReviewReceipt,
+        WorkflowState,
+        WorkflowStatusView,
+    )
+
+#: Model calls: transient failures (5xx, timeouts, refused connections) retry with backoff; a
+#: malformed output, a rejected request or a misconfiguration fails the document at once.
+CLASSIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=8,
+    non_retryable_error_types=["ModelOutputError", "ConfigError", "UnknownSchemaVersionError"],
+)
+#: Database writes are idempotent, so retrying them is always safe.
+PROCESS_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+)
+#: Time for one model call attempt beyond the endpoint's own timeout (queueing, normalization).
+_CLASSIFY_SLACK = timedelta(seconds=10)
+
+
+class DocumentClassificationBase:
+    """Shared state and handlers; subclasses add ``@workflow.defn`` and ``@workflow.run``."""
+
+    def __init__(self) -> None:
+        self._document_id = ""
+        self._state = WorkflowState.CLASSIFYING
+        self._branch: str | None = None
+        self._result: NormalizedClassificationResult | None = None
+        self._allowed_labels: frozenset[str] = frozenset()
+        self._review: ReviewDecision | None = None
+        self._escalated = False
+
+    async def _classify(
+        self, inp: ClassifyDocumentInput
+    ) -> tuple[str, NormalizedClassificationResult]:
+        """Return (branch, canonical result). Overridden by each release."""
+        raise NotImplementedError
+
+    async def _call_classifier(
+        self, inp: ClassifyDocumentInput, activity_name: str, config: ModelVersionConfig
+    ) -> NormalizedClassificationResult:
+        try:
+            result: NormalizedClassificationResult = await workflow.execute_activity(
+                activity_name,
+                ClassifyActivityInput(document_id=inp.document_id, text=inp.text, config=config),
+                result_type=NormalizedClassificationResult,
+                start_to_close_timeout=timedelta(seconds=config.timeout_seconds) + _CLASSIFY_SLACK,
+                retry_policy=CLASSIFY_RETRY,
+            )
+            return result
+        except ActivityError as exc:
+            cause = exc.cause
+            if isinstance(cause, ApplicationError) and cause.non_retryable:
+                # End the document in a clear, typed state rather than leaving it to retry.
+                raise ApplicationError(
+                    f"document {inp.document_id}: {cause.message}",
+                    *cause.details,
+                    type=cause.type,
+                    non_retryable=True,
+                ) from exc
+            raise
+
+    @staticmethod
+    def _classifier_for(config: ModelVersionConfig) -> str:
+        try:
+            return CLASSIFY_ACTIVITY_BY_SCHEMA[config.output_schema_version]
+        except KeyError:
+            raise ApplicationError(
+                f"no classify activity for output schema v{config.output_schema_version} "
+                f"(model {config.version})",
+                type="UnknownSchemaVersionError",
+                non_retryable=True,
+            ) from None
+
+    async def _run(self, inp: ClassifyDocumentInput) -> ClassificationOutcome:
+        self._document_id = inp.document_id
+        branch, result = await self._classify(inp)
+        self._branch, self._result = branch, result
+        labels = inp.deployment.primary_version.labels
+        self._allowed_labels = frozenset(labels or result.scores_by_class)
+        workflow.upsert_search_attributes(
+            [
+                sa.MODEL_VERSION.value_set(result.model_version),
+                sa.OUTPUT_SCHEMA_VERSION.value_set(result.schema_version),
+            ]
+        )
+
+        final_label, outcome, reviewer = result.label, Outcome.AUTO, None
+        if result.confidence < inp.review_threshold:
+            self._state = WorkflowState.AWAITING_REVIEW
+            workflow.upsert_search_attributes([sa.REVIEW_STATE.value_set("pending")])
+            try:
+                await workflow.wait_condition(
+                    lambda: self._review is not None, timeout=inp.review_timeout
+                )
+            except TimeoutError:
+                self._escalated = True
+                outcome = Outcome.ESCALATED
+                workflow.upsert_search_attributes([sa.REVIEW_STATE.value_set("escalated")])
+            else:
+                assert self._review is not None
+                final_label, outcome, reviewer = (
+                    self._review.label,
+                    Outcome.REVIEWED,
+                    self._review.reviewer,
+                )
+                workflow.upsert_search_attributes([sa.REVIEW_STATE.value_set("reviewed")])
+
+        self._state = WorkflowState.PROCESSING
+        info = workflow.info()
+        processed = await workflow.execute_activity(
+            PROCESS_RESULT,
+            ProcessInput(
+                document_id=inp.document_id,
+                workflow_id=info.workflow_id,
+                run_id=info.run_id,
+                branch=branch,
+                result=result,
+                final_label=final_label,
+                outcome=outcome,
+                reviewer=reviewer,
+            ),
+            result_type=ProcessOutput,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=PROCESS_RETRY,
+        )
+        self._state = WorkflowState.DONE
+        return ClassificationOutcome(
+            document_id=inp.document_id,
+            branch=branch,
+            result=result,
+            final_label=final_label,
+            outcome=outcome,
+            destination=processed.destination,
+            record_id=processed.record_id,
+        )
+
+    @workflow.update
+    async def submit_review(self, decision: ReviewDecision) -> ReviewReceipt:
+        """Record a human verdict; accepted only while the document awaits review."""
+        self._review = decision
+        assert self._result is not None
+        return ReviewReceipt(
+            document_id=self._document_id,
+            accepted_label=decision.label,
+            changed=decision.label != self._result.label,
+        )
+
+    @submit_review.validator
+    def _validate_review(self, decision: ReviewDecision) -> None:
+        if self._state is not WorkflowState.AWAITING_REVIEW or self._review is not None:
+            raise ValueError(
+                f"document {self._document_id} is not awaiting review (state: {self._state})"
+            )
+        if decision.label not in self._allowed_labels:
+            raise ValueError(
+                f"unknown label {decision.label!r}; expected one of {sorted(self._allowed_labels)}"
+            )
+
+    @workflow.query
+    def status(self) -> WorkflowStatusView:
+        """Where the document is: classifying, awaiting review, processing or done."""
+        return WorkflowStatusView(
+            document_id=self._document_id,
+            state=self._state,
+            branch=self._branch,
+            result=self._result,
+            review=self._review,
+            escalated=self._escalated,
+        )

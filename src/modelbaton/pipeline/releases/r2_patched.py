@@ -1,0 +1,39 @@
+"""Release 2, patched: histories recorded before the patch keep the v1 path, new ones take v2.
+
+Both paths live in one worker binary. The v2 path picks the classify activity by the configured
+model's output schema version, so moving from model v2 to v3 (same raw shape, one more class) is a
+catalog change, not a code change.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+from modelbaton.pipeline.releases._base import DocumentClassificationBase
+
+with workflow.unsafe.imports_passed_through():
+    from modelbaton.contracts import NormalizedClassificationResult
+    from modelbaton.pipeline.messages import (
+        CLASSIFY_V1,
+        WORKFLOW_TYPE,
+        ClassificationOutcome,
+        ClassifyDocumentInput,
+    )
+    from modelbaton.pipeline.patches import PATCH_CLASSIFY_V2
+
+
+@workflow.defn(name=WORKFLOW_TYPE)
+class DocumentClassificationWorkflow(DocumentClassificationBase):
+    """Patched code: ``workflow.patched(PATCH_CLASSIFY_V2)`` chooses the path."""
+
+    async def _classify(
+        self, inp: ClassifyDocumentInput
+    ) -> tuple[str, NormalizedClassificationResult]:
+        config = inp.deployment.primary_version
+        if workflow.patched(PATCH_CLASSIFY_V2):
+            return "v2", await self._call_classifier(inp, self._classifier_for(config), config)
+        return "v1", await self._call_classifier(inp, CLASSIFY_V1, config)
+
+    @workflow.run
+    async def run(self, inp: ClassifyDocumentInput) -> ClassificationOutcome:
+        return await self._run(inp)

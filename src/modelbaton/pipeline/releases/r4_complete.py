@@ -1,0 +1,34 @@
+"""Release 4, patch removed: the v2 path is the only code.
+
+Deploy only once every workflow recorded before the deprecation has left retention, since
+opening a closed workflow replays it (``baton patches`` says when).
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+from modelbaton.pipeline.releases._base import DocumentClassificationBase
+
+with workflow.unsafe.imports_passed_through():
+    from modelbaton.contracts import NormalizedClassificationResult
+    from modelbaton.pipeline.messages import (
+        WORKFLOW_TYPE,
+        ClassificationOutcome,
+        ClassifyDocumentInput,
+    )
+
+
+@workflow.defn(name=WORKFLOW_TYPE)
+class DocumentClassificationWorkflow(DocumentClassificationBase):
+    """Complete: no patch call left."""
+
+    async def _classify(
+        self, inp: ClassifyDocumentInput
+    ) -> tuple[str, NormalizedClassificationResult]:
+        config = inp.deployment.primary_version
+        return "v2", await self._call_classifier(inp, self._classifier_for(config), config)
+
+    @workflow.run
+    async def run(self, inp: ClassifyDocumentInput) -> ClassificationOutcome:
+        return await self._run(inp)
