@@ -24,10 +24,7 @@ class Settings:
     database_url: str
     task_queue: str
     model_base_url: str | None
-
-    @property
-    def cache_dir(self) -> Path:
-        return self.home / "cache"
+    cache_dir: Path
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -40,4 +37,7 @@ class Settings:
             database_url=db,
             task_queue=os.environ.get("MODELBATON_TASK_QUEUE", DEFAULT_TASK_QUEUE),
             model_base_url=os.environ.get("MODELBATON_MODEL_BASE_URL") or None,
+            # Trained models are keyed by corpus and code version, so state directories (the
+            # demo's, a test's) can share one cache instead of retraining.
+            cache_dir=Path(os.environ.get("MODELBATON_CACHE_DIR") or home / "cache").resolve(),
         )
