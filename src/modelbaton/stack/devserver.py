@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from modelbaton.pipeline import search_attributes
+
 #: Dynamic config the embedded server runs with.
 #: - TemporalReportedProblems gets filled after two consecutive workflow-task failures, so
 #:   ``baton status`` can find workflows stuck on non-determinism (off by default in Temporal).
@@ -10,3 +14,45 @@ DEV_SERVER_DYNAMIC_CONFIG: tuple[str, ...] = (
     "system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute=2",
     'matching.wv.VersionDrainageStatusVisibilityGracePeriod="10s"',
 )
+
+
+def dynamic_config_flags() -> list[str]:
+    """``--dynamic-config-value KEY=VALUE`` for each entry of :data:`DEV_SERVER_DYNAMIC_CONFIG`."""
+    flags: list[str] = []
+    for entry in DEV_SERVER_DYNAMIC_CONFIG:
+        flags += ["--dynamic-config-value", entry]
+    return flags
+
+
+def dev_server_command(
+    binary: Path,
+    *,
+    ip: str,
+    port: int,
+    ui_port: int | None,
+    db_filename: Path,
+    namespace: str = "default",
+) -> list[str]:
+    """The ``temporal server start-dev`` argv of the embedded stack.
+
+    ``ui_port=None`` runs the server headless. The SQLite file keeps every workflow across
+    restarts. The ``--search-attribute`` flags only take effect when the file is created: on a
+    restart the server keeps what the file has and silently ignores flags for attributes it lacks,
+    so the caller must also register missing ones through the operator service (see
+    ``modelbaton.stack.embedded``).
+    """
+    command = [
+        str(binary),
+        "server",
+        "start-dev",
+        "--ip",
+        ip,
+        "--port",
+        str(port),
+        "--db-filename",
+        str(db_filename),
+    ]
+    command += ["--headless"] if ui_port is None else ["--ui-port", str(ui_port)]
+    if namespace != "default":  # "default" always exists; naming it again is redundant
+        command += ["--namespace", namespace]
+    return command + search_attributes.dev_server_flags() + dynamic_config_flags()
