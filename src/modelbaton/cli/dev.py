@@ -1,7 +1,171 @@
-"""`baton dev` commands."""
+"""``baton dev``: the embedded stack (Temporal dev server, model server, workers) here."""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
 
-app = typer.Typer(no_args_is_help=True, help="dev commands.")
+import typer
+from rich.table import Table
+
+from modelbaton.cli._output import JsonOption, console, emit, fail
+from modelbaton.errors import StackError
+from modelbaton.settings import DEFAULT_TASK_QUEUE, Settings
+from modelbaton.stack import embedded
+from modelbaton.stack.embedded import StackOptions, StackState, StackStatus
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Run the embedded stack: a Temporal dev server, the model server and workers.",
+)
+
+HomeOption = typer.Option(
+    None, "--home", help="State directory (default MODELBATON_HOME, else ./.modelbaton)."
+)
+
+
+def _home(home: Path | None) -> Path:
+    return (home or Settings.from_env().home).resolve()
+
+
+def _render_status(status: StackStatus) -> None:
+    state = status.state
+    if state is None:
+        console.print(f"no stack recorded in {status.home}; start one with 'baton dev up'")
+        return
+    verdict = "[green]running[/]" if status.running else "[red]degraded[/]"
+    console.print(f"stack in {status.home}: {verdict} (started {state.started_at})")
+    console.print(f"  Temporal   {state.temporal_address}  namespace {state.namespace}")
+    console.print(f"  Web UI     {state.ui_url or '(headless)'}")
+    console.print(f"  models     {state.model_base_url or '(not started)'}")
+    console.print(f"  task queue {state.task_queue}  release {state.release}")
+    console.print(f"  client     temporal --config-file {state.home / embedded.CLIENT_CONFIG_FILE}")
+    table = Table("process", "pid", "state", "port", "log")
+    for proc in status.processes:
+        record = proc.record
+        table.add_row(
+            record.name,
+            str(record.pid),
+            "[green]alive[/]" if proc.alive else "[red]dead[/]",
+            str(record.port or ""),
+            record.log,
+        )
+    console.print(table)
+    if not status.running:
+        console.print("some processes are dead: 'baton dev up' cleans up and starts again")
+
+
+def _render_up(state: StackState) -> None:
+    if state.already_running:
+        console.print(f"stack already running in {state.home}; 'baton dev down' stops it")
+    else:
+        console.print(f"stack started in {state.home}")
+    _render_status(embedded.stack_status(state.home))
+
+
+@app.command()
+def up(
+    temporal_port: int = typer.Option(7233, min=1, max=65535, help="Temporal gRPC port."),
+    ui_port: int = typer.Option(8233, min=1, max=65535, help="Temporal Web UI port."),
+    model_port: int = typer.Option(8601, min=1, max=65535, help="Model server port."),
+    workers: int = typer.Option(1, min=0, max=16, help="Worker processes (0: none)."),
+    task_queue: str = typer.Option(DEFAULT_TASK_QUEUE, help="Task queue the workers poll."),
+    release: str = typer.Option(embedded.DEFAULT_RELEASE, help="Workflow release the workers run."),
+    namespace: str = typer.Option("default", help="Temporal namespace (created if missing)."),
+    models: bool = typer.Option(True, "--models/--no-models", help="Start the model server."),
+    ui: bool = typer.Option(True, "--ui/--no-ui", help="Serve the Temporal Web UI."),
+    ephemeral_ports: bool = typer.Option(
+        False, "--ephemeral-ports", help="Let the OS pick free ports instead of the port options."
+    ),
+    home: Path | None = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Start the stack and return once every part answers; the processes keep running.
+
+    Workflows survive 'down' and 'up': Temporal keeps them in <home>/temporal.db. Running 'up'
+    again while the stack runs changes nothing.
+    """
+    options = StackOptions(
+        home=_home(home),
+        temporal_port=temporal_port,
+        ui_port=ui_port,
+        model_port=model_port,
+        workers=workers,
+        task_queue=task_queue,
+        release=release,
+        namespace=namespace,
+        models=models,
+        ui=ui,
+        ephemeral_ports=ephemeral_ports,
+    )
+    if not as_json:
+        console.print(f"starting the stack in {options.home} (the first start may train models)")
+    try:
+        state = embedded.start_stack(options)
+    except StackError as exc:
+        raise fail(str(exc), 1) from None
+    except KeyboardInterrupt:
+        # start_stack has already stopped what it started.
+        raise fail("interrupted; everything started so far was stopped", 130) from None
+    data = state.to_dict() | {"already_running": state.already_running}
+    emit(data, as_json, lambda: _render_up(state))
+
+
+@app.command()
+def status(home: Path | None = HomeOption, as_json: bool = JsonOption) -> None:
+    """What runs where: addresses, PIDs (alive or dead), the Web UI, log files, the state dir.
+
+    Exit code 0 when everything recorded runs, 1 when some recorded process is dead, 3 when no
+    stack is recorded.
+    """
+    try:
+        report = embedded.stack_status(_home(home))
+    except StackError as exc:
+        raise fail(str(exc), 1) from None
+    emit(report.as_dict(), as_json, lambda: _render_status(report))
+    if report.state is None:
+        raise typer.Exit(3)
+    if not report.running:
+        raise typer.Exit(1)
+
+
+@app.command()
+def down(home: Path | None = HomeOption, as_json: bool = JsonOption) -> None:
+    """Stop what 'up' started, by PID: workers, then the model server, then Temporal.
+
+    Workflows stay in the state directory for the next 'up'. Nothing running is not an error.
+    """
+    state_dir = _home(home)
+    try:
+        stopped = embedded.stop_stack(state_dir)
+    except StackError as exc:
+        raise fail(str(exc), 1) from None
+
+    def render() -> None:
+        if not stopped:
+            console.print(f"nothing to stop in {state_dir}")
+        for result in stopped:
+            console.print(f"stopped {result}")
+
+    emit({"home": str(state_dir), "stopped": [vars(r) for r in stopped]}, as_json, render)
+
+
+@app.command("restart-workers")
+def restart_workers(
+    release: str | None = typer.Option(None, help="Workflow release (default: keep the current)."),
+    workers: int | None = typer.Option(None, min=0, max=16, help="How many (default: as now)."),
+    home: Path | None = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Deploy: stop the stack's workers and start new ones, optionally on another release."""
+    try:
+        state = embedded.restart_workers(_home(home), release=release, workers=workers)
+    except StackError as exc:
+        raise fail(str(exc), 1) from None
+    emit(
+        state.to_dict(),
+        as_json,
+        lambda: console.print(
+            f"{len(state.workers)} worker(s) on release {state.release}, "
+            f"task queue {state.task_queue}"
+        ),
+    )

@@ -1,0 +1,606 @@
+"""The embedded stack: a Temporal dev server, the model server and workers, all on this machine.
+
+``start_stack`` starts them in that order, waits until each answers, and records addresses and
+PIDs in ``<home>/stack.json`` (rewritten atomically after every change, so even an interrupted
+start leaves a file that ``stop_stack`` can act on). Temporal keeps its state in
+``<home>/temporal.db``, so stopping and starting again keeps every workflow.
+
+Children get the stack's addresses through the environment they already honour (TEMPORAL_ADDRESS,
+TEMPORAL_NAMESPACE, MODELBATON_HOME, MODELBATON_MODEL_BASE_URL, MODELBATON_TASK_QUEUE), so a
+worker started by hand against the same variables behaves exactly like one started here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import fcntl
+import json
+import os
+import sys
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, DescribeTaskQueueRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from modelbaton.errors import StackError
+from modelbaton.pipeline import search_attributes
+from modelbaton.settings import DEFAULT_TASK_QUEUE
+from modelbaton.stack import processes
+from modelbaton.stack.connect import STACK_FILE, read_stack_state, temporal_binary
+from modelbaton.stack.devserver import dev_server_command
+from modelbaton.stack.processes import ProcessRecord, StopResult
+
+#: The worker validates release names itself; naming the default here (rather than importing
+#: the pipeline's releases) keeps ``baton dev status`` and ``down`` free of workflow imports.
+DEFAULT_RELEASE = "patched"
+TEMPORAL = "temporal"
+MODELS = "models"
+WORKER_PREFIX = "worker-"
+CLIENT_CONFIG_FILE = "temporal.toml"
+#: Seconds a worker may take from spawn to polling (imports, connecting).
+WORKER_TIMEOUT = 120.0
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """What ``start_stack`` starts and where.
+
+    ``ephemeral_ports`` ignores the three port fields and lets the OS choose free ports (the demo
+    and tests use it so they never collide with a stack someone else runs).
+    """
+
+    home: Path
+    temporal_port: int = 7233
+    ui_port: int = 8233
+    model_port: int = 8601
+    workers: int = 1
+    task_queue: str = DEFAULT_TASK_QUEUE
+    release: str = DEFAULT_RELEASE
+    namespace: str = "default"
+    models: bool = True
+    ui: bool = True
+    ephemeral_ports: bool = False
+    host: str = "127.0.0.1"
+    temporal_timeout: float = 60.0
+    #: The model server's first start may train the models.
+    model_timeout: float = 180.0
+    worker_timeout: float = WORKER_TIMEOUT
+
+
+@dataclass(frozen=True)
+class StackState:
+    """What runs where, as recorded in ``<home>/stack.json``."""
+
+    home: Path
+    temporal_address: str
+    namespace: str
+    ui_url: str | None
+    model_base_url: str | None
+    task_queue: str
+    release: str
+    started_at: str
+    processes: list[ProcessRecord] = field(default_factory=list)
+    #: True when ``start_stack`` found this stack already running and started nothing.
+    #: Not persisted.
+    already_running: bool = False
+
+    @property
+    def workers(self) -> list[ProcessRecord]:
+        """The worker processes, in start order."""
+        return [p for p in self.processes if p.name.startswith(WORKER_PREFIX)]
+
+    def process(self, name: str) -> ProcessRecord | None:
+        """The recorded process called ``name``, if any."""
+        return next((p for p in self.processes if p.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form written to ``stack.json``."""
+        return {
+            "home": str(self.home),
+            "temporal_address": self.temporal_address,
+            "namespace": self.namespace,
+            "ui_url": self.ui_url,
+            "model_base_url": self.model_base_url,
+            "task_queue": self.task_queue,
+            "release": self.release,
+            "started_at": self.started_at,
+            "client_config_file": str(self.home / CLIENT_CONFIG_FILE),
+            "processes": [p.to_dict() for p in self.processes],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], home: Path) -> StackState:
+        """Inverse of :meth:`to_dict`; ``home`` is where the file was found."""
+        return cls(
+            home=home,
+            temporal_address=str(data["temporal_address"]),
+            namespace=str(data.get("namespace", "default")),
+            ui_url=data.get("ui_url"),
+            model_base_url=data.get("model_base_url"),
+            task_queue=str(data.get("task_queue", DEFAULT_TASK_QUEUE)),
+            release=str(data.get("release", DEFAULT_RELEASE)),
+            started_at=str(data.get("started_at", "")),
+            processes=[ProcessRecord.from_dict(p) for p in data.get("processes", [])],
+        )
+
+
+@dataclass(frozen=True)
+class ProcessStatus:
+    """One recorded process and whether it still runs."""
+
+    record: ProcessRecord
+    alive: bool
+
+
+@dataclass(frozen=True)
+class StackStatus:
+    """The answer of :func:`stack_status`."""
+
+    home: Path
+    state: StackState | None
+    processes: list[ProcessStatus]
+
+    @property
+    def running(self) -> bool:
+        """True when a stack is recorded and every one of its processes is alive."""
+        return self.state is not None and all(p.alive for p in self.processes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready report (``baton dev status --json``)."""
+        data: dict[str, Any] = {"home": str(self.home), "running": self.running}
+        if self.state is not None:
+            data |= self.state.to_dict()
+            data["processes"] = [p.record.to_dict() | {"alive": p.alive} for p in self.processes]
+        return data
+
+
+# --------------------------------------------------------------------------------------------
+# state file
+
+
+def load_state(home: Path) -> StackState | None:
+    """The recorded stack of ``home``, or None when nothing is recorded there."""
+    home = home.resolve()
+    try:
+        data = read_stack_state(home)
+    except (OSError, ValueError) as exc:
+        raise StackError(
+            f"cannot read {home / STACK_FILE}: {exc}; stop any process it lists by hand "
+            "and delete the file"
+        ) from None
+    return StackState.from_dict(data, home) if data is not None else None
+
+
+def _write_state(state: StackState) -> None:
+    # Write-then-rename: a reader (or a crash) sees the old file or the new one, never half.
+    path = state.home / STACK_FILE
+    tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
+    with tmp.open("w") as out:
+        json.dump(state.to_dict(), out, indent=2)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+
+
+def _remove_state(home: Path) -> None:
+    (home / STACK_FILE).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _locked(home: Path) -> Iterator[None]:
+    """One ``up``, ``down`` or restart at a time per state directory."""
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / "stack.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StackError(
+                f"another 'baton dev' command is working on {home}; wait for it to finish"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion from synchronous code, even inside a running event loop.
+
+    The demo and async tests call the synchronous stack API from a coroutine; ``asyncio.run``
+    refuses to nest, so then the coroutine gets its own loop in a helper thread.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(factory())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(factory())).result()
+
+
+def _venv_bin() -> Path:
+    # The same interpreter directory as temporal_binary(): the project's venv.
+    return Path(sys.executable).parent
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _choose_ports(options: StackOptions) -> dict[str, int]:
+    wanted: list[tuple[str, int, str]] = [(TEMPORAL, options.temporal_port, "--temporal-port")]
+    if options.ui:
+        wanted.append(("ui", options.ui_port, "--ui-port"))
+    if options.models:
+        wanted.append((MODELS, options.model_port, "--model-port"))
+    chosen: dict[str, int] = {}
+    if options.ephemeral_ports:
+        for name, _, _ in wanted:
+            port = processes.free_port(options.host)
+            while port in chosen.values():
+                port = processes.free_port(options.host)
+            chosen[name] = port
+        return chosen
+    for name, port, flag in wanted:
+        clash = next((other for other, p in chosen.items() if p == port), None)
+        if clash is not None:
+            raise StackError(f"port {port} is asked for both {clash} and {name}; change {flag}")
+        if processes.port_in_use(options.host, port):
+            raise StackError(
+                f"port {port} on {options.host} is already in use (wanted by {name}); "
+                f"pass another {flag}, or stop whatever listens there"
+            )
+        chosen[name] = port
+    return chosen
+
+
+def _write_client_config(home: Path, address: str, namespace: str) -> Path:
+    # A profile for this stack alone: children read it instead of the user's own config file,
+    # whose default profile may add TLS or an API key meant for another cluster. People can use
+    # it too: ``temporal --config-file <home>/temporal.toml workflow list``.
+    path = home / CLIENT_CONFIG_FILE
+    path.write_text(
+        "# Written by 'baton dev up': the embedded stack's Temporal.\n"
+        f'[profile.default]\naddress = "{address}"\nnamespace = "{namespace}"\n'
+    )
+    return path
+
+
+def _child_env(state: StackState) -> dict[str, str]:
+    # Drop inherited TEMPORAL_* (a profile, API key or TLS for another cluster) so children
+    # reach this stack and nothing else.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")}
+    env |= {
+        "TEMPORAL_ADDRESS": state.temporal_address,
+        "TEMPORAL_NAMESPACE": state.namespace,
+        "TEMPORAL_CONFIG_FILE": str(state.home / CLIENT_CONFIG_FILE),
+        "MODELBATON_HOME": str(state.home),
+        "MODELBATON_TASK_QUEUE": state.task_queue,
+        # Log lines should reach the log file as they happen, not when a buffer fills.
+        "PYTHONUNBUFFERED": "1",
+    }
+    if state.model_base_url:
+        env["MODELBATON_MODEL_BASE_URL"] = state.model_base_url
+    return env
+
+
+# --------------------------------------------------------------------------------------------
+# readiness
+
+
+async def _ensure_search_attributes(client: Client, namespace: str) -> list[str]:
+    """Register the pipeline's search attributes the namespace lacks; return their names.
+
+    ``--search-attribute`` only acts when the dev server creates its database, so a database made
+    before an attribute was added to the pipeline would silently lack it after a restart.
+    """
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace)
+    )
+    missing: dict[str, IndexedValueType.ValueType] = {}
+    for key in search_attributes.ALL:
+        want = IndexedValueType.ValueType(key.indexed_value_type.value)
+        have = listed.custom_attributes.get(key.name)
+        if have is None:
+            missing[key.name] = want
+        elif have != want:
+            raise StackError(
+                f"search attribute {key.name} is registered as {IndexedValueType.Name(have)} in "
+                f"namespace {namespace}, modelbaton needs {IndexedValueType.Name(want)}; "
+                "start with a fresh --home"
+            )
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(search_attributes=missing, namespace=namespace)
+        )
+    return sorted(missing)
+
+
+async def _await_temporal(
+    record: ProcessRecord, address: str, namespace: str, seconds: float
+) -> None:
+    host, _, port = address.rpartition(":")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    last_error = "the port never accepted a connection"
+    while True:
+        if not processes.is_ours(record):
+            raise StackError(f"{TEMPORAL} exited during start-up; see its log {record.log}")
+        if processes.port_accepts(host, int(port)):
+            try:
+                client = await Client.connect(address, namespace=namespace)
+                await client.workflow_service.describe_namespace(
+                    DescribeNamespaceRequest(namespace=namespace)
+                )
+                await _ensure_search_attributes(client, namespace)
+                return
+            except (RuntimeError, RPCError) as exc:
+                last_error = str(exc)
+        if loop.time() > deadline:
+            raise StackError(
+                f"{TEMPORAL} (pid {record.pid}) did not answer for namespace {namespace} within "
+                f"{seconds:.0f} s ({last_error}); see its log {record.log}"
+            )
+        await asyncio.sleep(0.25)
+
+
+async def _await_workers(state: StackState, workers: list[ProcessRecord], seconds: float) -> None:
+    """Wait until every worker polls the task queue.
+
+    The SDK's default identity is ``<pid>@<host>``, so a poller with our PID proves that this
+    very process is connected and polling (old pollers of a restarted worker linger in the list
+    for minutes, which is why the PID matters).
+    """
+    client = await Client.connect(state.temporal_address, namespace=state.namespace)
+    request = DescribeTaskQueueRequest(
+        namespace=state.namespace,
+        task_queue=TaskQueue(name=state.task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    pending = {w.pid: w for w in workers}
+    while pending:
+        for worker in pending.values():
+            if not processes.is_ours(worker):
+                raise StackError(f"{worker.name} exited during start-up; see its log {worker.log}")
+        described = await client.workflow_service.describe_task_queue(request)
+        for poller in described.pollers:
+            pending.pop(_identity_pid(poller.identity), None)
+        if not pending:
+            return
+        if loop.time() > deadline:
+            late = next(iter(pending.values()))
+            raise StackError(
+                f"{late.name} (pid {late.pid}) did not poll task queue {state.task_queue} within "
+                f"{seconds:.0f} s; see its log {late.log}"
+            )
+        await asyncio.sleep(0.5)
+
+
+def _identity_pid(identity: str) -> int:
+    head = identity.partition("@")[0]
+    return int(head) if head.isdigit() else -1
+
+
+def _model_server_healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+
+
+def stack_status(home: Path) -> StackStatus:
+    """What the state directory records, and which recorded PIDs still run what we started."""
+    home = home.resolve()
+    state = load_state(home)
+    procs = [ProcessStatus(p, processes.is_ours(p)) for p in state.processes] if state else []
+    return StackStatus(home=home, state=state, processes=procs)
+
+
+def start_stack(options: StackOptions) -> StackState:
+    """Start Temporal, then the model server, then the workers; return what runs where.
+
+    Idempotent: when the recorded stack is fully alive it is returned as is, with
+    ``already_running`` set. When some recorded process is dead, the survivors are stopped and the
+    stack starts afresh (the Temporal database, and so every workflow, is kept). When a component
+    fails to start, everything this call started is stopped by PID and a :class:`StackError`
+    names the component and its log file. Ctrl-C during start-up does the same.
+    """
+    home = options.home.resolve()
+    with _locked(home):
+        existing = stack_status(home)
+        if existing.state is not None:
+            if existing.running:
+                return replace(existing.state, already_running=True)
+            # Stale: something died (a crash, a reboot). Never leave half a stack behind.
+            processes.stop_many(list(reversed(existing.state.processes)))
+            _remove_state(home)
+        return _start(replace(options, home=home))
+
+
+def _start(options: StackOptions) -> StackState:
+    home = options.home
+    ports = _choose_ports(options)
+    logs = home / "logs"
+    address = f"{options.host}:{ports[TEMPORAL]}"
+    model_url = (
+        f"http://{options.host}:{ports[MODELS]}"
+        if options.models
+        else os.environ.get("MODELBATON_MODEL_BASE_URL") or None
+    )
+    state = StackState(
+        home=home,
+        temporal_address=address,
+        namespace=options.namespace,
+        ui_url=f"http://{options.host}:{ports['ui']}" if options.ui else None,
+        model_base_url=model_url,
+        task_queue=options.task_queue,
+        release=options.release,
+        started_at=_now(),
+    )
+    _write_client_config(home, address, options.namespace)
+    env = _child_env(state)
+    component = TEMPORAL
+    try:
+        temporal = processes.spawn(
+            TEMPORAL,
+            dev_server_command(
+                temporal_binary(),
+                ip=options.host,
+                port=ports[TEMPORAL],
+                ui_port=ports.get("ui"),
+                db_filename=home / "temporal.db",
+                namespace=options.namespace,
+            ),
+            logs / "temporal.log",
+            env,
+            port=ports[TEMPORAL],
+            cwd=home,
+        )
+        state = replace(state, processes=[temporal])
+        _write_state(state)
+        _run_async(
+            lambda: _await_temporal(temporal, address, options.namespace, options.temporal_timeout)
+        )
+
+        if options.models:
+            component = MODELS
+            assert model_url is not None
+            baton = str(_venv_bin() / "baton")
+            command = [baton, "models", "serve", "--host", options.host, "--port"]
+            models = processes.spawn(
+                MODELS,
+                [*command, str(ports[MODELS])],
+                logs / "models.log",
+                env,
+                port=ports[MODELS],
+                cwd=home,
+            )
+            state = replace(state, processes=[*state.processes, models])
+            _write_state(state)
+            processes.wait_until(
+                models,
+                lambda: _model_server_healthy(model_url),
+                timeout=options.model_timeout,
+                what=f"a 200 from {model_url}/healthz",
+            )
+
+        component = "workers"
+        state = _spawn_workers(state, options.workers, options.worker_timeout)
+        return state
+    except BaseException as exc:
+        # BaseException: Ctrl-C (KeyboardInterrupt) must also stop what was started.
+        # The file is rewritten after every spawn, so it lists workers started in helpers too.
+        current = load_state(home) or state
+        processes.stop_many(list(reversed(current.processes)))
+        _remove_state(home)
+        if isinstance(exc, StackError):
+            raise
+        if isinstance(exc, Exception):
+            raise StackError(f"starting {component} failed: {exc}") from exc
+        raise
+
+
+def _spawn_workers(state: StackState, count: int, timeout: float) -> StackState:
+    """Start ``count`` workers for ``state`` and wait until they poll; record them as they start."""
+    env = _child_env(state)
+    baton = str(_venv_bin() / "baton")
+    started: list[ProcessRecord] = []
+    for i in range(1, count + 1):
+        name = f"{WORKER_PREFIX}{i}"
+        worker = processes.spawn(
+            name,
+            [baton, "worker", "--task-queue", state.task_queue, "--release", state.release],
+            state.home / "logs" / f"{name}.log",
+            env,
+            cwd=state.home,
+        )
+        started.append(worker)
+        state = replace(state, processes=[*state.processes, worker])
+        _write_state(state)
+    if started:
+        _run_async(lambda: _await_workers(state, started, timeout))
+    return state
+
+
+def stop_stack(home: Path) -> list[StopResult]:
+    """Stop what ``start_stack`` started, by PID: workers, then the model server, then Temporal.
+
+    Each step is recorded as it happens, so an interrupted stop can be resumed. Idempotent: with
+    nothing recorded it returns an empty list. The Temporal database stays, with every workflow.
+    """
+    home = home.resolve()
+    with _locked(home):
+        state = load_state(home)
+        if state is None:
+            return []
+        results: list[StopResult] = []
+        # Workers first, so none is left polling a server that is going away; Temporal last.
+        tiers = [state.workers, [p for p in state.processes if p.name == MODELS]]
+        tiers.append([p for p in state.processes if p.name == TEMPORAL])
+        tiers.append([p for p in state.processes if not any(p in tier for tier in tiers)])
+        for tier in tiers:
+            if not tier:
+                continue
+            results += processes.stop_many(tier)
+            remaining = [p for p in state.processes if p not in tier]
+            state = replace(state, processes=remaining)
+            _write_state(state)
+        _remove_state(home)
+        return results
+
+
+def restart_workers(
+    home: Path, *, release: str | None = None, workers: int | None = None
+) -> StackState:
+    """Stop the stack's workers and start new ones, optionally on another workflow release.
+
+    This is a deploy: in-flight workflows continue on the new workers (the demo moves from the
+    pre-patch release to the patched one this way). ``workers`` changes how many run.
+    """
+    home = home.resolve()
+    with _locked(home):
+        status = stack_status(home)
+        state = status.state
+        temporal = state.process(TEMPORAL) if state else None
+        if state is None or temporal is None or not processes.is_ours(temporal):
+            raise StackError(f"no running stack in {home}; start one with 'baton dev up'")
+        count = len(state.workers) if workers is None else workers
+        processes.stop_many(state.workers)
+        state = replace(
+            state,
+            release=release or state.release,
+            processes=[p for p in state.processes if not p.name.startswith(WORKER_PREFIX)],
+        )
+        _write_state(state)
+        try:
+            return _spawn_workers(state, count, WORKER_TIMEOUT)
+        except BaseException:
+            current = load_state(home) or state
+            processes.stop_many(current.workers)
+            _write_state(replace(current, processes=state.processes))
+            raise
