@@ -1,0 +1,177 @@
+"""The embedded stack against a real Temporal dev server in a temporary state directory.
+
+Only the Temporal part is started (``models=False, workers=0``) to keep the box free for others'
+tests. Every test stops what it started by PID in a fixture, also when it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.api.operatorservice.v1 import (
+    ListSearchAttributesRequest,
+    RemoveSearchAttributesRequest,
+)
+from temporalio.client import Client, WorkflowExecutionStatus
+from typer.testing import CliRunner
+
+from modelbaton.cli.dev import app as dev_app
+from modelbaton.errors import StackError
+from modelbaton.pipeline import search_attributes
+from modelbaton.stack import embedded, processes
+from modelbaton.stack.embedded import StackOptions, StackState
+from modelbaton.stack.processes import ProcessRecord
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    home = tmp_path / "stack"
+    yield home
+    # Whatever happened, stop the recorded PIDs (stop_stack checks they are still ours).
+    embedded.stop_stack(home)
+
+
+def options(home: Path, **overrides: Any) -> StackOptions:
+    fields: dict[str, Any] = {"models": False, "workers": 0, "ephemeral_ports": True}
+    return StackOptions(home=home, **(fields | overrides))
+
+
+def temporal_record(state: StackState) -> ProcessRecord:
+    record = state.process(embedded.TEMPORAL)
+    assert record is not None
+    return record
+
+
+async def custom_attributes(state: StackState) -> dict[str, int]:
+    client = await Client.connect(state.temporal_address, namespace=state.namespace)
+    listed = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=state.namespace)
+    )
+    return dict(listed.custom_attributes)
+
+
+def wait_dead(record: ProcessRecord, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while processes.is_ours(record):
+        assert time.monotonic() < deadline, f"pid {record.pid} still runs"
+        time.sleep(0.1)
+
+
+async def test_restart_keeps_workflows_and_registers_search_attributes(home: Path) -> None:
+    state = embedded.start_stack(options(home))
+    first = temporal_record(state)
+    status = embedded.stack_status(home)
+    assert status.running
+    assert [(p.record.pid, p.alive) for p in status.processes] == [(first.pid, True)]
+    assert json.loads((home / "stack.json").read_text())["temporal_address"] == (
+        state.temporal_address
+    )
+    assert state.ui_url is not None
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(state.ui_url)).status_code == 200
+
+    registered = await custom_attributes(state)
+    assert {key.name for key in search_attributes.ALL} <= registered.keys()
+
+    client = await Client.connect(state.temporal_address, namespace=state.namespace)
+    # A database made before ReviewState existed: start-dev ignores --search-attribute for an
+    # existing database, so only the stack's own registration can bring it back.
+    await client.operator_service.remove_search_attributes(
+        RemoveSearchAttributesRequest(
+            search_attributes=[search_attributes.REVIEW_STATE.name], namespace=state.namespace
+        )
+    )
+    assert search_attributes.REVIEW_STATE.name not in await custom_attributes(state)
+    # No worker polls this queue, so the workflow stays Running across the restart.
+    workflow_id = f"stack-restart-{uuid.uuid4().hex[:8]}"
+    await client.start_workflow(
+        "StackRestartProbe", id=workflow_id, task_queue=f"tq-none-{workflow_id}"
+    )
+
+    again = embedded.start_stack(options(home))
+    assert again.already_running
+    assert temporal_record(again) == first
+
+    stopped = embedded.stop_stack(home)
+    assert [(s.name, s.pid, s.outcome) for s in stopped] == [
+        (embedded.TEMPORAL, first.pid, "terminated")
+    ]
+    assert not processes.is_ours(first)
+    assert embedded.stack_status(home).state is None
+    assert embedded.stop_stack(home) == []
+
+    restarted = embedded.start_stack(options(home, ui=False))
+    assert not restarted.already_running
+    assert restarted.ui_url is None
+    client = await Client.connect(restarted.temporal_address, namespace=restarted.namespace)
+    described = await client.get_workflow_handle(workflow_id).describe()
+    assert described.status == WorkflowExecutionStatus.RUNNING
+    assert search_attributes.REVIEW_STATE.name in await custom_attributes(restarted)
+
+    # A crashed server leaves stale state: 'up' notices, cleans it and starts again, and the
+    # SQLite file survives even SIGKILL.
+    crashed = temporal_record(restarted)
+    os.kill(crashed.pid, signal.SIGKILL)
+    wait_dead(crashed)
+    assert not embedded.stack_status(home).running
+    recovered = embedded.start_stack(options(home, ui=False))
+    assert not recovered.already_running
+    assert temporal_record(recovered).pid != crashed.pid
+    client = await Client.connect(recovered.temporal_address, namespace=recovered.namespace)
+    described = await client.get_workflow_handle(workflow_id).describe()
+    assert described.status == WorkflowExecutionStatus.RUNNING
+
+    result = CliRunner().invoke(dev_app, ["status", "--json", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["running"] is True
+    assert [p["alive"] for p in report["processes"]] == [True]
+
+    result = CliRunner().invoke(dev_app, ["down", "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert f"pid {temporal_record(recovered).pid}" in result.output
+    assert not processes.is_ours(temporal_record(recovered))
+    result = CliRunner().invoke(dev_app, ["status", "--home", str(home)])
+    assert result.exit_code == 3
+
+
+def test_busy_port_names_the_flag(home: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(StackError, match=rf"port {port} .*--temporal-port"):
+            embedded.start_stack(options(home, ephemeral_ports=False, temporal_port=port, ui=False))
+    assert embedded.stack_status(home).state is None
+
+
+def test_failed_component_stops_what_was_started(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[ProcessRecord] = []
+    spawn = processes.spawn
+
+    def recording_spawn(*args: Any, **kwargs: Any) -> ProcessRecord:
+        record = spawn(*args, **kwargs)
+        started.append(record)
+        return record
+
+    monkeypatch.setattr(processes, "spawn", recording_spawn)
+    # The worker refuses an unknown release and exits, after Temporal is already up.
+    with pytest.raises(StackError, match=r"worker-1 exited .*worker-1\.log"):
+        embedded.start_stack(options(home, ui=False, workers=1, release="no-such-release"))
+    assert [r.name for r in started] == [embedded.TEMPORAL, "worker-1"]
+    assert not any(processes.is_ours(r) for r in started)
+    assert embedded.stack_status(home).state is None
