@@ -18,6 +18,8 @@ from modelbaton.pipeline import search_attributes
 from modelbaton.stack.connect import temporal_binary
 from modelbaton.stack.devserver import DEV_SERVER_DYNAMIC_CONFIG
 
+pytest_plugins = ["model_fixtures"]
+
 
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:

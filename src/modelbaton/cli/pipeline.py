@@ -90,6 +90,9 @@ def submit(
     model: str | None = typer.Option(None, help="Catalog model version (default: primary)."),
     task_queue: str | None = typer.Option(None, help="Task queue (default MODELBATON_TASK_QUEUE)."),
     max_bytes: int = typer.Option(DEFAULT_MAX_DOCUMENT_BYTES, min=1, max=1024 * 1024),
+    wait: bool = typer.Option(
+        False, "--wait/--no-wait", help="Wait for every started document's result."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Start one workflow per document; a resubmitted document starts nothing new.
@@ -112,7 +115,7 @@ def submit(
         client = await connect(settings.home)
         with Progress(console=console, transient=True, disable=as_json or len(docs) < 50) as bar:
             task = bar.add_task("starting workflows", total=len(docs))
-            return await submit_documents(
+            report = await submit_documents(
                 client,
                 docs,
                 deployment,
@@ -120,6 +123,12 @@ def submit(
                 task_queue or settings.task_queue,
                 on_progress=lambda n: bar.advance(task, n),
             )
+            if wait:
+                waiting = bar.add_task("waiting for results", total=len(report.started))
+                for wid in report.started:
+                    await client.get_workflow_handle(wid).result()
+                    bar.advance(waiting, 1)
+            return report
 
     try:
         report = asyncio.run(main()) if docs else SubmitReport()

@@ -40,7 +40,6 @@ class CatalogEntry:
 
     config: ModelVersionConfig
     reference: str | None = None
-    endpoint_path: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,7 @@ def _entry(path: Path, idx: int, raw: Any, base_url: str) -> CatalogEntry:
         get_output_schema(config.output_schema_version)
     except UnknownSchemaVersionError as exc:
         raise _err(path, where, f"field 'output_schema_version': {exc}") from None
-    return CatalogEntry(config=config, reference=reference, endpoint_path=str(endpoint))
+    return CatalogEntry(config=config, reference=reference)
 
 
 def parse_catalog(path: Path, doc: Mapping[str, Any], base_url: str | None = None) -> Catalog:

@@ -6,7 +6,11 @@ A patch id must never be reused for a different change: histories hold it foreve
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHistory
 
 from modelbaton.pipeline.messages import WORKFLOW_TYPE
 
@@ -29,3 +33,22 @@ PATCHES: tuple[PatchInfo, ...] = (
         "classify through the output-schema-specific activity (v2 models) instead of v1 only",
     ),
 )
+
+
+def patch_markers(history: WorkflowHistory) -> dict[str, bool]:
+    """Patch ids recorded in a history, each mapped to whether it was recorded as deprecated.
+
+    The SDK core writes a ``core_patch`` marker whose ``patch-data`` payload is JSON such as
+    ``{"id": "PATCH_CLASSIFY_V2", "deprecated": false}``.
+    """
+    found: dict[str, bool] = {}
+    for event in history.events:
+        if event.event_type != EventType.EVENT_TYPE_MARKER_RECORDED:
+            continue
+        attrs = event.marker_recorded_event_attributes
+        if attrs.marker_name != "core_patch" or "patch-data" not in attrs.details:
+            continue
+        for payload in attrs.details["patch-data"].payloads:
+            data = json.loads(payload.data)
+            found[str(data["id"])] = bool(data.get("deprecated", False))
+    return found
