@@ -17,3 +17,16 @@ app.add_typer(models.app, name="models")
 app.add_typer(dev.app, name="dev")
 pipeline.register(app)
 ops.register(app)
+
+
+@app.command()
+def demo(
+    per_batch: int = typer.Option(12, min=2, max=500, help="Documents per batch."),
+    review_threshold: float = typer.Option(
+        0.8, min=0.0, max=1.0, help="Below this confidence a document waits for review."
+    ),
+) -> None:
+    """Run the model-upgrade demo end to end on the embedded stack, then stop it."""
+    from modelbaton.demo import main
+
+    raise typer.Exit(main(per_batch=per_batch, review_threshold=review_threshold))
