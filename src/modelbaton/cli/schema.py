@@ -1,7 +1,156 @@
-"""`baton schema` commands."""
+"""``baton schema``: direction-aware compatibility of model output schemas, before any deploy.
+
+Exit codes: 0 compatible, 1 breaking, 2 usage error. A raw change that breaks a direction but is
+absorbed by the registered normalizers (both versions normalize to the same canonical contract,
+which is all that workflows store and read) is listed as breaking-but-covered and does not fail
+the command unless --strict is given. Any breaking change in the canonical contract itself, or a
+version without a normalizer, always fails.
+"""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
+from typing import Any
 
-app = typer.Typer(no_args_is_help=True, help="schema commands.")
+import typer
+from rich.table import Table
+
+from modelbaton.cli._output import JsonOption, console, emit, fail
+from modelbaton.contracts import CANONICAL_VERSIONS, OUTPUT_SCHEMAS
+from modelbaton.contracts.compat import (
+    PairReport,
+    TransitiveReport,
+    check_transitive,
+    compare_schemas,
+    model_schema,
+)
+from modelbaton.errors import ModelBatonError
+from modelbaton.models.catalog import Catalog, load_catalog
+from modelbaton.models.schemas import SchemaRef, compare, resolve
+from modelbaton.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, help=__doc__)
+
+CatalogOption = typer.Option(None, "--catalog", help="Catalog file (default MODELBATON_CATALOG).")
+StrictOption = typer.Option(False, "--strict", help="Fail on breaking changes even if covered.")
+
+
+def _catalog(path: Path | None) -> Catalog:
+    try:
+        return load_catalog(path or Settings.from_env().catalog_path)
+    except ModelBatonError as exc:
+        raise fail(str(exc)) from None
+
+
+def _yes(ok: bool) -> str:
+    return "[green]ok[/]" if ok else "[red]BREAKS[/]"
+
+
+def _render_pair(pair: PairReport) -> None:
+    table = Table(title=f"{pair.old} -> {pair.new}", title_justify="left")
+    for col in ("path", "change", "BACKWARD", "FORWARD", "detail"):
+        table.add_column(col, overflow="fold")
+    for c in pair.changes:
+        table.add_row(
+            c.path,
+            c.kind.value,
+            "breaks" if c.breaks_backward else "ok",
+            "breaks" if c.breaks_forward else "ok",
+            c.detail,
+        )
+    if pair.changes:
+        console.print(table)
+    else:
+        console.print(f"{pair.old} -> {pair.new}: no changes")
+    console.print(
+        f"  BACKWARD (new code replays old histories): {_yes(pair.backward_ok)}   "
+        f"FORWARD (in-flight old code gets new output): {_yes(pair.forward_ok)}   "
+        f"FULL: {_yes(pair.backward_ok and pair.forward_ok)}"
+    )
+    if pair.coverage:
+        console.print(f"  normalization: {pair.coverage}")
+
+
+@app.command()
+def diff(
+    old: str = typer.Argument(..., help="Catalog version (v1) or raw schema (schema:1)."),
+    new: str = typer.Argument(..., help="Catalog version (v2) or raw schema (schema:2)."),
+    catalog: Path | None = CatalogOption,
+    strict: bool = StrictOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Every change from OLD to NEW, the directions it breaks, and normalizer coverage."""
+    cat = _catalog(catalog)
+    try:
+        pair = compare(resolve(old, cat), resolve(new, cat), cat)
+    except ModelBatonError as exc:
+        raise fail(str(exc)) from None
+    emit(pair.as_dict(), as_json, lambda: _render_pair(pair))
+    broken = not (pair.backward_ok and pair.forward_ok)
+    if broken and (strict or not pair.covered_by_normalizers):
+        raise typer.Exit(1)
+
+
+def _transitive_dict(report: TransitiveReport) -> dict[str, Any]:
+    return {
+        "name": report.name,
+        "compatible": report.compatible,
+        "pairs": [p.as_dict() for p in report.pairs],
+    }
+
+
+@app.command()
+def check(
+    catalog: Path | None = CatalogOption,
+    strict: bool = StrictOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """FULL_TRANSITIVE over the catalog versions, the raw schemas and the canonical contract."""
+    cat = _catalog(catalog)
+    missing = [
+        f"output schema v{v}" for v, s in OUTPUT_SCHEMAS.items() if not callable(s.normalizer)
+    ]
+    try:
+        refs = [resolve(v, cat) for v in cat.versions]
+        raw_refs = [resolve(f"schema:{v}", cat) for v in sorted(OUTPUT_SCHEMAS)]
+    except ModelBatonError as exc:
+        raise fail(str(exc)) from None
+
+    def pair(a: SchemaRef, b: SchemaRef) -> PairReport:
+        return compare(a, b, cat)
+
+    catalog_report = check_transitive("catalog versions", refs, pair)
+    raw_report = check_transitive("raw output schemas", raw_refs, pair)
+    canonical = [
+        (f"canonical:v{v}", model_schema(m)) for v, m in sorted(CANONICAL_VERSIONS.items())
+    ]
+    canonical_report = check_transitive("canonical contract", canonical, compare_schemas)
+    reports = (catalog_report, raw_report, canonical_report)
+
+    covered_breaks = any(not (p.backward_ok and p.forward_ok) for r in reports[:2] for p in r.pairs)
+    ok = not missing and all(r.compatible for r in reports) and not (strict and covered_breaks)
+
+    def render() -> None:
+        for report in reports:
+            console.rule(f"{report.name}: FULL_TRANSITIVE")
+            if not report.pairs:
+                console.print("one version: nothing to compare")
+            for p in report.pairs:
+                _render_pair(p)
+        for m in missing:
+            console.print(f"[red]no normalizer for {m}[/]")
+        console.print(
+            "[bold green]compatible[/]" if ok else "[bold red]breaking changes not covered[/]"
+        )
+
+    emit(
+        {
+            "compatible": ok,
+            "missing_normalizers": missing,
+            "reports": [_transitive_dict(r) for r in reports],
+        },
+        as_json,
+        render,
+    )
+    if not ok:
+        raise typer.Exit(1)

@@ -27,6 +27,9 @@ class OutputSchema:
     version: int
     raw_model: type[BaseModel]
     normalizer: Normalizer
+    #: Fields that carry class labels: the label itself ("value"), a dict's keys ("keys") or a
+    #: list's items ("items"). The compatibility checker constrains them to a model's label set.
+    label_fields: Mapping[str, str]
     canonical_version: int = 1
 
     @property
@@ -35,8 +38,18 @@ class OutputSchema:
 
 
 OUTPUT_SCHEMAS: dict[int, OutputSchema] = {
-    raw_v1.SCHEMA_VERSION: OutputSchema(1, raw_v1.ClassificationResultV1, raw_v1.normalize_v1),
-    raw_v2.SCHEMA_VERSION: OutputSchema(2, raw_v2.ClassificationResultV2, raw_v2.normalize_v2),
+    raw_v1.SCHEMA_VERSION: OutputSchema(
+        1,
+        raw_v1.ClassificationResultV1,
+        raw_v1.normalize_v1,
+        label_fields={"label": "value", "raw_scores": "keys"},
+    ),
+    raw_v2.SCHEMA_VERSION: OutputSchema(
+        2,
+        raw_v2.ClassificationResultV2,
+        raw_v2.normalize_v2,
+        label_fields={"label": "value", "class_order": "items"},
+    ),
 }
 
 

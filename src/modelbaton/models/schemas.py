@@ -1,0 +1,75 @@
+"""Resolve ``baton schema`` arguments to comparable schemas: catalog versions or raw schemas."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from modelbaton.contracts import OUTPUT_SCHEMAS, get_output_schema
+from modelbaton.contracts.compat import PairReport, diff_schemas, schema_for
+from modelbaton.contracts.registry import OutputSchema
+from modelbaton.errors import ConfigError
+from modelbaton.models.catalog import Catalog
+from modelbaton.models.reference import reference_labels
+
+
+@dataclass(frozen=True)
+class SchemaRef:
+    """A named schema to compare: its raw output schema and, when known, its label set."""
+
+    name: str
+    output_schema: OutputSchema
+    labels: tuple[str, ...] | None
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return schema_for(self.output_schema, self.labels)
+
+
+def resolve(arg: str, catalog: Catalog) -> SchemaRef:
+    """``v2`` (a catalog version) or ``schema:2`` (a registered raw output schema)."""
+    if arg.startswith("schema:"):
+        try:
+            version = int(arg.removeprefix("schema:"))
+        except ValueError:
+            raise ConfigError(f"{arg!r}: expected schema:<integer>") from None
+        return SchemaRef(arg, get_output_schema(version), None)
+    if arg not in catalog.by_version:
+        known = ", ".join([*catalog.versions, *(f"schema:{v}" for v in OUTPUT_SCHEMAS)])
+        raise ConfigError(f"unknown version {arg!r} (known: {known})")
+    entry = catalog.by_version[arg]
+    labels = entry.config.labels
+    if labels is None and entry.reference is not None:
+        labels = reference_labels(entry.reference)
+    return SchemaRef(arg, get_output_schema(entry.config.output_schema_version), labels)
+
+
+def coverage(old: SchemaRef, new: SchemaRef, catalog: Catalog) -> tuple[bool, str]:
+    """Whether the registered normalizers absorb the raw differences between two versions."""
+    a, b = old.output_schema, new.output_schema
+    if a.canonical_version != b.canonical_version:
+        return False, (
+            f"normalizers map to different canonical versions "
+            f"(v{a.canonical_version} and v{b.canonical_version})"
+        )
+    note = (
+        f"covered: {a.normalizer_name} and {b.normalizer_name} both produce the canonical "
+        f"contract v{a.canonical_version}, which is all workflows and downstream code read"
+    )
+    added = sorted(set(new.labels or ()) - set(old.labels or ()))
+    if added:
+        unrouted = [lbl for lbl in added if lbl not in catalog.pipeline.routes]
+        note += f"; new labels {added} arrive as keys of scores_by_class"
+        if unrouted:
+            note += (
+                f", and {unrouted} have no route, so they go to the default route "
+                f"'{catalog.pipeline.default_route}' until one is added"
+            )
+    return True, note
+
+
+def compare(old: SchemaRef, new: SchemaRef, catalog: Catalog) -> PairReport:
+    pair = PairReport(old.name, new.name, diff_schemas(old.schema, new.schema))
+    if not (pair.backward_ok and pair.forward_ok):
+        pair.covered_by_normalizers, pair.coverage = coverage(old, new, catalog)
+    return pair

@@ -1,0 +1,97 @@
+"""``baton schema`` through the real CLI entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+from typer.testing import CliRunner
+
+from modelbaton.cli import schema as schema_cli
+from modelbaton.cli.main import app
+
+runner = CliRunner()
+
+
+def test_diff_v1_v2_flags_raw_scores_both_ways_and_coverage() -> None:
+    result = runner.invoke(app, ["schema", "diff", "v1", "v2", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    by_path = {c["path"]: c for c in report["changes"]}
+    assert by_path["/raw_scores"]["kind"] == "map to array"
+    assert by_path["/raw_scores"]["breaks_backward"]
+    assert by_path["/raw_scores"]["breaks_forward"]
+    assert report["covered_by_normalizers"]
+    assert "normalize_v1" in report["coverage"]
+    assert "normalize_v2" in report["coverage"]
+
+
+def test_diff_human_output_and_strict_exit() -> None:
+    result = runner.invoke(app, ["schema", "diff", "v1", "v2"])
+    assert "map to array" in result.stdout
+    assert "covered" in result.stdout
+    assert runner.invoke(app, ["schema", "diff", "v1", "v2", "--strict"]).exit_code == 1
+
+
+def test_diff_v2_v3_reports_the_extended_label_set() -> None:
+    result = runner.invoke(app, ["schema", "diff", "v2", "v3", "--json"])
+    report = json.loads(result.stdout)
+    kinds = {c["kind"] for c in report["changes"]}
+    assert kinds == {"label set extended"}
+    assert all("tax_form" in c["detail"] for c in report["changes"])
+    assert report["backward_ok"]
+    assert not report["forward_ok"]
+
+
+def test_same_version_is_compatible() -> None:
+    result = runner.invoke(app, ["schema", "diff", "v2", "v2", "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["changes"] == []
+
+
+def test_unknown_version_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["schema", "diff", "v1", "v9"])
+    assert result.exit_code == 2
+    assert "unknown version 'v9'" in result.output
+
+
+def test_check_passes_on_the_default_catalog() -> None:
+    result = runner.invoke(app, ["schema", "check", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    names = [r["name"] for r in report["reports"]]
+    assert names == ["catalog versions", "raw output schemas", "canonical contract"]
+    assert len(report["reports"][0]["pairs"]) == 3  # v1-v2, v1-v3, v2-v3
+
+
+def test_check_strict_refuses_covered_breaks_and_bad_catalog_is_usage_error(
+    tmp_path: Path,
+) -> None:
+    result = runner.invoke(app, ["schema", "check", "--strict"])
+    assert result.exit_code == 1
+    bad = tmp_path / "c.toml"
+    bad.write_text("[pipeline]\nprimary='x'\n[[models]]\nmodel_id='m'\n")
+    result = runner.invoke(app, ["schema", "check", "--catalog", str(bad)])
+    assert result.exit_code == 2
+    assert "field 'version'" in result.output
+
+
+def test_check_fails_when_the_canonical_contract_breaks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Histories store the canonical contract: no normalizer can excuse a break there."""
+
+    class CanonicalV2(BaseModel):
+        label: str
+        confidence: float
+        scores_by_class: list[float]
+        model_version: str
+        schema_version: int
+
+    monkeypatch.setitem(schema_cli.CANONICAL_VERSIONS, 2, CanonicalV2)
+    result = runner.invoke(app, ["schema", "check", "--json"])
+    assert result.exit_code == 1
+    canonical = json.loads(result.stdout)["reports"][2]
+    assert not canonical["compatible"]
+    by_path = {c["path"]: c for c in canonical["pairs"][0]["changes"]}
+    assert by_path["/scores_by_class"]["kind"] == "map to array"
