@@ -289,7 +289,7 @@ def control_app(responses: list[tuple[int, dict[str, object]]]) -> FastAPI:
     return app
 
 
-GOOD_V1 = {"label": "a", "confidence": 0.9, "raw_scores": {"a": 0.9, "b": 0.1}}
+GOOD_V2 = {"label": "a", "confidence": 0.9, "raw_scores": [0.9, 0.1], "class_order": ["a", "b"]}
 
 
 async def test_malformed_model_output_fails_document_without_retry(pipeline: Pipeline) -> None:
@@ -313,10 +313,10 @@ async def test_malformed_model_output_fails_document_without_retry(pipeline: Pip
 
 
 async def test_server_errors_are_retried_then_succeed(pipeline: Pipeline) -> None:
-    app = control_app([(503, {"detail": "warming up"}), (500, {"detail": "oops"}), (200, GOOD_V1)])
+    app = control_app([(503, {"detail": "warming up"}), (500, {"detail": "oops"}), (200, GOOD_V2)])
     with serve_in_thread(app) as url:
         config = ModelVersionConfig(
-            model_id="ctl", version="flaky", endpoint=f"{url}/classify", output_schema_version=1
+            model_id="ctl", version="flaky", endpoint=f"{url}/classify", output_schema_version=2
         )
         async with pipeline.worker():
             out = await (await pipeline.start(pipeline.doc(), config=config)).result()

@@ -22,10 +22,6 @@ CLASSIFY_V1 = "classify_document_v1"
 CLASSIFY_V2 = "classify_document_v2"
 PROCESS_RESULT = "process_classification_result"
 
-#: Activity name per raw output schema version. A new schema version adds one entry here and one
-#: activity beside the old ones, registered for as long as histories reference them.
-CLASSIFY_ACTIVITY_BY_SCHEMA: dict[int, str] = {1: CLASSIFY_V1, 2: CLASSIFY_V2}
-
 
 class ClassifyDocumentInput(BaseModel):
     """Input of :data:`WORKFLOW_TYPE`. The document text travels in history, hence the size cap."""

@@ -18,7 +18,6 @@ with workflow.unsafe.imports_passed_through():
     from modelbaton.contracts import ModelVersionConfig, NormalizedClassificationResult
     from modelbaton.pipeline import search_attributes as sa
     from modelbaton.pipeline.messages import (
-        CLASSIFY_ACTIVITY_BY_SCHEMA,
         PROCESS_RESULT,
         ClassificationOutcome,
         ClassifyActivityInput,
@@ -92,18 +91,6 @@ class DocumentClassificationBase:
                     non_retryable=True,
                 ) from exc
             raise
-
-    @staticmethod
-    def _classifier_for(config: ModelVersionConfig) -> str:
-        try:
-            return CLASSIFY_ACTIVITY_BY_SCHEMA[config.output_schema_version]
-        except KeyError:
-            raise ApplicationError(
-                f"no classify activity for output schema v{config.output_schema_version} "
-                f"(model {config.version})",
-                type="UnknownSchemaVersionError",
-                non_retryable=True,
-            ) from None
 
     async def _run(self, inp: ClassifyDocumentInput) -> ClassificationOutcome:
         self._document_id = inp.document_id

@@ -1,8 +1,9 @@
 """Release 2, patched: histories recorded before the patch keep the v1 path, new ones take v2.
 
-Both paths live in one worker binary. The v2 path picks the classify activity by the configured
-model's output schema version, so moving from model v2 to v3 (same raw shape, one more class) is a
-catalog change, not a code change.
+Both paths live in one worker binary. The v2 path calls ``classify_document_v2`` with the
+configured model, so moving from model v2 to v3 (same raw shape, one more class) is a catalog
+change, not a code change. A model with another output schema needs its own activity and patch
+(and so does a rollback to a v1-schema model: the article's scenario C).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from modelbaton.contracts import NormalizedClassificationResult
     from modelbaton.pipeline.messages import (
         CLASSIFY_V1,
+        CLASSIFY_V2,
         WORKFLOW_TYPE,
         ClassificationOutcome,
         ClassifyDocumentInput,
@@ -31,7 +33,7 @@ class DocumentClassificationWorkflow(DocumentClassificationBase):
     ) -> tuple[str, NormalizedClassificationResult]:
         config = inp.deployment.primary_version
         if workflow.patched(PATCH_CLASSIFY_V2):
-            return "v2", await self._call_classifier(inp, self._classifier_for(config), config)
+            return "v2", await self._call_classifier(inp, CLASSIFY_V2, config)
         return "v1", await self._call_classifier(inp, CLASSIFY_V1, config)
 
     @workflow.run

@@ -12,6 +12,7 @@ from modelbaton.pipeline.releases._base import DocumentClassificationBase
 with workflow.unsafe.imports_passed_through():
     from modelbaton.contracts import NormalizedClassificationResult
     from modelbaton.pipeline.messages import (
+        CLASSIFY_V2,
         WORKFLOW_TYPE,
         ClassificationOutcome,
         ClassifyDocumentInput,
@@ -28,7 +29,7 @@ class DocumentClassificationWorkflow(DocumentClassificationBase):
     ) -> tuple[str, NormalizedClassificationResult]:
         workflow.deprecate_patch(PATCH_CLASSIFY_V2)
         config = inp.deployment.primary_version
-        return "v2", await self._call_classifier(inp, self._classifier_for(config), config)
+        return "v2", await self._call_classifier(inp, CLASSIFY_V2, config)
 
     @workflow.run
     async def run(self, inp: ClassifyDocumentInput) -> ClassificationOutcome:
