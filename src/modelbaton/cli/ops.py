@@ -1,9 +1,186 @@
-"""Top-level ops commands."""
+"""Operations commands: ``baton replay-check``, ``baton patches``, ``baton status``."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
 import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from modelbaton.cli._output import JsonOption, console, emit, fail
+from modelbaton.errors import ModelBatonError
+from modelbaton.ops import patches as patch_ops
+from modelbaton.ops import problems, replay
+from modelbaton.settings import Settings
+from modelbaton.stack.connect import connect
+
+
+def replay_check(
+    workflows: str = typer.Option(
+        ",".join(replay.DEFAULT_WORKFLOWS),
+        help="Workflow classes to check, comma-separated module:Class import paths.",
+    ),
+    histories: Path | None = typer.Option(
+        None, help="Folder of JSON histories (ours or 'temporal workflow show -o json')."
+    ),
+    query: str | None = typer.Option(
+        None, help=f"Visibility query on a live server (default: {replay.DEFAULT_QUERY})."
+    ),
+    processes: int = typer.Option(0, min=0, help="Worker processes (0: one per CPU)."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Replay histories against today's workflow code; exit 1 on any failure.
+
+    Put it in CI between build and deploy: against the committed histories, and against the
+    running workflows of staging or production (read-only: it only fetches histories).
+    """
+    if histories is not None and query is not None:
+        raise fail("give --histories or --query, not both")
+    paths = [p.strip() for p in workflows.split(",") if p.strip()]
+    try:
+        replay.load_workflow_classes(paths)
+        if histories is not None:
+            items = replay.load_histories_from_dir(histories)
+        else:
+            settings = Settings.from_env()
+
+            async def fetch() -> list[replay.HistoryItem]:
+                client = await connect(settings.home)
+                return await replay.fetch_histories(client, query or replay.DEFAULT_QUERY)
+
+            items = asyncio.run(fetch())
+    except ModelBatonError as exc:
+        raise fail(str(exc)) from None
+    with Progress(console=console, transient=True, disable=as_json) as bar:
+        task = bar.add_task("replaying", total=len(items))
+        outcomes = replay.replay_histories(
+            paths, items, processes=processes or None, on_progress=lambda n: bar.advance(task, n)
+        )
+    summary = replay.summarize(outcomes) | {"workflows": paths}
+
+    def render() -> None:
+        console.print(
+            f"replayed {summary['replayed']}: [green]{summary['passed']} passed[/], "
+            f"[{'red' if summary['failed'] else 'green'}]{summary['failed']} failed[/]"
+        )
+        for key in ("by_workflow_type", "by_model_version"):
+            table = Table(title=key.replace("_", " "), title_justify="left")
+            for col in (key.removeprefix("by_"), "replayed", "failed"):
+                table.add_column(col)
+            for name, c in summary[key].items():
+                table.add_row(name, str(c["replayed"]), str(c["failed"]))
+            console.print(table)
+        for f in summary["failures"]:
+            console.print(f"[red]FAIL[/] {f['workflow_id']} ({f['source']}): {f['error_type']}")
+            console.print(f"     {f['reason']}")
+
+    emit(summary, as_json, render)
+    if summary["failed"]:
+        raise typer.Exit(1)
+    if not outcomes:
+        console.print("nothing to replay")
+
+
+def patches(
+    deprecated_since: list[str] = typer.Option(
+        [],
+        help="What-if: PATCH_ID=ISO-TIMESTAMP, as if that patch's deprecation shipped then.",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """For each registered patch: running workflows with and without its marker, and advice."""
+    overrides: dict[str, datetime] = {}
+    for item in deprecated_since:
+        pid, _, stamp = item.partition("=")
+        try:
+            overrides[pid] = datetime.fromisoformat(stamp)
+        except ValueError:
+            raise fail(f"--deprecated-since: {item!r} is not PATCH_ID=ISO-TIMESTAMP") from None
+    settings = Settings.from_env()
+
+    async def main() -> list[dict[str, Any]]:
+        client = await connect(settings.home)
+        return await patch_ops.patch_report(client, deprecated_since=overrides)
+
+    try:
+        rows = asyncio.run(main())
+    except ModelBatonError as exc:
+        raise fail(str(exc)) from None
+
+    def render() -> None:
+        table = Table(title="Patch lifecycle")
+        for col in (
+            "patch",
+            "running with marker",
+            "pre-patch running",
+            "ambiguous",
+            "closed w/o marker",
+            "advice",
+        ):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(
+                r["patch_id"],
+                str(r["running_with_marker"]),
+                str(r["running_pre_patch"]),
+                str(r["running_ambiguous"]),
+                str(r["closed_without_marker"]),
+                r["advice"],
+            )
+        console.print(table)
+        for r in rows:
+            console.print(f"{r['patch_id']}: {r['reason']}")
+
+    emit(rows, as_json, render)
+
+
+def status(as_json: bool = JsonOption) -> None:
+    """Workflows stuck on non-determinism or other workflow-task problems; exit 1 if any."""
+    settings = Settings.from_env()
+
+    async def main() -> list[problems.StuckWorkflow]:
+        client = await connect(settings.home)
+        return await problems.stuck_workflows(client)
+
+    try:
+        stuck = asyncio.run(main())
+    except ModelBatonError as exc:
+        raise fail(str(exc)) from None
+    data = {
+        "stuck": len(stuck),
+        "nondeterminism": sum(s.nondeterminism for s in stuck),
+        "workflows": [
+            {
+                "workflow_id": s.workflow_id,
+                "workflow_type": s.workflow_type,
+                "problems": s.problems,
+                "nondeterminism": s.nondeterminism,
+            }
+            for s in stuck
+        ],
+    }
+
+    def render() -> None:
+        if not stuck:
+            console.print("[green]no workflow is stuck on a workflow-task problem[/]")
+            return
+        console.print(
+            f"[red]{len(stuck)} workflows stuck[/] ({data['nondeterminism']} on non-determinism)"
+        )
+        for s in stuck:
+            console.print(f"  {s.workflow_id} [{s.workflow_type}]: {', '.join(s.problems)}")
+
+    emit(data, as_json, render)
+    if stuck:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.command("replay-check")(replay_check)
+    app.command()(patches)
+    app.command()(status)

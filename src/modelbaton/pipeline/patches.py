@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
@@ -19,11 +20,17 @@ PATCH_CLASSIFY_V2 = "PATCH_CLASSIFY_V2"
 
 @dataclass(frozen=True)
 class PatchInfo:
-    """One patch: where it lives and what it changed."""
+    """One patch: where it lives, what it changed, and when its deprecation shipped.
+
+    ``deprecated_since`` is set when the release that calls ``deprecate_patch`` is deployed.
+    Both ``patched`` and ``deprecate_patch`` upsert the same ``TemporalChangeVersion`` value, so
+    visibility cannot tell their markers apart; the start time against this instant can.
+    """
 
     patch_id: str
     workflow_type: str
     description: str
+    deprecated_since: datetime | None = None
 
 
 PATCHES: tuple[PatchInfo, ...] = (

@@ -307,7 +307,7 @@ def _child_env(state: StackState) -> dict[str, str]:
 # readiness
 
 
-async def _ensure_search_attributes(client: Client, namespace: str) -> list[str]:
+async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
     """Register the pipeline's search attributes the namespace lacks; return their names.
 
     ``--search-attribute`` only acts when the dev server creates its database, so a database made
@@ -351,7 +351,7 @@ async def _await_temporal(
                 await client.workflow_service.describe_namespace(
                     DescribeNamespaceRequest(namespace=namespace)
                 )
-                await _ensure_search_attributes(client, namespace)
+                await ensure_search_attributes(client, namespace)
                 return
             except (RuntimeError, RPCError) as exc:
                 last_error = str(exc)

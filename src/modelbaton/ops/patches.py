@@ -1,0 +1,161 @@
+"""The patch lifecycle: for each registered patch, may it be deprecated, or removed?
+
+Rules (checked against the real server and Replayer, see tests/integration/test_transitions.py):
+
+- A pre-patch workflow (no marker) replays only on code that still has the old branch, so the
+  patch may be *deprecated* once no running workflow lacks the marker.
+- Markers written by ``patched()`` (not deprecated) must be matched on replay; only markers
+  written by ``deprecate_patch()`` may be dropped. So the patch may be *removed* once every
+  workflow recorded before the deprecation is gone: not running, and no longer within the
+  namespace's retention (opening a closed workflow, for a query or a reset, replays it).
+- A running workflow without the marker that has not yet reached the patch site is ambiguous: it
+  will take whichever branch the code it meets chooses. It is counted apart, never guessed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.client import Client
+
+from modelbaton.pipeline.patches import PATCHES, PatchInfo
+
+
+class Advice(StrEnum):
+    KEEP = "keep"
+    SAFE_TO_DEPRECATE = "safe to deprecate"
+    DEPRECATED_KEEP = "deprecated: keep"
+    SAFE_TO_REMOVE = "safe to remove"
+
+
+@dataclass(frozen=True)
+class PatchCounts:
+    """What visibility (and, for the ambiguous ones, history) says about one patch."""
+
+    running_with_marker: int
+    running_pre_patch: int  # running, no marker, already past the patch site
+    running_ambiguous: int  # running, no marker, patch site not reached yet
+    closed_without_marker: int  # closed, still within retention
+    recorded_before_deprecation: int  # running or closed within retention; 0 if not deprecated
+    retention: timedelta | None
+
+
+def advise(patch: PatchInfo, c: PatchCounts) -> tuple[Advice, str]:
+    """The verdict and the reason, from counts alone (pure, unit-tested)."""
+    retention = f"{c.retention.days} days" if c.retention else "the retention period"
+    if c.running_pre_patch:
+        return Advice.KEEP, (
+            f"{c.running_pre_patch} running workflows took the pre-patch branch; the old code "
+            "path must stay until they close"
+        )
+    if c.running_ambiguous:
+        return Advice.KEEP, (
+            f"{c.running_ambiguous} running workflows have no marker and have not reached the "
+            "patch site yet: which branch they take is not decided, re-run later"
+        )
+    if patch.deprecated_since is None:
+        note = (
+            f"; {c.closed_without_marker} closed pre-patch workflows are within {retention}, "
+            "and opening one (query, reset) on deprecated code fails replay"
+            if c.closed_without_marker
+            else ""
+        )
+        return Advice.SAFE_TO_DEPRECATE, (
+            f"no running workflow lacks the marker ({c.running_with_marker} carry it){note}"
+        )
+    if c.recorded_before_deprecation:
+        return Advice.DEPRECATED_KEEP, (
+            f"{c.recorded_before_deprecation} workflows recorded before the deprecation "
+            f"({patch.deprecated_since.isoformat()}) are running or within {retention}; their "
+            "markers must still be matched"
+        )
+    return Advice.SAFE_TO_REMOVE, (
+        f"every workflow recorded before the deprecation ({patch.deprecated_since.isoformat()}) "
+        f"has closed and left {retention}"
+    )
+
+
+async def _count(client: Client, query: str) -> int:
+    return (await client.count_workflows(query)).count
+
+
+async def _reached_patch_site(client: Client, workflow_id: str, run_id: str | None) -> bool:
+    """The pipeline's patch site precedes its first activity: a scheduled one means passed."""
+    history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    return any(e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED for e in history.events)
+
+
+async def patch_counts(
+    client: Client, patch: PatchInfo, *, inspect_limit: int = 500
+) -> PatchCounts:
+    base = f"WorkflowType = '{patch.workflow_type}'"
+    marker = f"TemporalChangeVersion = '{patch.patch_id}'"
+    running = f"{base} AND ExecutionStatus = 'Running'"
+    no_marker = "TemporalChangeVersion IS NULL"
+    with_marker = await _count(client, f"{running} AND {marker}")
+    pre_patch = ambiguous = 0
+    gate = asyncio.Semaphore(16)
+
+    async def classify(wid: str, run_id: str | None) -> bool:
+        async with gate:
+            return await _reached_patch_site(client, wid, run_id)
+
+    lacking = [
+        (wf.id, wf.run_id)
+        async for wf in client.list_workflows(f"{running} AND {no_marker}", limit=inspect_limit)
+    ]
+    for reached in await asyncio.gather(*(classify(w, r) for w, r in lacking)):
+        if reached:
+            pre_patch += 1
+        else:
+            ambiguous += 1
+    total_lacking = await _count(client, f"{running} AND {no_marker}")
+    ambiguous += max(0, total_lacking - len(lacking))  # beyond the inspect limit: not guessed
+    closed_without = await _count(
+        client, f"{base} AND ExecutionStatus != 'Running' AND {no_marker}"
+    )
+    before = 0
+    if patch.deprecated_since is not None:
+        stamp = patch.deprecated_since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        before = await _count(client, f"{base} AND StartTime < '{stamp}'")
+    ns = await client.workflow_service.describe_namespace(
+        DescribeNamespaceRequest(namespace=client.namespace)
+    )
+    ttl = ns.config.workflow_execution_retention_ttl
+    retention = timedelta(seconds=ttl.seconds) if ttl.seconds else None
+    return PatchCounts(with_marker, pre_patch, ambiguous, closed_without, before, retention)
+
+
+async def patch_report(
+    client: Client,
+    patches: tuple[PatchInfo, ...] = PATCHES,
+    deprecated_since: dict[str, datetime] | None = None,
+) -> list[dict[str, Any]]:
+    """Counts and advice for every registered patch."""
+    rows: list[dict[str, Any]] = []
+    for patch in patches:
+        if deprecated_since and patch.patch_id in deprecated_since:
+            patch = PatchInfo(
+                patch.patch_id,
+                patch.workflow_type,
+                patch.description,
+                deprecated_since[patch.patch_id],
+            )
+        counts = await patch_counts(client, patch)
+        advice, reason = advise(patch, counts)
+        row = asdict(counts) | {
+            "patch_id": patch.patch_id,
+            "workflow_type": patch.workflow_type,
+            "deprecated_since": patch.deprecated_since,
+            "advice": advice.value,
+            "reason": reason,
+            "retention": str(counts.retention) if counts.retention else None,
+        }
+        rows.append(row)
+    return rows

@@ -1,0 +1,216 @@
+"""The replay gate: replay recorded histories against today's workflow code, in parallel.
+
+Histories come from a folder of JSON files (ours, or ``temporal workflow show -o json``
+exports, or Web UI downloads) or from a live server through a visibility query. Each worker
+process builds its Replayer once and replays chunks of histories; results stream back so a
+progress bar can follow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+from temporalio.workflow import NondeterminismError
+
+from modelbaton.errors import ConfigError
+
+DEFAULT_WORKFLOWS = ("modelbaton.pipeline.workflow:DocumentClassificationWorkflow",)
+DEFAULT_QUERY = "WorkflowType = 'DocumentClassificationWorkflow' AND ExecutionStatus = 'Running'"
+CHUNK = 64
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    """One history to replay: its workflow id, where it came from and its JSON text."""
+
+    workflow_id: str
+    source: str
+    history_json: str
+
+
+@dataclass(frozen=True)
+class ReplayOutcome:
+    workflow_id: str
+    source: str
+    workflow_type: str
+    model_version: str
+    ok: bool
+    error_type: str | None = None
+    reason: str | None = None
+
+
+def load_workflow_classes(paths: Sequence[str]) -> list[type]:
+    """Import ``module:Class`` paths; a bad path is a :class:`ConfigError` naming it."""
+    classes: list[type] = []
+    for path in paths:
+        module_name, _, attr = path.partition(":")
+        if not module_name or not attr:
+            raise ConfigError(f"--workflows: {path!r} is not of the form module:Class")
+        try:
+            module = importlib.import_module(module_name)
+            cls = getattr(module, attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"--workflows: cannot import {path!r}: {exc}") from None
+        if not isinstance(cls, type):
+            raise ConfigError(f"--workflows: {path!r} is not a class")
+        classes.append(cls)
+    return classes
+
+
+def _workflow_id_of(doc: dict[str, Any], path: Path) -> str:
+    # Our files and CLI exports carry no workflow id, so the file name (the id by convention)
+    # names it; a wrapper object {"workflowId": ..., "history": ...} may say it explicitly.
+    return str(doc.get("workflowId") or doc.get("workflow_id") or path.stem)
+
+
+def load_histories_from_dir(folder: Path) -> list[HistoryItem]:
+    """Every ``*.json`` under ``folder`` (sorted). Each must hold a history with events."""
+    if not folder.is_dir():
+        raise ConfigError(f"--histories: {folder} is not a folder")
+    items: list[HistoryItem] = []
+    for path in sorted(folder.rglob("*.json")):
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"--histories: {path}: not a JSON history ({exc})") from None
+        history = doc.get("history", doc) if isinstance(doc, dict) else None
+        if not isinstance(history, dict) or not history.get("events"):
+            raise ConfigError(f"--histories: {path}: no 'events' list in it")
+        items.append(HistoryItem(_workflow_id_of(doc, path), str(path), json.dumps(history)))
+    if not items:
+        raise ConfigError(f"--histories: no *.json histories in {folder}")
+    return items
+
+
+async def fetch_histories(client: Client, query: str, limit: int = 10_000) -> list[HistoryItem]:
+    """Histories of the workflows a visibility query selects, fetched concurrently."""
+    gate = asyncio.Semaphore(16)
+    ids: list[tuple[str, str]] = []
+    async for wf in client.list_workflows(query, limit=limit):
+        ids.append((wf.id, wf.run_id))
+
+    async def one(wid: str, run_id: str) -> HistoryItem:
+        async with gate:
+            history = await client.get_workflow_handle(wid, run_id=run_id).fetch_history()
+        return HistoryItem(wid, f"{client.namespace}/{wid}/{run_id}", history.to_json())
+
+    return list(await asyncio.gather(*(one(w, r) for w, r in ids)))
+
+
+def describe_history(history_json: str) -> tuple[str, str]:
+    """(workflow type, model version) from the started event and its search attributes."""
+    doc = json.loads(history_json)
+    events = doc.get("events") or [{}]
+    attrs = events[0].get("workflowExecutionStartedEventAttributes", {})
+    wf_type = attrs.get("workflowType", {}).get("name", "?")
+    fields = attrs.get("searchAttributes", {}).get("indexedFields", {})
+    version = "?"
+    if "ModelVersion" in fields:
+        import base64
+
+        raw = base64.b64decode(fields["ModelVersion"].get("data", ""))
+        try:
+            version = str(json.loads(raw))
+        except json.JSONDecodeError:
+            version = raw.decode(errors="replace")
+    return wf_type, version
+
+
+async def _replay(classes: list[type], items: Sequence[HistoryItem]) -> list[ReplayOutcome]:
+    replayer = Replayer(workflows=classes, data_converter=pydantic_data_converter)
+    by_id = {i.workflow_id: i for i in items}
+
+    async def histories() -> AsyncIterator[WorkflowHistory]:
+        for item in items:
+            yield WorkflowHistory.from_json(item.workflow_id, item.history_json)
+
+    out: list[ReplayOutcome] = []
+    async with replayer.workflow_replay_iterator(histories()) as results:
+        async for result in results:
+            item = by_id[result.history.workflow_id]
+            wf_type, version = describe_history(item.history_json)
+            failure = result.replay_failure
+            out.append(
+                ReplayOutcome(
+                    workflow_id=item.workflow_id,
+                    source=item.source,
+                    workflow_type=wf_type,
+                    model_version=version,
+                    ok=failure is None,
+                    error_type=(
+                        "NondeterminismError"
+                        if isinstance(failure, NondeterminismError)
+                        else type(failure).__name__
+                        if failure
+                        else None
+                    ),
+                    reason=str(failure)[:500] if failure else None,
+                )
+            )
+    return out
+
+
+def _replay_chunk(workflow_paths: tuple[str, ...], items: list[HistoryItem]) -> list[ReplayOutcome]:
+    """Runs in a worker process: import the classes there and replay one chunk."""
+    return asyncio.run(_replay(load_workflow_classes(workflow_paths), items))
+
+
+def replay_histories(
+    workflow_paths: Sequence[str],
+    items: Sequence[HistoryItem],
+    *,
+    processes: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[ReplayOutcome]:
+    """Replay ``items`` across ``processes`` worker processes (1: in this process)."""
+    paths = tuple(workflow_paths)
+    classes = load_workflow_classes(paths)  # fail fast, here, on a bad path
+    n = max(1, processes or os.cpu_count() or 1)
+    if n == 1:
+        outcomes = asyncio.run(_replay(classes, items))
+        if on_progress:
+            on_progress(len(outcomes))
+        return outcomes
+    chunks = [list(items[i : i + CHUNK]) for i in range(0, len(items), CHUNK)]
+    outcomes = []
+    with ProcessPoolExecutor(max_workers=min(n, len(chunks) or 1)) as pool:
+        futures = [pool.submit(_replay_chunk, paths, chunk) for chunk in chunks]
+        for future in as_completed(futures):
+            done = future.result()
+            outcomes.extend(done)
+            if on_progress:
+                on_progress(len(done))
+    return outcomes
+
+
+def summarize(outcomes: Sequence[ReplayOutcome]) -> dict[str, Any]:
+    """Counts by workflow type and model version, and every failure with its reason."""
+    failed = [o for o in outcomes if not o.ok]
+    return {
+        "replayed": len(outcomes),
+        "passed": len(outcomes) - len(failed),
+        "failed": len(failed),
+        "by_workflow_type": _counts(outcomes, lambda o: o.workflow_type),
+        "by_model_version": _counts(outcomes, lambda o: o.model_version),
+        "failures": [asdict(o) for o in sorted(failed, key=lambda o: o.workflow_id)],
+    }
+
+
+def _counts(
+    outcomes: Sequence[ReplayOutcome], key: Callable[[ReplayOutcome], str]
+) -> dict[str, dict[str, int]]:
+    total = Counter(key(o) for o in outcomes)
+    bad = Counter(key(o) for o in outcomes if not o.ok)
+    return {k: {"replayed": v, "failed": bad[k]} for k, v in sorted(total.items())}
