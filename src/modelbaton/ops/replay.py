@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import multiprocessing
 import os
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -185,7 +186,9 @@ def replay_histories(
         return outcomes
     chunks = [list(items[i : i + CHUNK]) for i in range(0, len(items), CHUNK)]
     outcomes = []
-    with ProcessPoolExecutor(max_workers=min(n, len(chunks) or 1)) as pool:
+    # spawn, not fork: the SDK's Rust runtime refuses to run in a forked child.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(n, len(chunks) or 1), mp_context=context) as pool:
         futures = [pool.submit(_replay_chunk, paths, chunk) for chunk in chunks]
         for future in as_completed(futures):
             done = future.result()

@@ -1,0 +1,248 @@
+"""Committed histories replay against today's code; the replay gate's CLI behaves as CI needs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+from temporalio.workflow import NondeterminismError
+from typer.testing import CliRunner
+
+from modelbaton.cli.main import app as baton
+from modelbaton.contracts import (
+    DeploymentStrategy,
+    ModelVersionConfig,
+    NormalizedClassificationResult,
+)
+from modelbaton.ops.replay import HistoryItem, load_histories_from_dir, replay_histories
+from modelbaton.pipeline.messages import CLASSIFY_V2, ClassifyActivityInput, ClassifyDocumentInput
+from modelbaton.pipeline.releases import CURRENT_RELEASE, RELEASES
+from modelbaton.pipeline.worker import WorkerOptions, build_worker
+from modelbaton.pipeline.workflow import DocumentClassificationWorkflow
+from modelbaton.stack.connect import temporal_binary
+
+TESTS = Path(__file__).resolve().parent.parent
+RELEASED = TESTS / "histories"
+LIFECYCLE = TESTS / "lifecycle_histories"
+FIXTURE = "fixtures.renamed_activity:RenamedActivityWorkflow"
+RELEASE_PATHS = {
+    name: f"modelbaton.pipeline.releases.{mod}:DocumentClassificationWorkflow"
+    for name, mod in [
+        ("initial", "r1_initial"),
+        ("patched", "r2_patched"),
+        ("deprecated", "r3_deprecated"),
+        ("complete", "r4_complete"),
+    ]
+}
+#: Which recorded histories each release can replay (by the release that recorded them), as
+#: measured; "patched-reviewed-started-prepatch" is a pre-patch history finished on patched code.
+CAN_REPLAY = {
+    "initial": {"initial", "prepatch-resumed"},
+    "patched": {"initial", "prepatch-resumed", "patched", "deprecated"},
+    "deprecated": {"patched", "deprecated", "complete"},
+    "complete": {"deprecated", "complete"},
+}
+
+
+def origin(item: HistoryItem) -> str:
+    if "started-prepatch" in item.workflow_id:
+        return "prepatch-resumed"
+    return item.workflow_id.split("-")[0]
+
+
+RELEASED_FILES = sorted(RELEASED.rglob("*.json"))
+
+
+def load(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(path.stem, path.read_text())
+
+
+def test_current_release_is_the_pipeline_workflow() -> None:
+    assert RELEASES[CURRENT_RELEASE] is DocumentClassificationWorkflow
+
+
+@pytest.mark.parametrize("path", RELEASED_FILES, ids=[p.stem for p in RELEASED_FILES])
+async def test_todays_code_replays_every_released_history(path: Path) -> None:
+    history = load(path)
+    replayer = Replayer(
+        workflows=[DocumentClassificationWorkflow], data_converter=pydantic_data_converter
+    )
+    await replayer.replay_workflow(history)
+
+
+@pytest.mark.parametrize("path", RELEASED_FILES, ids=[p.stem for p in RELEASED_FILES])
+async def test_the_renamed_activity_variant_is_caught(path: Path) -> None:
+    from fixtures.renamed_activity import RenamedActivityWorkflow
+
+    history = load(path)
+    replayer = Replayer(workflows=[RenamedActivityWorkflow], data_converter=pydantic_data_converter)
+    with pytest.raises(NondeterminismError):
+        await replayer.replay_workflow(history)
+
+
+def test_release_by_history_matrix() -> None:
+    items = load_histories_from_dir(RELEASED) + load_histories_from_dir(LIFECYCLE)
+    assert {origin(i) for i in items} == {
+        "initial",
+        "prepatch-resumed",
+        "patched",
+        "deprecated",
+        "complete",
+    }
+    for release, path in RELEASE_PATHS.items():
+        outcomes = replay_histories([path], items, processes=1)
+        got = {o.workflow_id: o.ok for o in outcomes}
+        want = {i.workflow_id: origin(i) in CAN_REPLAY[release] for i in items}
+        assert got == want, release
+        for o in outcomes:
+            if not o.ok:
+                assert o.error_type == "NondeterminismError", o
+
+
+runner = CliRunner()
+
+
+@activity.defn(name=CLASSIFY_V2)
+async def fixed_classifier(inp: ClassifyActivityInput) -> NormalizedClassificationResult:
+    """Answers the classify call for the export test, whose subject is replay, not models."""
+    return NormalizedClassificationResult(
+        label="a",
+        confidence=0.5,
+        scores_by_class={"a": 0.5, "b": 0.5},
+        model_version=inp.config.version,
+        schema_version=2,
+    )
+
+
+def test_replay_check_passes_on_committed_histories_in_parallel() -> None:
+    result = runner.invoke(
+        baton, ["replay-check", "--histories", str(RELEASED), "--processes", "2", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["replayed"] == len(RELEASED_FILES)
+    assert report["failed"] == 0
+    assert set(report["by_model_version"]) == {"v1", "v2"}
+
+
+def test_replay_check_fails_on_histories_todays_code_cannot_replay() -> None:
+    result = runner.invoke(
+        baton,
+        ["replay-check", "--histories", str(LIFECYCLE / "complete"), "--processes", "1", "--json"],
+    )
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["failed"] == report["replayed"] == 3
+    assert {f["error_type"] for f in report["failures"]} == {"NondeterminismError"}
+    assert all(f["workflow_id"].startswith("complete-") for f in report["failures"])
+
+
+def test_replay_check_with_another_workflow_class() -> None:
+    result = runner.invoke(
+        baton,
+        ["replay-check", "--histories", str(RELEASED), "--workflows", FIXTURE, "--processes", "1"],
+    )
+    assert result.exit_code == 1
+    assert "NondeterminismError" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--histories", "/nonexistent"], "is not a folder"),
+        (["--workflows", "nope.module:X", "--histories", str(RELEASED)], "cannot import"),
+        (["--workflows", "nocolon", "--histories", str(RELEASED)], "module:Class"),
+    ],
+)
+def test_replay_check_usage_errors(args: list[str], message: str) -> None:
+    result = runner.invoke(baton, ["replay-check", *args])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_empty_or_bad_folder(tmp_path: Path) -> None:
+    assert runner.invoke(baton, ["replay-check", "--histories", str(tmp_path)]).exit_code == 2
+    (tmp_path / "x.json").write_text('{"not": "a history"}')
+    result = runner.invoke(baton, ["replay-check", "--histories", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no 'events'" in result.output
+
+
+async def test_replay_check_accepts_a_temporal_cli_export_and_a_live_query(
+    client: Client, tmp_path: Path
+) -> None:
+    """Run a live workflow, export it with the real `temporal workflow show -o json`, replay
+    the file; then replay the same workflow straight from the server through --query."""
+    # A workflow left waiting at review on the current release, with no model needed: the
+    # classify activity is answered by a worker-local activity of the same name.
+
+
+    queue = f"export-{tmp_path.name[-12:]}"
+    cfg = ModelVersionConfig(
+        model_id="m", version="v2", endpoint="http://127.0.0.1:1/x", output_schema_version=2
+    )
+    inp = ClassifyDocumentInput(
+        document_id="export-doc",
+        text="x",
+        deployment=DeploymentStrategy(primary_version=cfg),
+        review_threshold=1.0,
+    )
+    wid = f"export-{queue}"
+    async with build_worker(client, WorkerOptions(queue), [fixed_classifier]):
+        handle = await client.start_workflow(
+            "DocumentClassificationWorkflow", inp, id=wid, task_queue=queue
+        )
+        for _ in range(100):
+            if (await handle.query("status"))["state"] == "awaiting_review":
+                break
+            await asyncio.sleep(0.1)
+    folder = tmp_path / "export"
+    folder.mkdir()
+    exported = await asyncio.to_thread(
+        subprocess.run,
+        [
+            str(temporal_binary()),
+            "workflow",
+            "show",
+            "-w",
+            wid,
+            "-o",
+            "json",
+            "--address",
+            client.service_client.config.target_host,
+            "--namespace",
+            client.namespace,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    (folder / f"{wid}.json").write_text(exported.stdout)
+    result = await asyncio.to_thread(
+        runner.invoke, baton, ["replay-check", "--histories", str(folder), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["replayed"] == 1
+
+    env = {
+        "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": client.namespace,
+        "MODELBATON_HOME": str(tmp_path / "home"),
+    }
+    live = await asyncio.to_thread(
+        runner.invoke,
+        baton,
+        ["replay-check", "--query", f"WorkflowId = '{wid}'", "--processes", "1", "--json"],
+        env=env,
+    )
+    assert live.exit_code == 0, live.output
+    assert json.loads(live.stdout)["replayed"] == 1
+    await handle.terminate("test cleanup")
