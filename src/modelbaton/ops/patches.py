@@ -69,6 +69,11 @@ def advise(patch: PatchInfo, c: PatchCounts) -> tuple[Advice, str]:
         return Advice.SAFE_TO_DEPRECATE, (
             f"no running workflow lacks the marker ({c.running_with_marker} carry it){note}"
         )
+    if c.closed_without_marker:
+        return Advice.DEPRECATED_KEEP, (
+            f"{c.closed_without_marker} closed pre-patch workflows are within {retention}; "
+            "code without the patch cannot replay them"
+        )
     if c.recorded_before_deprecation:
         return Advice.DEPRECATED_KEEP, (
             f"{c.recorded_before_deprecation} workflows recorded before the deprecation "
