@@ -18,58 +18,25 @@ import time
 import uuid
 from pathlib import Path
 
-from temporalio import activity
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import model_server, peak_rss_mib
-from modelbaton.contracts import DeploymentStrategy, NormalizedClassificationResult
+from modelbaton.contracts import DeploymentStrategy
 from modelbaton.models.catalog import PipelineSection, load_catalog
 from modelbaton.models.client import make_http_client
 from modelbaton.models.corpus import generate_documents
 from modelbaton.pipeline import search_attributes
 from modelbaton.pipeline.activities import PipelineActivities
+from modelbaton.pipeline.floor import FLOOR_ACTIVITIES
 from modelbaton.pipeline.intake import Document, validate_text
-from modelbaton.pipeline.messages import (
-    CLASSIFY_V1,
-    CLASSIFY_V2,
-    PROCESS_RESULT,
-    ClassifyActivityInput,
-    ProcessInput,
-    ProcessOutput,
-)
 from modelbaton.pipeline.starter import start_document
 from modelbaton.pipeline.store import ResultsStore
 from modelbaton.pipeline.worker import WorkerOptions, build_worker
 from modelbaton.settings import Settings
 from modelbaton.stack.connect import temporal_binary
-
-
-def _noop_result(inp: ClassifyActivityInput) -> NormalizedClassificationResult:
-    return NormalizedClassificationResult(
-        label="a",
-        confidence=1.0,
-        scores_by_class={"a": 1.0},
-        model_version=inp.config.version,
-        schema_version=inp.config.output_schema_version,
-    )
-
-
-@activity.defn(name=CLASSIFY_V1)
-async def noop_classify_v1(inp: ClassifyActivityInput) -> NormalizedClassificationResult:
-    return _noop_result(inp)
-
-
-@activity.defn(name=CLASSIFY_V2)
-async def noop_classify_v2(inp: ClassifyActivityInput) -> NormalizedClassificationResult:
-    return _noop_result(inp)
-
-
-@activity.defn(name=PROCESS_RESULT)
-async def noop_process(inp: ProcessInput) -> ProcessOutput:
-    return ProcessOutput(record_id=0, destination="none", created=True)
 
 
 async def run_batch(
@@ -119,7 +86,7 @@ async def main(n_docs: int, warmup: int) -> None:
                 store = ResultsStore(f"sqlite:///{home / 'bench.db'}")
                 async with make_http_client() as http:
                     real = PipelineActivities(store, pipeline, http).all()
-                    noop: list[object] = [noop_classify_v1, noop_classify_v2, noop_process]
+                    noop = FLOOR_ACTIVITIES
                     # Warm both paths (sandbox imports, connections) before measuring.
                     await run_batch(env.client, noop, documents(warmup, 1), deployment, pipeline)
                     await run_batch(env.client, real, documents(warmup, 2), deployment, pipeline)

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from temporalio import activity
 from temporalio.client import Client, WorkflowHandle
 from typer.testing import CliRunner
 
@@ -17,50 +16,16 @@ from modelbaton.cli.main import app as baton
 from modelbaton.contracts import (
     DeploymentStrategy,
     ModelVersionConfig,
-    NormalizedClassificationResult,
 )
-from modelbaton.pipeline.messages import (
-    CLASSIFY_V1,
-    CLASSIFY_V2,
-    PROCESS_RESULT,
-    ClassifyActivityInput,
-    ClassifyDocumentInput,
-    ProcessInput,
-    ProcessOutput,
-    ReviewDecision,
-)
+from modelbaton.pipeline.floor import FLOOR_ACTIVITIES
+from modelbaton.pipeline.messages import ClassifyDocumentInput, ReviewDecision
 from modelbaton.pipeline.worker import WorkerOptions, build_worker
 
 pytestmark = pytest.mark.integration
 
 
-def _result(inp: ClassifyActivityInput) -> NormalizedClassificationResult:
-    return NormalizedClassificationResult(
-        label="a",
-        confidence=0.5,
-        scores_by_class={"a": 0.5, "b": 0.5},
-        model_version=inp.config.version,
-        schema_version=inp.config.output_schema_version,
-    )
-
-
-# The subject here is marker bookkeeping in visibility, not models: fixed activity answers.
-@activity.defn(name=CLASSIFY_V1)
-async def fixed_v1(inp: ClassifyActivityInput) -> NormalizedClassificationResult:
-    return _result(inp)
-
-
-@activity.defn(name=CLASSIFY_V2)
-async def fixed_v2(inp: ClassifyActivityInput) -> NormalizedClassificationResult:
-    return _result(inp)
-
-
-@activity.defn(name=PROCESS_RESULT)
-async def stored(inp: ProcessInput) -> ProcessOutput:
-    return ProcessOutput(record_id=1, destination="x", created=True)
-
-
-ACTS = [fixed_v1, fixed_v2, stored]
+# The subject here is marker bookkeeping in visibility, not models: fixed answers.
+ACTS = FLOOR_ACTIVITIES
 
 
 def inp(schema: int) -> ClassifyDocumentInput:

@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from temporalio import activity
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -19,10 +18,10 @@ from modelbaton.cli.main import app as baton
 from modelbaton.contracts import (
     DeploymentStrategy,
     ModelVersionConfig,
-    NormalizedClassificationResult,
 )
 from modelbaton.ops.replay import HistoryItem, load_histories_from_dir, replay_histories
-from modelbaton.pipeline.messages import CLASSIFY_V2, ClassifyActivityInput, ClassifyDocumentInput
+from modelbaton.pipeline.floor import FLOOR_ACTIVITIES
+from modelbaton.pipeline.messages import ClassifyDocumentInput
 from modelbaton.pipeline.releases import CURRENT_RELEASE, RELEASES
 from modelbaton.pipeline.worker import WorkerOptions, build_worker
 from modelbaton.pipeline.workflow import DocumentClassificationWorkflow
@@ -109,18 +108,6 @@ def test_release_by_history_matrix() -> None:
 runner = CliRunner()
 
 
-@activity.defn(name=CLASSIFY_V2)
-async def fixed_classifier(inp: ClassifyActivityInput) -> NormalizedClassificationResult:
-    """Answers the classify call for the export test, whose subject is replay, not models."""
-    return NormalizedClassificationResult(
-        label="a",
-        confidence=0.5,
-        scores_by_class={"a": 0.5, "b": 0.5},
-        model_version=inp.config.version,
-        schema_version=2,
-    )
-
-
 def test_replay_check_passes_on_committed_histories_in_parallel() -> None:
     result = runner.invoke(
         baton, ["replay-check", "--histories", str(RELEASED), "--processes", "2", "--json"]
@@ -183,7 +170,6 @@ async def test_replay_check_accepts_a_temporal_cli_export_and_a_live_query(
     # A workflow left waiting at review on the current release, with no model needed: the
     # classify activity is answered by a worker-local activity of the same name.
 
-
     queue = f"export-{tmp_path.name[-12:]}"
     cfg = ModelVersionConfig(
         model_id="m", version="v2", endpoint="http://127.0.0.1:1/x", output_schema_version=2
@@ -195,7 +181,7 @@ async def test_replay_check_accepts_a_temporal_cli_export_and_a_live_query(
         review_threshold=1.0,
     )
     wid = f"export-{queue}"
-    async with build_worker(client, WorkerOptions(queue), [fixed_classifier]):
+    async with build_worker(client, WorkerOptions(queue), FLOOR_ACTIVITIES):
         handle = await client.start_workflow(
             "DocumentClassificationWorkflow", inp, id=wid, task_queue=queue
         )
