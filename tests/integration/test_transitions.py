@@ -113,17 +113,24 @@ async def wait_nondeterminism(handle: WorkflowHandle[object, object]) -> str:
     raise AssertionError(f"{handle.id}: no non-determinism failure")
 
 
+@asynccontextmanager
+async def pending_review(handle: WorkflowHandle[object, object]) -> AsyncIterator[None]:
+    """Keep a review update outstanding: it makes the worker replay the workflow, and on a
+    release that cannot, the update never completes, so it is cancelled on exit."""
+    update = asyncio.create_task(
+        handle.execute_update("submit_review", ReviewDecision(label="invoice", reviewer="t"))
+    )
+    try:
+        yield
+    finally:
+        update.cancel()
+        await asyncio.gather(update, return_exceptions=True)
+
+
 async def expect_stuck(t: Transition, handle: WorkflowHandle[object, object], release: str) -> str:
     """Under ``release``, an update makes the worker replay the history and fail."""
-    async with t.worker(release):
-        update = asyncio.create_task(
-            handle.execute_update("submit_review", ReviewDecision(label="invoice", reviewer="t"))
-        )
-        try:
-            message = await wait_nondeterminism(handle)
-        finally:
-            update.cancel()
-            await asyncio.gather(update, return_exceptions=True)
+    async with t.worker(release), pending_review(handle):
+        message = await wait_nondeterminism(handle)
     history = await handle.fetch_history()
     with pytest.raises(NondeterminismError):
         await Replayer(
@@ -204,12 +211,7 @@ async def test_removing_the_patch_under_running_prepatch_workflows_is_caught(
         }
         # The server flags the workflow after two consecutive task failures; keep a worker on
         # the bad release running so the task keeps failing, as it would in production.
-        async with t.worker("complete"):
-            update = asyncio.create_task(
-                prepatch.execute_update(
-                    "submit_review", ReviewDecision(label="invoice", reviewer="t")
-                )
-            )
+        async with t.worker("complete"), pending_review(prepatch):
             result = None
             for _ in range(120):
                 result = await asyncio.to_thread(
@@ -218,8 +220,6 @@ async def test_removing_the_patch_under_running_prepatch_workflows_is_caught(
                 if result.exit_code == 1:
                     break
                 await asyncio.sleep(0.5)
-            update.cancel()
-            await asyncio.gather(update, return_exceptions=True)
         assert result is not None
         assert result.exit_code == 1, result.output
         assert prepatch.id in result.stdout
