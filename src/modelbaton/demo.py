@@ -2,10 +2,12 @@
 
 1. Bring up a real Temporal dev server, the model server and one worker on the PRE-PATCH release.
 2. Submit a batch classified by model v1; uncertain documents wait at the review checkpoint.
-3. Restart the worker on the PATCHED release (the deploy), while those documents are in flight.
-4. Submit a second batch, which takes the v2 path with model v2.
-5. Complete every pending review (the reviewer gives the document's true class).
-6. Summarize: per branch and model version, all results in the canonical contract, zero
+3. Restart the worker on the current release (the deploy), while those documents are in flight.
+4. Submit a second batch: each document is assigned model v2 and runs on v2's worker pool.
+5. Start a rollout of candidate v3 at 30 %: a third batch splits by business key between the v2
+   and v3 pools; visibility counts each arm; the rollout is promoted, with its audit trail.
+6. Complete every pending review (the reviewer gives the document's true class).
+7. Summarize: per branch and model version, all results in the canonical contract, zero
    failures; then stop everything that was started.
 """
 
@@ -27,6 +29,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from modelbaton.contracts import DeploymentStrategy, NormalizedClassificationResult, normalize
+from modelbaton.contracts.rollout import RolloutPlan
 from modelbaton.models.catalog import Catalog, PipelineSection, load_catalog
 from modelbaton.models.client import call_model_endpoint, make_http_client
 from modelbaton.models.corpus import generate_documents
@@ -36,7 +39,10 @@ from modelbaton.pipeline.messages import (
     ReviewDecision,
     WorkflowState,
 )
-from modelbaton.pipeline.starter import start_document
+from modelbaton.pipeline.releases.r5_assigned import DocumentClassificationWorkflow
+from modelbaton.pipeline.starter import legacy_workflow_input, start_document, submit_documents
+from modelbaton.rollout.client import Rollouts, rollout_status
+from modelbaton.rollout.messages import ChangeBy
 from modelbaton.settings import Settings
 from modelbaton.stack import embedded
 
@@ -63,14 +69,29 @@ def make_batch(name: str, n: int, seed: int) -> Batch:
     return Batch(name, docs, truth)
 
 
-async def submit(
+async def submit_legacy(
     client: Client, batch: Batch, deployment: DeploymentStrategy, pipeline: PipelineSection
 ) -> None:
+    """Start a batch as the pre-patch release's starter did (the configuration in the input)."""
     for doc in batch.docs:
-        handle = await start_document(client, doc, deployment, pipeline, DEMO_QUEUE)
-        if handle is None:  # already submitted by an earlier demo run on this state dir
-            handle = client.get_workflow_handle(doc.workflow_id, result_type=ClassificationOutcome)
-        batch.handles[doc.workflow_id] = handle
+        inp = legacy_workflow_input(doc, deployment, pipeline)
+        await start_document(client, doc, inp, DEMO_QUEUE)
+        batch.handles[doc.workflow_id] = client.get_workflow_handle(
+            doc.workflow_id, result_type=ClassificationOutcome
+        )
+
+
+async def submit(
+    client: Client, batch: Batch, plan: RolloutPlan, pipeline: PipelineSection
+) -> None:
+    """Start a batch assigned by the rollout plan, as ``baton submit`` does."""
+    report = await submit_documents(client, batch.docs, plan, pipeline, DEMO_QUEUE)
+    for doc in batch.docs:
+        batch.handles[doc.workflow_id] = client.get_workflow_handle(
+            doc.workflow_id, result_type=ClassificationOutcome
+        )
+    arms = ", ".join(f"{arm}: {n}" for arm, n in sorted(report.by_arm().items()))
+    Console().print(f"assignments: {arms}")
 
 
 async def settle(batch: Batch, within: float = 120.0) -> dict[str, str]:
@@ -83,8 +104,8 @@ async def settle(batch: Batch, within: float = 120.0) -> dict[str, str]:
             if desc.status is not None and desc.status.name != "RUNNING":
                 states[wid] = desc.status.name.lower()
                 continue
-            view = await handle.query("status")
-            states[wid] = view["state"]
+            view = await handle.query(DocumentClassificationWorkflow.status)
+            states[wid] = view.state.value
         pending = [s for s in states.values() if s in ("classifying", "processing")]
         if not pending:
             return states
@@ -129,7 +150,12 @@ def _short(s: str, limit: int = 260) -> str:
 async def run(console: Console, home: Path, per_batch: int, review_threshold: float) -> int:
     settings = Settings.from_env()
     options = embedded.StackOptions(
-        home=home, workers=1, release="initial", task_queue=DEMO_QUEUE, ephemeral_ports=True
+        home=home,
+        workers=1,
+        release="initial",
+        task_queue=DEMO_QUEUE,
+        ephemeral_ports=True,
+        pools=("v2", "v3"),
     )
     console.rule("[bold]1. embedded stack, worker on the PRE-PATCH release")
     state = embedded.start_stack(options)
@@ -147,23 +173,28 @@ async def run(console: Console, home: Path, per_batch: int, review_threshold: fl
         pipeline = catalog.pipeline.model_copy(update={"review_threshold": review_threshold})
         before = make_batch("before", per_batch, seed=101)
         after = make_batch("after", per_batch, seed=202)
+        canary = make_batch("canary", per_batch * 2, seed=303)
+        rollouts = Rollouts(client, catalog, DEMO_QUEUE)
 
         await show_raw_vs_canonical(console, catalog, before.docs[0].text)
 
         console.rule("[bold]2. batch 1: model v1 on the pre-patch code")
-        await submit(
+        await submit_legacy(
             client, before, DeploymentStrategy(primary_version=catalog.get("v1")), pipeline
         )
         states = await settle(before)
         waiting = [w for w, s in states.items() if s == WorkflowState.AWAITING_REVIEW.value]
         console.print(f"{len(before.docs)} submitted; {len(waiting)} wait for human review")
 
-        console.rule("[bold]3. deploy: restart the worker on the PATCHED release")
-        embedded.restart_workers(home, release="patched")
-        console.print("worker now runs releases/r2_patched.py; in-flight workflows keep going")
+        console.rule("[bold]3. deploy: restart the worker on the CURRENT release")
+        embedded.restart_workers(home, release="assigned")
+        console.print(
+            "worker now runs releases/r5_assigned.py; in-flight workflows keep going; "
+            f"model pools polling: {', '.join(state.pools)}"
+        )
 
-        console.rule(f"[bold]4. batch 2: model {catalog.pipeline.primary} on the patched code")
-        await submit(client, after, DeploymentStrategy(primary_version=catalog.primary), pipeline)
+        console.rule(f"[bold]4. batch 2: model {catalog.pipeline.primary} on its worker pool")
+        await submit(client, after, await rollouts.plan(), pipeline)
         states = await settle(after)
         waiting = [w for w, s in states.items() if s == WorkflowState.AWAITING_REVIEW.value]
         console.print(f"{len(after.docs)} submitted; {len(waiting)} wait for human review")
@@ -178,39 +209,61 @@ async def run(console: Console, home: Path, per_batch: int, review_threshold: fl
         }
         console.print(f"in flight per model version (Temporal visibility): {in_flight}")
 
-        console.rule("[bold]5. reviewers complete every pending review")
+        console.rule("[bold]5. rollout: candidate v3 takes 30 % of business keys")
+        by = ChangeBy(actor="demo", reason="v3 adds the tax_form class")
+        plan = await rollouts.start("v3", 0.3, by)
+        console.print(
+            f"rollout {plan.rollout_id} (revision {plan.revision}): "
+            f"{plan.fraction:.0%} to {plan.candidate.version if plan.candidate else '?'}"
+        )
+        await submit(client, canary, plan, pipeline)
+        await settle(canary)
+        arms = await rollouts.arm_counts(plan.rollout_id or "")
+        for arm, counts in arms.items():
+            console.print(f"  {arm}: {counts.as_dict()} (Temporal visibility)")
+        await rollouts.promote(ChangeBy(actor="demo", reason="canary looked healthy"))
+        report = await rollout_status(rollouts, plan.rollout_id)
+        trail = Table("revision", "who", "action", "what", "why", title="rollout audit trail")
+        for entry in report.audit:
+            trail.add_row(
+                str(entry.revision), entry.actor, entry.action, entry.detail, entry.reason
+            )
+        console.print(trail)
+
+        console.rule("[bold]6. reviewers complete every pending review")
         reviewed = 0
-        for batch in (before, after):
+        for batch in (before, after, canary):
             for wid, handle in batch.handles.items():
-                view = await handle.query("status")
-                if view["state"] == WorkflowState.AWAITING_REVIEW.value:
+                view = await handle.query(DocumentClassificationWorkflow.status)
+                if view.state is WorkflowState.AWAITING_REVIEW:
                     decision = ReviewDecision(label=batch.truth[wid], reviewer="demo-reviewer")
-                    await handle.execute_update("submit_review", decision)
+                    await handle.execute_update(
+                        DocumentClassificationWorkflow.submit_review, decision
+                    )
                     reviewed += 1
         console.print(f"{reviewed} reviews submitted")
 
         outcomes: list[ClassificationOutcome] = []
-        for batch in (before, after):
+        for batch in (before, after, canary):
             for handle in batch.handles.values():
                 outcomes.append(await asyncio.wait_for(handle.result(), 120))
-        return await summarize(console, outcomes, before, after)
+        return await summarize(console, outcomes, [before, after, canary])
     finally:
-        console.rule("[bold]6. stopping everything the demo started")
+        console.rule("[bold]7. stopping everything the demo started")
         for stopped in embedded.stop_stack(home):
             console.print(f"stopped {stopped}")
 
 
 async def summarize(
-    console: Console,
-    outcomes: list[ClassificationOutcome],
-    before: Batch,
-    after: Batch,
+    console: Console, outcomes: list[ClassificationOutcome], batches: list[Batch]
 ) -> int:
-    truth = before.truth | after.truth
+    truth: dict[str, str] = {}
+    for b in batches:
+        truth |= b.truth
     table = Table(title="Documents per workflow branch")
     for col in ("batch", "branch", "model", "schema", "auto", "reviewed", "escalated", "correct"):
         table.add_column(col, justify="right" if col not in ("batch", "branch") else "left")
-    for batch in (before, after):
+    for batch in batches:
         ids = set(batch.handles)
         rows = Counter(
             (o.branch, o.result.model_version, o.result.schema_version)
@@ -245,7 +298,7 @@ async def summarize(
     # Ask each workflow, not visibility: visibility is eventually consistent and may lag the
     # results we have just received.
     statuses: Counter[str] = Counter()
-    for batch in (before, after):
+    for batch in batches:
         for handle in batch.handles.values():
             status = (await handle.describe()).status
             statuses[status.name if status is not None else "UNKNOWN"] += 1
@@ -254,7 +307,7 @@ async def summarize(
         f"results: {len(outcomes)}; all in the canonical contract: {canonical}; "
         f"workflow statuses: {dict(statuses)}; failed or unfinished: {failed}"
     )
-    ok = canonical and failed == 0 and len(outcomes) == len(before.docs) + len(after.docs)
+    ok = canonical and failed == 0 and len(outcomes) == sum(len(b.docs) for b in batches)
     console.print("[bold green]demo OK[/]" if ok else "[bold red]demo FAILED[/]")
     return 0 if ok else 1
 

@@ -58,3 +58,7 @@ class DocumentRejectedError(ModelBatonError):
 
 class StackError(ModelBatonError):
     """The embedded stack (dev server, model server, workers) could not be started or reached."""
+
+
+class RolloutError(ModelBatonError):
+    """A rollout change was refused or could not be made; the message says why and what to do."""

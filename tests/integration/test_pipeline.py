@@ -5,12 +5,7 @@ Each test has its own task queue, workflow ids and results database.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,91 +23,26 @@ from temporalio.exceptions import ApplicationError
 from typer.testing import CliRunner
 
 from modelbaton.cli.main import app as baton
-from modelbaton.contracts import (
-    DeploymentStrategy,
-    ModelVersionConfig,
-    NormalizedClassificationResult,
-)
+from modelbaton.contracts import ModelVersionConfig, NormalizedClassificationResult
 from modelbaton.models.catalog import Catalog
 from modelbaton.models.client import make_http_client
 from modelbaton.models.server import serve_in_thread
 from modelbaton.pipeline.activities import PipelineActivities
-from modelbaton.pipeline.intake import Document, validate_text
 from modelbaton.pipeline.messages import (
     PROCESS_RESULT,
-    WORKFLOW_TYPE,
-    ClassificationOutcome,
     Outcome,
     ProcessInput,
     ProcessOutput,
     ReviewDecision,
     WorkflowState,
 )
-from modelbaton.pipeline.patches import PATCH_CLASSIFY_V2, patch_markers
-from modelbaton.pipeline.starter import start_document, workflow_input
-from modelbaton.pipeline.store import ResultsStore
-from modelbaton.pipeline.worker import WorkerOptions, build_worker
+from modelbaton.pipeline.patches import PATCH_CLASSIFY_V2, PATCH_MODEL_ASSIGNMENT, patch_markers
+from modelbaton.pipeline.releases.r5_assigned import DocumentClassificationWorkflow as Current
+from modelbaton.pipeline.starter import SubmitReport, start_document, workflow_input
+from pipeline_fixtures import Pipeline
+from waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-INVOICE = (
-    "INVOICE No. 4471\nBill to: Northwind Traders\nAmount due: $1,250.00\n"
-    "Payment terms: net 30. Please remit payment by the due date. Invoice date 2026-03-02."
-)
-
-
-@dataclass
-class Pipeline:
-    client: Client
-    catalog: Catalog
-    store: ResultsStore
-    task_queue: str
-
-    def doc(self, text: str = INVOICE) -> Document:
-        # A unique suffix keeps content-derived ids unique per test.
-        return validate_text(f"{text}\nref {uuid.uuid4().hex}", "test")
-
-    def deployment(self, version: str) -> DeploymentStrategy:
-        return DeploymentStrategy(primary_version=self.catalog.get(version))
-
-    async def start(
-        self,
-        doc: Document,
-        version: str = "v2",
-        *,
-        threshold: float = 0.0,
-        review_timeout: float = 3600,
-        config: ModelVersionConfig | None = None,
-    ) -> WorkflowHandle[object, ClassificationOutcome]:
-        pipeline = self.catalog.pipeline.model_copy(
-            update={"review_threshold": threshold, "review_timeout_seconds": review_timeout}
-        )
-        deployment = (
-            DeploymentStrategy(primary_version=config) if config else self.deployment(version)
-        )
-        handle = await start_document(self.client, doc, deployment, pipeline, self.task_queue)
-        assert handle is not None
-        return handle
-
-    @asynccontextmanager
-    async def worker(
-        self, release: str = "patched", activities: list[object] | None = None
-    ) -> AsyncIterator[None]:
-        async with make_http_client() as http:
-            acts = activities or PipelineActivities(self.store, self.catalog.pipeline, http).all()
-            async with build_worker(
-                self.client, WorkerOptions(task_queue=self.task_queue, release=release), acts
-            ):
-                yield
-
-
-@pytest.fixture
-def pipeline(
-    client: Client, reference_catalog: Catalog, task_queue: str, tmp_path: Path
-) -> Iterator[Pipeline]:
-    store = ResultsStore(f"sqlite:///{tmp_path / 'results.db'}")
-    yield Pipeline(client, reference_catalog, store, task_queue)
-    store.close()
 
 
 async def has_patch_marker(handle: WorkflowHandle[object, object]) -> bool:
@@ -120,16 +50,12 @@ async def has_patch_marker(handle: WorkflowHandle[object, object]) -> bool:
 
 
 async def wait_for_state(
-    handle: WorkflowHandle[object, object], state: WorkflowState, within: float = 30
+    handle: WorkflowHandle[Any, Any], state: WorkflowState, within: float = 30
 ) -> None:
-    async def poll() -> None:
-        while True:
-            view = await handle.query("status")
-            if view["state"] == state.value:
-                return
-            await asyncio.sleep(0.2)
+    async def reached() -> bool:
+        return (await handle.query(Current.status)).state is state
 
-    await asyncio.wait_for(poll(), within)
+    await eventually(reached, within=within, what=f"state {state}")
 
 
 def check_canonical(out: ClassificationOutcome, n_classes: int) -> None:
@@ -141,7 +67,7 @@ def check_canonical(out: ClassificationOutcome, n_classes: int) -> None:
 
 async def test_v1_path_on_prepatch_release(pipeline: Pipeline) -> None:
     async with pipeline.worker("initial"):
-        handle = await pipeline.start(pipeline.doc(), "v1")
+        handle = await pipeline.start_legacy(pipeline.doc(), "v1")
         out = await handle.result()
     assert out.branch == "v1"
     assert out.result.model_version == "v1"
@@ -154,7 +80,7 @@ async def test_v1_path_on_prepatch_release(pipeline: Pipeline) -> None:
 
 async def test_v2_path_on_patched_release(pipeline: Pipeline) -> None:
     async with pipeline.worker("patched"):
-        handle = await pipeline.start(pipeline.doc(), "v2")
+        handle = await pipeline.start_legacy(pipeline.doc(), "v2")
         out = await handle.result()
     assert out.branch == "v2"
     assert out.result.model_version == "v2"
@@ -166,10 +92,40 @@ async def test_v2_path_on_patched_release(pipeline: Pipeline) -> None:
 
 
 async def test_v3_is_a_catalog_change_only(pipeline: Pipeline) -> None:
-    async with pipeline.worker("patched"):
-        out = await (await pipeline.start(pipeline.doc(), "v3")).result()
+    async with pipeline.worker():
+        handle = await pipeline.start(pipeline.doc(), "v3")
+        out = await handle.result()
     assert out.result.model_version == "v3"
     check_canonical(out, 9)
+    assert out.assignment is not None
+    assert await scheduled_classify(handle) == [("classify_document_v2", out.assignment.task_queue)]
+
+
+async def scheduled_classify(handle: WorkflowHandle[Any, Any]) -> list[tuple[str, str]]:
+    """(activity type, task queue) of every classify activity the workflow scheduled."""
+    history = await handle.fetch_history()
+    return [
+        (a.activity_type.name, a.task_queue.name)
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        for a in [e.activity_task_scheduled_event_attributes]
+        if a.activity_type.name.startswith("classify_document")
+    ]
+
+
+async def test_rollback_to_schema_1_model_is_a_plan_change(pipeline: Pipeline) -> None:
+    """Today's release classifies new documents with model v1 (schema 1) through
+    classify_document_v1 on v1's pool: no code change, no ConfigError."""
+    async with pipeline.worker():
+        handle = await pipeline.start(pipeline.doc(), "v1")
+        out = await handle.result()
+    assert (out.branch, out.result.model_version, out.result.schema_version) == ("v1", "v1", 1)
+    check_canonical(out, 8)
+    queue = f"{pipeline.task_queue}-model-v1"
+    assert await scheduled_classify(handle) == [("classify_document_v1", queue)]
+    markers = patch_markers(await handle.fetch_history())
+    assert PATCH_MODEL_ASSIGNMENT in markers
+    assert PATCH_CLASSIFY_V2 not in markers
 
 
 async def test_review_accepted(pipeline: Pipeline) -> None:
@@ -177,9 +133,9 @@ async def test_review_accepted(pipeline: Pipeline) -> None:
         handle = await pipeline.start(pipeline.doc(), threshold=1.0)
         await wait_for_state(handle, WorkflowState.AWAITING_REVIEW)
         receipt = await handle.execute_update(
-            "submit_review", ReviewDecision(label="receipt", reviewer="ana"), result_type=dict
+            Current.submit_review, ReviewDecision(label="receipt", reviewer="ana")
         )
-        assert receipt["accepted_label"] == "receipt"
+        assert receipt.accepted_label == "receipt"
         out = await handle.result()
     assert out.outcome is Outcome.REVIEWED
     assert out.final_label == "receipt"
@@ -194,12 +150,14 @@ async def test_review_rejects_unknown_label_then_accepts(pipeline: Pipeline) -> 
         await wait_for_state(handle, WorkflowState.AWAITING_REVIEW)
         with pytest.raises(WorkflowUpdateFailedError) as err:
             await handle.execute_update(
-                "submit_review", ReviewDecision(label="spaceship", reviewer="ana")
+                Current.submit_review, ReviewDecision(label="spaceship", reviewer="ana")
             )
         assert "unknown label 'spaceship'" in str(err.value.cause)
-        view = await handle.query("status")
-        assert view["state"] == WorkflowState.AWAITING_REVIEW.value
-        await handle.execute_update("submit_review", ReviewDecision(label="invoice", reviewer="b"))
+        view = await handle.query(Current.status)
+        assert view.state is WorkflowState.AWAITING_REVIEW
+        await handle.execute_update(
+            Current.submit_review, ReviewDecision(label="invoice", reviewer="b")
+        )
         out = await handle.result()
     assert out.outcome is Outcome.REVIEWED
     # The rejected update left no trace in history: validators run before anything is recorded.
@@ -224,7 +182,7 @@ async def test_review_times_out_and_escalates(pipeline: Pipeline) -> None:
 async def test_downstream_idempotent_under_activity_retry(pipeline: Pipeline) -> None:
     """The write succeeds but the activity fails before reporting: the retry must not duplicate."""
     async with make_http_client() as http:
-        real = PipelineActivities(pipeline.store, pipeline.catalog.pipeline, http)
+        real = PipelineActivities(pipeline.store, pipeline.source, http)
         calls: list[ProcessOutput] = []
 
         @activity.defn(name=PROCESS_RESULT)
@@ -235,7 +193,7 @@ async def test_downstream_idempotent_under_activity_retry(pipeline: Pipeline) ->
                 raise RuntimeError("connection lost after commit")
             return out
 
-        acts = [real.classify_document_v1, real.classify_document_v2, lossy_process]
+        acts = [*real.classify.all(), lossy_process]
         async with pipeline.worker(activities=acts):
             out = await (await pipeline.start(pipeline.doc())).result()
     assert [c.created for c in calls] == [True, False]
@@ -243,35 +201,59 @@ async def test_downstream_idempotent_under_activity_retry(pipeline: Pipeline) ->
     assert pipeline.store.count_for(out.document_id) == 1
 
 
-async def test_resubmission_starts_nothing_and_writes_nothing(pipeline: Pipeline) -> None:
+async def test_resubmission_reports_running_and_completed(pipeline: Pipeline) -> None:
     doc = pipeline.doc()
-    deployment = pipeline.deployment("v2")
+    inp = workflow_input(
+        doc, pipeline.plan().assign(doc.document_id, pipeline.task_queue), pipeline.catalog.pipeline
+    )
     async with pipeline.worker():
-        handle = await pipeline.start(doc)
-        # While running: the same content maps to the same workflow id, so nothing new starts.
-        again = await start_document(
-            pipeline.client, doc, deployment, pipeline.catalog.pipeline, pipeline.task_queue
-        )
-        assert again is None
+        report = SubmitReport()
+        handle = await start_document(pipeline.client, doc, inp, pipeline.task_queue, report)
+        assert handle is not None
+        # While it runs, the same content maps to the same workflow id: nothing new starts.
+        assert await start_document(pipeline.client, doc, inp, pipeline.task_queue, report) is None
         out = await handle.result()
-        # After completion too (REJECT_DUPLICATE).
-        assert (
-            await start_document(
-                pipeline.client, doc, deployment, pipeline.catalog.pipeline, pipeline.task_queue
-            )
-            is None
-        )
-        # Even a second workflow for the same document (another id) adds no second record.
-        forced = await pipeline.client.start_workflow(
-            WORKFLOW_TYPE,
-            workflow_input(doc, deployment, pipeline.catalog.pipeline),
-            id=f"forced-{uuid.uuid4().hex[:8]}",
-            task_queue=pipeline.task_queue,
-            result_type=ClassificationOutcome,
-        )
-        forced_out = await forced.result()
-    assert forced_out.record_id == out.record_id
+        # A completed document is never classified twice.
+        assert await start_document(pipeline.client, doc, inp, pipeline.task_queue, report) is None
+    assert report.started == [doc.workflow_id]
+    assert report.already_running == [doc.workflow_id]
+    assert report.already_completed == [doc.workflow_id]
     assert pipeline.store.count_for(out.document_id) == 1
+
+
+async def test_terminated_document_runs_again_with_one_current_record(pipeline: Pipeline) -> None:
+    """A run that wrote downstream and then got stuck is terminated and run again: the document
+    keeps one current record (the re-run's) and the first run's record is kept as superseded."""
+    doc = pipeline.doc()
+    async with make_http_client() as http:
+        real = PipelineActivities(pipeline.store, pipeline.source, http)
+
+        @activity.defn(name=PROCESS_RESULT)
+        async def write_then_hang(inp: ProcessInput) -> ProcessOutput:
+            await real.process_classification_result(inp)
+            raise RuntimeError("acknowledgement lost; retrying forever")
+
+        async with pipeline.worker(activities=[*real.classify.all(), write_then_hang]):
+            first = await pipeline.start(doc)
+            await eventually(lambda: pipeline.store.count_for(doc.document_id) == 1)
+            await first.terminate("stuck after its write; re-run it")
+    first_run = (await first.describe()).run_id
+    report = SubmitReport()
+    inp = workflow_input(
+        doc, pipeline.plan().assign(doc.document_id, pipeline.task_queue), pipeline.catalog.pipeline
+    )
+    async with pipeline.worker():
+        again = await start_document(pipeline.client, doc, inp, pipeline.task_queue, report)
+        assert again is not None
+        out = await again.result()
+    assert report.restarted == [doc.workflow_id]
+    assert report.started == []
+    current = [r for r in pipeline.store.records() if r.document_id == doc.document_id]
+    assert len(current) == 1
+    assert current[0].run_id != first_run
+    assert current[0].id == out.record_id
+    old = pipeline.store.superseded(doc.document_id)
+    assert [(o.run_id, o.superseded_by_run_id) for o in old] == [(first_run, current[0].run_id)]
 
 
 def control_app(responses: list[tuple[int, dict[str, object]]]) -> FastAPI:
@@ -296,11 +278,16 @@ async def test_malformed_model_output_fails_document_without_retry(pipeline: Pip
     bad = {"label": "a", "confidence": 0.9, "raw_scores": [0.9, 0.1], "class_order": ["a"]}
     app = control_app([(200, bad)])
     with serve_in_thread(app) as url:
-        config = ModelVersionConfig(
-            model_id="ctl", version="bad", endpoint=f"{url}/classify", output_schema_version=2
+        pipeline.add_model(
+            ModelVersionConfig(
+                model_id="doc-classifier",
+                version="bad",
+                endpoint=f"{url}/classify",
+                output_schema_version=2,
+            )
         )
-        async with pipeline.worker():
-            handle = await pipeline.start(pipeline.doc(), config=config)
+        async with pipeline.worker(pools=["bad"]):
+            handle = await pipeline.start(pipeline.doc(), "bad")
             with pytest.raises(WorkflowFailureError) as err:
                 await handle.result()
     cause = err.value.cause
@@ -315,11 +302,16 @@ async def test_malformed_model_output_fails_document_without_retry(pipeline: Pip
 async def test_server_errors_are_retried_then_succeed(pipeline: Pipeline) -> None:
     app = control_app([(503, {"detail": "warming up"}), (500, {"detail": "oops"}), (200, GOOD_V2)])
     with serve_in_thread(app) as url:
-        config = ModelVersionConfig(
-            model_id="ctl", version="flaky", endpoint=f"{url}/classify", output_schema_version=2
+        pipeline.add_model(
+            ModelVersionConfig(
+                model_id="doc-classifier",
+                version="flaky",
+                endpoint=f"{url}/classify",
+                output_schema_version=2,
+            )
         )
-        async with pipeline.worker():
-            out = await (await pipeline.start(pipeline.doc(), config=config)).result()
+        async with pipeline.worker(pools=["flaky"]):
+            out = await (await pipeline.start(pipeline.doc(), "flaky")).result()
     assert app.state.served == [503, 500, 200]
     assert out.result.scores_by_class == {"a": 0.9, "b": 0.1}
 

@@ -38,6 +38,7 @@ RELEASE_PATHS = {
         ("patched", "r2_patched"),
         ("deprecated", "r3_deprecated"),
         ("complete", "r4_complete"),
+        ("assigned", "r5_assigned"),
     ]
 }
 #: Which recorded histories each release can replay (by the release that recorded them), as
@@ -47,6 +48,7 @@ CAN_REPLAY = {
     "patched": {"initial", "prepatch-resumed", "patched", "deprecated"},
     "deprecated": {"patched", "deprecated", "complete"},
     "complete": {"deprecated", "complete"},
+    "assigned": {"initial", "prepatch-resumed", "patched", "deprecated", "assigned"},
 }
 
 
@@ -94,6 +96,7 @@ def test_release_by_history_matrix() -> None:
         "patched",
         "deprecated",
         "complete",
+        "assigned",
     }
     for release, path in RELEASE_PATHS.items():
         outcomes = replay_histories([path], items, processes=1)

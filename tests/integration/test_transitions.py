@@ -37,7 +37,10 @@ from modelbaton.pipeline.intake import validate_text
 from modelbaton.pipeline.messages import ClassificationOutcome, ReviewDecision, WorkflowState
 from modelbaton.pipeline.patches import PATCH_CLASSIFY_V2, patch_markers
 from modelbaton.pipeline.releases import RELEASES
-from modelbaton.pipeline.starter import start_document
+from modelbaton.models.resolver import CatalogSource
+from modelbaton.pipeline.releases.r5_assigned import DocumentClassificationWorkflow as Current
+from modelbaton.pipeline.starter import legacy_workflow_input, start_document
+from waiting import eventually
 from modelbaton.pipeline.store import ResultsStore
 from modelbaton.pipeline.worker import WorkerOptions, build_worker
 
@@ -56,7 +59,7 @@ class Transition:
 
     @asynccontextmanager
     async def worker(self, release: str) -> AsyncIterator[None]:
-        acts = PipelineActivities(self.store, self.catalog.pipeline, self.http).all()
+        acts = PipelineActivities(self.store, CatalogSource.fixed(self.catalog), self.http).all()
         async with build_worker(self.client, WorkerOptions(self.queue, release), acts):
             yield
 
@@ -64,13 +67,16 @@ class Transition:
         doc = validate_text(f"{TEXT} {uuid.uuid4().hex}", "transition-test")
         pipeline = self.catalog.pipeline.model_copy(update={"review_threshold": 1.0})
         deployment = DeploymentStrategy(primary_version=self.catalog.get(model))
-        handle = await start_document(self.client, doc, deployment, pipeline, self.queue)
+        inp = legacy_workflow_input(doc, deployment, pipeline)
+        handle = await start_document(self.client, doc, inp, self.queue)
         assert handle is not None
-        for _ in range(200):
-            if (await handle.query("status"))["state"] == WorkflowState.AWAITING_REVIEW.value:
-                return handle
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"{handle.id} never reached the review checkpoint")
+
+        async def at_review() -> bool:
+            view = await handle.query(Current.status)
+            return view.state is WorkflowState.AWAITING_REVIEW
+
+        await eventually(at_review, what=f"{handle.id} at the review checkpoint")
+        return handle
 
     async def left_in_flight(
         self, release: str, model: str
@@ -82,7 +88,9 @@ class Transition:
     async def review(
         self, handle: WorkflowHandle[object, ClassificationOutcome]
     ) -> ClassificationOutcome:
-        await handle.execute_update("submit_review", ReviewDecision(label="invoice", reviewer="t"))
+        await handle.execute_update(
+            Current.submit_review, ReviewDecision(label="invoice", reviewer="t")
+        )
         return await handle.result()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from modelbaton.cli._output import JsonOption, console, emit, fail
@@ -38,6 +39,7 @@ def _render_status(status: StackStatus) -> None:
     console.print(f"  Web UI     {state.ui_url or '(headless)'}")
     console.print(f"  models     {state.model_base_url or '(not started)'}")
     console.print(f"  task queue {state.task_queue}  release {state.release}")
+    console.print(f"  pools      {', '.join(state.pools) or '(none)'}")
     console.print(f"  client     temporal --config-file {state.home / embedded.CLIENT_CONFIG_FILE}")
     table = Table("process", "pid", "state", "port", "log")
     for proc in status.processes:
@@ -68,6 +70,12 @@ def up(
     ui_port: int = typer.Option(8233, min=1, max=65535, help="Temporal Web UI port."),
     model_port: int = typer.Option(8601, min=1, max=65535, help="Model server port."),
     workers: int = typer.Option(1, min=0, max=16, help="Worker processes (0: none)."),
+    pools: str | None = typer.Option(
+        None,
+        "--pools",
+        help="Comma-separated model versions to start pools for (default: the versions the "
+        "rollout plan needs, else the catalog's primary).",
+    ),
     task_queue: str = typer.Option(DEFAULT_TASK_QUEUE, help="Task queue the workers poll."),
     release: str = typer.Option(embedded.DEFAULT_RELEASE, help="Workflow release the workers run."),
     namespace: str = typer.Option("default", help="Temporal namespace (created if missing)."),
@@ -90,6 +98,7 @@ def up(
         ui_port=ui_port,
         model_port=model_port,
         workers=workers,
+        pools=tuple(v.strip() for v in (pools or "").split(",") if v.strip()),
         task_queue=task_queue,
         release=release,
         namespace=namespace,
@@ -147,6 +156,38 @@ def down(home: Path | None = HomeOption, as_json: bool = JsonOption) -> None:
             console.print(f"stopped {result}")
 
     emit({"home": str(state_dir), "stopped": [vars(r) for r in stopped]}, as_json, render)
+
+
+@app.command()
+def pool(
+    version: str = typer.Argument(..., help="Model version whose pool to start or stop."),
+    stop: bool = typer.Option(False, "--stop", help="Stop the pool instead of starting it."),
+    home: Path | None = HomeOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Start (or --stop) the pool of one model version in the running stack.
+
+    A stopped pool stalls only its own version's documents: they wait in its task queue.
+    """
+    from modelbaton.errors import ModelBatonError
+
+    state_dir = _home(home)
+    try:
+        if stop:
+            stopped = embedded.stop_pool(state_dir, version)
+            data: dict[str, object] = {"stopped": [vars(r) for r in stopped]}
+            message = f"stopped the pool of {version}"
+        else:
+            settings = Settings.from_env()
+            from modelbaton.models.catalog import load_catalog
+
+            load_catalog(settings.catalog_path).get(version)  # validate before acting
+            state = embedded.start_pool(state_dir, version)
+            data = {"pools": {v: p.pid for v, p in state.pools.items()}}
+            message = f"pool of {version} polling (pid {state.pools[version].pid})"
+    except ModelBatonError as exc:
+        raise fail(escape(str(exc)), 1) from None
+    emit(data, as_json, lambda: console.print(escape(message)))
 
 
 @app.command("restart-workers")

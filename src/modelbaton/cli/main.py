@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from modelbaton.cli import dev, models, ops, pipeline, schema
+from modelbaton.cli import dev, models, ops, pipeline, rollout, schema
 
 app = typer.Typer(
     name="baton",
@@ -15,6 +15,7 @@ app = typer.Typer(
 app.add_typer(schema.app, name="schema")
 app.add_typer(models.app, name="models")
 app.add_typer(dev.app, name="dev")
+app.add_typer(rollout.app, name="rollout")
 pipeline.register(app)
 ops.register(app)
 

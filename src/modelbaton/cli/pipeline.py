@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
 from modelbaton.cli._output import JsonOption, console, emit, fail
-from modelbaton.contracts import DeploymentStrategy
 from modelbaton.errors import ModelBatonError
 from modelbaton.models.catalog import Catalog, load_catalog
 from modelbaton.pipeline.intake import (
@@ -37,15 +37,41 @@ def _catalog(settings: Settings) -> Catalog:
 def worker(
     task_queue: str | None = typer.Option(None, help="Task queue (default MODELBATON_TASK_QUEUE)."),
     release: str = typer.Option(
-        CURRENT_RELEASE, help="Workflow release: initial, patched, deprecated or complete."
+        CURRENT_RELEASE,
+        help="Workflow release: initial, patched, deprecated, complete or assigned.",
+    ),
+    pool: str | None = typer.Option(
+        None,
+        "--pool",
+        help="Run the pool of this model version instead: only its classify activity, on the "
+        "queue <task queue>-model-<version>, with the catalog's max_concurrent.",
     ),
     max_concurrent_activities: int = typer.Option(64, min=1),
     max_concurrent_workflow_tasks: int = typer.Option(8, min=1),
 ) -> None:
-    """Run a worker: the workflow release and every activity, until SIGINT or SIGTERM."""
+    """Run a workflow worker (a release, the rollout workflow, shared activities) or a model pool,
+    until SIGINT or SIGTERM."""
     settings = Settings.from_env()
+    queue = task_queue or settings.task_queue
+    if pool is not None:
+        from modelbaton.pipeline.worker import run_pool
+
+        try:
+            _catalog(settings).get(pool)
+        except ModelBatonError as exc:
+            raise fail(str(exc)) from None
+
+        async def pool_main() -> None:
+            client = await connect(settings.home)
+            await run_pool(client, settings, queue, pool)
+
+        try:
+            asyncio.run(pool_main())
+        except ModelBatonError as exc:
+            raise fail(str(exc)) from None
+        return
     options = WorkerOptions(
-        task_queue=task_queue or settings.task_queue,
+        task_queue=queue,
         release=release,
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
@@ -87,7 +113,15 @@ def submit(
     paths: list[Path] = typer.Argument(None, help="Text files or folders of them."),
     generate: int = typer.Option(0, "--generate", min=0, help="Also submit N generated documents."),
     seed: int = typer.Option(7, help="Seed of the generated documents."),
-    model: str | None = typer.Option(None, help="Catalog model version (default: primary)."),
+    model: str | None = typer.Option(
+        None, help="Run every document on this catalog version (default: the rollout's plan)."
+    ),
+    key: str | None = typer.Option(
+        None,
+        "--key",
+        help="Business key for the canary split (a source or customer id); default: each "
+        "document's id.",
+    ),
     task_queue: str | None = typer.Option(None, help="Task queue (default MODELBATON_TASK_QUEUE)."),
     max_bytes: int = typer.Option(DEFAULT_MAX_DOCUMENT_BYTES, min=1, max=1024 * 1024),
     wait: bool = typer.Option(
@@ -95,57 +129,68 @@ def submit(
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Start one workflow per document; a resubmitted document starts nothing new.
+    """Start one workflow per document, on the model the rollout assigns to its key.
 
+    A running or completed document starts nothing new; a failed or terminated one runs again.
     Empty, oversized or unreadable documents are refused with a reason, and nothing is started
     for them. Exit code 1 when any document was refused.
     """
+    from modelbaton.contracts.rollout import RolloutPlan
+    from modelbaton.rollout.client import Rollouts, model_ref
+
     settings = Settings.from_env()
+    queue = task_queue or settings.task_queue
     try:
         catalog = _catalog(settings)
-        config = catalog.get(model) if model else catalog.primary
+        fixed = model_ref(catalog, model) if model else None
     except ModelBatonError as exc:
         raise fail(str(exc)) from None
     docs, rejected = _collect(list(paths or []), generate, seed, max_bytes)
     if not docs and not rejected:
         raise fail("nothing to submit: give files, folders or --generate N")
-    deployment = DeploymentStrategy(primary_version=config)
 
-    async def main() -> SubmitReport:
+    async def main() -> tuple[SubmitReport, RolloutPlan]:
         client = await connect(settings.home)
+        plan = await Rollouts(client, catalog, queue).plan()
+        if fixed is not None:
+            plan = RolloutPlan(model_id=catalog.get(fixed.version).model_id, baseline=fixed)
         with Progress(console=console, transient=True, disable=as_json or len(docs) < 50) as bar:
             task = bar.add_task("starting workflows", total=len(docs))
             report = await submit_documents(
                 client,
                 docs,
-                deployment,
+                plan,
                 catalog.pipeline,
-                task_queue or settings.task_queue,
+                queue,
+                key=key,
                 on_progress=lambda n: bar.advance(task, n),
             )
             if wait:
-                waiting = bar.add_task("waiting for results", total=len(report.started))
-                for wid in report.started:
+                waiting = bar.add_task("waiting for results", total=len(report.launched))
+                for wid in report.launched:
                     await client.get_workflow_handle(wid).result()
                     bar.advance(waiting, 1)
-            return report
+            return report, plan
 
     try:
-        report = asyncio.run(main()) if docs else SubmitReport()
+        report, plan = asyncio.run(main()) if docs else (SubmitReport(), None)
     except ModelBatonError as exc:
         raise fail(str(exc)) from None
     report.rejected.update(rejected)
 
     def render() -> None:
         console.print(
-            f"model [bold]{config.version}[/] (output schema v{config.output_schema_version}): "
-            f"started {len(report.started)}, already submitted {len(report.duplicates)}, "
-            f"refused {len(report.rejected)}"
+            f"started {len(report.started)}, restarted after failure {len(report.restarted)}, "
+            f"already running {len(report.already_running)}, already completed "
+            f"{len(report.already_completed)}, refused {len(report.rejected)}"
         )
+        for arm, count in sorted(report.by_arm().items()):
+            console.print(f"  {escape(arm)}: {count}")
         for source, reason in report.rejected.items():
-            console.print(f"  [red]refused[/] {source}: {reason}")
+            console.print(f"  [red]refused[/] {escape(source)}: {escape(reason)}")
 
-    emit(report.as_dict() | {"model_version": config.version}, as_json, render)
+    extra = {"plan_revision": plan.revision, "rollout_id": plan.rollout_id} if plan else {}
+    emit(report.as_dict() | extra, as_json, render)
     if report.rejected:
         raise typer.Exit(1)
 
@@ -161,6 +206,7 @@ def review(
     from temporalio.client import WorkflowUpdateFailedError
 
     from modelbaton.pipeline.messages import ReviewReceipt
+    from modelbaton.pipeline.releases.r5_assigned import DocumentClassificationWorkflow
 
     settings = Settings.from_env()
 
@@ -168,9 +214,8 @@ def review(
         client = await connect(settings.home)
         handle = client.get_workflow_handle(workflow_id)
         receipt: ReviewReceipt = await handle.execute_update(
-            "submit_review",
+            DocumentClassificationWorkflow.submit_review,
             ReviewDecision(label=label, reviewer=reviewer, note=note),
-            result_type=ReviewReceipt,
         )
         return receipt
 

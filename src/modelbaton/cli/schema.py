@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from modelbaton.cli._output import JsonOption, console, emit, fail
@@ -103,10 +104,29 @@ def _transitive_dict(report: TransitiveReport) -> dict[str, Any]:
 def check(
     catalog: Path | None = CatalogOption,
     strict: bool = StrictOption,
+    histories: list[Path] = typer.Option(
+        None,
+        "--histories",
+        help="Folders of recorded histories whose payloads today's message types must decode "
+        "(default: tests/histories and tests/lifecycle_histories when they exist here).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """FULL_TRANSITIVE over the catalog versions, the raw schemas and the canonical contract."""
+    """FULL_TRANSITIVE over the catalog versions, the raw schemas and the canonical contract; and
+    today's workflow, activity and update types decode every recorded history's payloads."""
+    from modelbaton.ops.history_types import check_histories
+    from modelbaton.ops.history_types import describe as describe_decoding
+
     cat = _catalog(catalog)
+    folders = list(histories or [])
+    for folder in folders:
+        if not folder.is_dir():
+            raise fail(f"--histories {escape(str(folder))}: not a folder")
+    if not folders:
+        folders = [
+            p for p in (Path("tests/histories"), Path("tests/lifecycle_histories")) if p.is_dir()
+        ]
+    decoding = check_histories(folders)
     missing = [
         f"output schema v{v}" for v, s in OUTPUT_SCHEMAS.items() if not callable(s.normalizer)
     ]
@@ -128,7 +148,12 @@ def check(
     reports = (catalog_report, raw_report, canonical_report)
 
     covered_breaks = any(not (p.backward_ok and p.forward_ok) for r in reports[:2] for p in r.pairs)
-    ok = not missing and all(r.compatible for r in reports) and not (strict and covered_breaks)
+    ok = (
+        not missing
+        and all(r.compatible for r in reports)
+        and not (strict and covered_breaks)
+        and decoding.ok
+    )
 
     def render() -> None:
         for report in reports:
@@ -139,6 +164,13 @@ def check(
                 _render_pair(p)
         for m in missing:
             console.print(f"[red]no normalizer for {m}[/]")
+        console.rule("recorded histories: today's message types")
+        console.print(
+            f"{decoding.payloads} payloads in {decoding.histories} histories"
+            + (" decode" if decoding.ok else f": {len(decoding.failures)} do not decode")
+        )
+        for failure in decoding.failures[:20]:
+            console.print(f"[red]{escape(str(failure))}[/]")
         console.print(
             "[bold green]compatible[/]" if ok else "[bold red]breaking changes not covered[/]"
         )
@@ -148,6 +180,7 @@ def check(
             "compatible": ok,
             "missing_normalizers": missing,
             "reports": [_transitive_dict(r) for r in reports],
+            "history_payloads": describe_decoding(decoding),
         },
         as_json,
         render,

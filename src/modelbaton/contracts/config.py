@@ -1,6 +1,9 @@
 """Model version configuration and deployment strategy (the article's vocabulary).
 
-These travel as workflow and activity inputs, so they are recorded in event histories. That is why
+Histories recorded before the assignment patch hold these as workflow and activity inputs, so they
+stay tolerant readers (``extra="ignore"``) that evolve only by adding optional fields. New workflows
+record a :class:`~modelbaton.contracts.rollout.ModelAssignment` (identity only) instead, and the
+classify activity resolves the configuration below from the catalog when it runs.
 ``ModelVersionConfig`` carries only the *name* of the environment variable holding an endpoint's
 bearer token, never the token itself.
 """
@@ -13,11 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+#: Upper bound of one classify attempt (the activity's start-to-close timeout). A worker that
+#: dies mid-call is noticed after this long, so it stays short; an endpoint's timeouts fit in it.
+CLASSIFY_ATTEMPT_SECONDS = 60.0
+
 
 class ModelVersionConfig(BaseModel):
     """One deployable model version as declared in the catalog."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     model_id: str = Field(min_length=1)
     version: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -33,6 +40,14 @@ class ModelVersionConfig(BaseModel):
     )
     max_tokens: int = Field(default=4096, ge=1)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    max_concurrent: int = Field(
+        default=32, ge=1, le=1024, description="Classify calls one pool worker runs at once"
+    )
+    retry_window_seconds: float = Field(
+        default=6 * 3600.0,
+        gt=0,
+        description="How long transient failures (5xx, timeouts, refused connections) are retried",
+    )
 
     @field_validator("endpoint")
     @classmethod
@@ -61,9 +76,12 @@ class ModelVersionConfig(BaseModel):
 
 
 class DeploymentStrategy(BaseModel):
-    """Which model version serves a workflow, and how a new one is introduced."""
+    """Which model version served a workflow recorded before the assignment patch.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Kept so that those histories decode; new workflows record a ``ModelAssignment``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     primary_version: ModelVersionConfig
     shadow_version: ModelVersionConfig | None = None

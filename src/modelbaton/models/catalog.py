@@ -16,6 +16,7 @@ from urllib.parse import urljoin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelbaton.contracts import ModelVersionConfig, get_output_schema
+from modelbaton.contracts.config import CLASSIFY_ATTEMPT_SECONDS
 from modelbaton.errors import CatalogError, UnknownSchemaVersionError
 
 
@@ -61,6 +62,17 @@ class Catalog:
                 f"{self.path}: no model version '{version}' (known: {known})"
             ) from None
 
+    def extended(self, *configs: ModelVersionConfig) -> Catalog:
+        """This catalog plus ``configs`` (tests and benchmarks add scripted endpoints)."""
+        entries = self.entries + tuple(CatalogEntry(config=c) for c in configs)
+        return Catalog(
+            path=self.path,
+            entries=entries,
+            pipeline=self.pipeline,
+            base_url=self.base_url,
+            by_version={e.config.version: e for e in entries},
+        )
+
     @property
     def primary(self) -> ModelVersionConfig:
         return self.get(self.pipeline.primary)
@@ -99,6 +111,14 @@ def _entry(path: Path, idx: int, raw: Any, base_url: str) -> CatalogEntry:
         first = exc.errors()[0]
         fld = ".".join(str(p) for p in first["loc"]) or "<entry>"
         raise _err(path, where, f"field '{fld}': {first['msg']}") from None
+    budget = config.timeout_seconds + config.connect_timeout_seconds
+    if budget > CLASSIFY_ATTEMPT_SECONDS:
+        raise _err(
+            path,
+            where,
+            f"field 'timeout_seconds': timeout_seconds + connect_timeout_seconds is {budget:g} s, "
+            f"more than one classify attempt may take ({CLASSIFY_ATTEMPT_SECONDS:g} s)",
+        )
     try:
         get_output_schema(config.output_schema_version)
     except UnknownSchemaVersionError as exc:

@@ -1,9 +1,15 @@
 """Activities: all model and database I/O of the pipeline.
 
 Activity versioning: ``classify_document_v1`` and ``classify_document_v2`` are registered side by
-side under distinct names, one per raw output schema version. Each calls its version's endpoint and
-returns the canonical contract, so normalization happens before anything leaves the activity and
-no raw model format ever reaches workflow history or downstream code.
+side under distinct names, one per raw output schema version. Each resolves the model's endpoint
+from the catalog when it runs (histories record only which model), calls it and returns the
+canonical contract, so normalization happens before anything leaves the activity and no raw model
+format ever reaches workflow history or downstream code.
+
+A model version's pool worker registers only the classify activity of its version on its own task
+queue (:class:`ClassifyActivities` with ``only_version``); the workflow worker registers
+:class:`PipelineActivities`, whose classify activities serve only histories recorded before the
+assignment patch (they scheduled classify on the workflow's own queue).
 
 Errors become ``ApplicationError`` with ``type`` set to the modelbaton error class name, so the
 workflow's retry policy can list the permanent ones and operators see the same names.
@@ -12,15 +18,16 @@ workflow's retry policy can list the permanent ones and operators see the same n
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from modelbaton.contracts import NormalizedClassificationResult, normalize
-from modelbaton.errors import ModelBatonError, ModelEndpointError, ModelOutputError
-from modelbaton.models.catalog import PipelineSection
+from modelbaton.errors import ConfigError, ModelBatonError, ModelEndpointError, ModelOutputError
 from modelbaton.models.client import call_model_endpoint
+from modelbaton.models.resolver import CatalogSource
 from modelbaton.pipeline.messages import (
     CLASSIFY_V1,
     CLASSIFY_V2,
@@ -45,35 +52,54 @@ def to_application_error(exc: ModelBatonError) -> ApplicationError:
     return ApplicationError(str(exc), details, type=type(exc).__name__, non_retryable=not retryable)
 
 
-class PipelineActivities:
-    """Holds the shared HTTP client, results store and routing configuration of one worker."""
+class ClassifyActivities:
+    """The classify activities of one worker: a pool (``only_version``) or the workflow worker."""
 
     def __init__(
-        self, store: ResultsStore, pipeline: PipelineSection, http: httpx.AsyncClient
+        self, catalog: CatalogSource, http: httpx.AsyncClient, *, only_version: str | None = None
     ) -> None:
-        self._store = store
-        self._pipeline = pipeline
+        self._catalog = catalog
         self._http = http
+        self._only_version = only_version
 
     async def _classify(
         self, inp: ClassifyActivityInput, expected_schema: int
     ) -> NormalizedClassificationResult:
-        if inp.config.output_schema_version != expected_schema:
-            # A misrouted config is a deploy mistake; retrying cannot fix it.
-            raise ApplicationError(
-                f"{activity.info().activity_type} reads output schema v{expected_schema}, but "
-                f"model {inp.config.version} declares v{inp.config.output_schema_version}",
-                type="ConfigError",
-                non_retryable=True,
-            )
         try:
-            raw = await call_model_endpoint(inp.config, inp.text, client=self._http)
-            return normalize(raw, inp.config)
+            model_id, version, schema = inp.identity()
+            if self._only_version is not None and version != self._only_version:
+                raise ConfigError(
+                    f"the pool of {self._only_version} received document {inp.document_id} for "
+                    f"{version}; its task queue {activity.info().task_queue} is misrouted"
+                )
+            config = self._catalog.resolve(model_id, version)
+            if schema != expected_schema or config.output_schema_version != expected_schema:
+                # A misrouted assignment or an edited catalog is a deploy mistake; retrying
+                # cannot fix it.
+                raise ConfigError(
+                    f"{activity.info().activity_type} reads output schema v{expected_schema}, but "
+                    f"model {version} is assigned v{schema} and the catalog declares "
+                    f"v{config.output_schema_version}"
+                )
         except ModelBatonError as exc:
-            activity.logger.warning(
-                "classify %s with %s failed: %s", inp.document_id, inp.config.version, exc
-            )
             raise to_application_error(exc) from None
+        try:
+            raw = await call_model_endpoint(config, inp.text, client=self._http)
+            return normalize(raw, config)
+        except ModelBatonError as exc:
+            activity.logger.warning("classify %s with %s failed: %s", inp.document_id, version, exc)
+            error = to_application_error(exc)
+            waited = (datetime.now(UTC) - activity.info().scheduled_time).total_seconds()
+            if not error.non_retryable and waited > config.retry_window_seconds:
+                # The retry budget is a catalog setting read now, not a count frozen in history.
+                raise ApplicationError(
+                    f"{exc} (gave up after retrying for {waited:.0f} s; the catalog's "
+                    f"retry_window_seconds for {version} is {config.retry_window_seconds:.0f})",
+                    *error.details,
+                    type=error.type,
+                    non_retryable=True,
+                ) from None
+            raise error from None
 
     @activity.defn(name=CLASSIFY_V1)
     async def classify_document_v1(
@@ -89,13 +115,36 @@ class PipelineActivities:
         """Classify with a model whose raw output is schema v2 (positional scores, class order)."""
         return await self._classify(inp, 2)
 
+    def for_schema(self, schema: int) -> object:
+        """The classify activity that reads output schema ``schema``."""
+        by_schema = {1: self.classify_document_v1, 2: self.classify_document_v2}
+        try:
+            return by_schema[schema]
+        except KeyError:
+            raise ConfigError(f"no classify activity reads output schema v{schema}") from None
+
+    def all(self) -> list[object]:
+        return [self.classify_document_v1, self.classify_document_v2]
+
+
+class PipelineActivities:
+    """The workflow worker's activities: the downstream write, and classify for old histories."""
+
+    def __init__(
+        self, store: ResultsStore, catalog: CatalogSource, http: httpx.AsyncClient
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self.classify = ClassifyActivities(catalog, http)
+
     @activity.defn(name=PROCESS_RESULT)
     async def process_classification_result(self, inp: ProcessInput) -> ProcessOutput:
-        """Route the canonical result by its final label and store it, at most once per document."""
+        """Route the canonical result by its final label and store it as the document's current
+        record (a re-run supersedes the previous run's record; a retry finds its own)."""
         destination = (
             ESCALATION_ROUTE
             if inp.outcome is Outcome.ESCALATED
-            else self._pipeline.route_for(inp.final_label)
+            else self._catalog.current().pipeline.route_for(inp.final_label)
         )
         row = {
             "document_id": inp.document_id,
@@ -111,6 +160,8 @@ class PipelineActivities:
             "reviewer": inp.reviewer,
             "destination": destination,
             "scores_by_class": dict(inp.result.scores_by_class),
+            "arm": inp.arm,
+            "rollout_id": inp.rollout_id,
         }
         # SQLAlchemy is synchronous: keep it off the event loop that serves other activities.
         written = await asyncio.to_thread(self._store.write, row)
@@ -119,9 +170,5 @@ class PipelineActivities:
         )
 
     def all(self) -> list[object]:
-        """Every activity of this worker, for ``Worker(activities=...)``."""
-        return [
-            self.classify_document_v1,
-            self.classify_document_v2,
-            self.process_classification_result,
-        ]
+        """Every activity of the workflow worker, for ``Worker(activities=...)``."""
+        return [*self.classify.all(), self.process_classification_result]

@@ -21,12 +21,13 @@ from modelbaton.pipeline.messages import (
 
 
 def _fixed(inp: ClassifyActivityInput) -> NormalizedClassificationResult:
+    _, version, schema = inp.identity()
     return NormalizedClassificationResult(
         label="a",
         confidence=0.5,
         scores_by_class={"a": 0.5, "b": 0.5},
-        model_version=inp.config.version,
-        schema_version=inp.config.output_schema_version,
+        model_version=version,
+        schema_version=schema,
     )
 
 

@@ -1,6 +1,9 @@
 """One Pydantic model in and one out for every workflow, activity, update and query.
 
-These are recorded in event histories, so they evolve only by adding optional fields.
+These are recorded in event histories, so they are tolerant readers (``extra="ignore"``: a field
+added by a newer release never breaks an older worker) and evolve only by adding optional fields.
+``tests/unit/test_history_decoding.py`` and ``baton schema check`` decode every committed history's
+payloads with today's types.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from modelbaton.contracts import (
     ModelVersionConfig,
     NormalizedClassificationResult,
 )
+from modelbaton.contracts.rollout import ModelAssignment
+
+_TOLERANT = ConfigDict(extra="ignore")
 
 WORKFLOW_TYPE = "DocumentClassificationWorkflow"
 
@@ -24,28 +30,54 @@ PROCESS_RESULT = "process_classification_result"
 
 
 class ClassifyDocumentInput(BaseModel):
-    """Input of :data:`WORKFLOW_TYPE`. The document text travels in history, hence the size cap."""
+    """Input of :data:`WORKFLOW_TYPE`. The document text travels in history, hence the size cap.
 
-    model_config = ConfigDict(frozen=True)
+    New workflows carry ``assignment`` (which model version on which pool queue, which rollout
+    arm); histories recorded before the assignment patch carry ``deployment`` instead.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     document_id: str = Field(min_length=1)
     text: str = Field(min_length=1)
     source: str | None = None
-    deployment: DeploymentStrategy
+    deployment: DeploymentStrategy | None = None
+    assignment: ModelAssignment | None = None
     review_threshold: float = Field(default=0.55, ge=0.0, le=1.0)
     review_timeout: timedelta = timedelta(days=1)
 
 
 class ClassifyActivityInput(BaseModel):
-    """Input of ``classify_document_v*``: the document and the model version to call."""
+    """Input of ``classify_document_v*``: the document and the identity of the model to call.
+
+    The activity resolves endpoint, timeouts and token from the catalog by
+    ``(model_id, model_version)`` when it runs. Histories recorded before the assignment patch
+    hold a whole ``config`` instead; only its identity is used now.
+    """
+
+    model_config = _TOLERANT
 
     document_id: str
     text: str
-    config: ModelVersionConfig
+    model_id: str | None = None
+    model_version: str | None = None
+    output_schema_version: int | None = None
+    config: ModelVersionConfig | None = None
+
+    def identity(self) -> tuple[str, str, int]:
+        """``(model_id, model_version, output_schema_version)`` from whichever form was sent."""
+        if self.model_id and self.model_version and self.output_schema_version:
+            return self.model_id, self.model_version, self.output_schema_version
+        if self.config is not None:
+            c = self.config
+            return c.model_id, c.version, c.output_schema_version
+        raise ValueError(f"document {self.document_id}: classify input names no model")
 
 
 class ReviewDecision(BaseModel):
     """A human reviewer's verdict, sent as the ``submit_review`` workflow update."""
+
+    model_config = _TOLERANT
 
     label: str = Field(min_length=1)
     reviewer: str = Field(min_length=1)
@@ -54,6 +86,8 @@ class ReviewDecision(BaseModel):
 
 class ReviewReceipt(BaseModel):
     """What ``submit_review`` returns once accepted."""
+
+    model_config = _TOLERANT
 
     document_id: str
     accepted_label: str
@@ -71,6 +105,8 @@ class Outcome(StrEnum):
 class ProcessInput(BaseModel):
     """Input of ``process_classification_result``: only the canonical contract, never raw output."""
 
+    model_config = _TOLERANT
+
     document_id: str
     workflow_id: str
     run_id: str
@@ -79,10 +115,14 @@ class ProcessInput(BaseModel):
     final_label: str
     outcome: Outcome
     reviewer: str | None = None
+    arm: str | None = None
+    rollout_id: str | None = None
 
 
 class ProcessOutput(BaseModel):
     """Where the result went, and whether this call created the record (False on a repeat)."""
+
+    model_config = _TOLERANT
 
     record_id: int
     destination: str
@@ -92,6 +132,8 @@ class ProcessOutput(BaseModel):
 class ClassificationOutcome(BaseModel):
     """Result of :data:`WORKFLOW_TYPE`."""
 
+    model_config = _TOLERANT
+
     document_id: str
     branch: str = Field(description="'v1' for the pre-patch path, 'v2' for the patched path")
     result: NormalizedClassificationResult
@@ -99,6 +141,7 @@ class ClassificationOutcome(BaseModel):
     outcome: Outcome
     destination: str
     record_id: int
+    assignment: ModelAssignment | None = None
 
 
 class WorkflowState(StrEnum):
@@ -111,9 +154,12 @@ class WorkflowState(StrEnum):
 class WorkflowStatusView(BaseModel):
     """Answer of the ``status`` query."""
 
+    model_config = _TOLERANT
+
     document_id: str
     state: WorkflowState
     branch: str | None = None
     result: NormalizedClassificationResult | None = None
     review: ReviewDecision | None = None
     escalated: bool = False
+    assignment: ModelAssignment | None = None

@@ -16,6 +16,7 @@ from temporalio.client import WorkflowHistory
 from modelbaton.pipeline.messages import WORKFLOW_TYPE
 
 PATCH_CLASSIFY_V2 = "PATCH_CLASSIFY_V2"
+PATCH_MODEL_ASSIGNMENT = "PATCH_MODEL_ASSIGNMENT"
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,12 @@ PATCHES: tuple[PatchInfo, ...] = (
         PATCH_CLASSIFY_V2,
         WORKFLOW_TYPE,
         "classify through the output-schema-specific activity (v2 models) instead of v1 only",
+    ),
+    PatchInfo(
+        PATCH_MODEL_ASSIGNMENT,
+        WORKFLOW_TYPE,
+        "classify on the assigned model's pool queue, by its output schema, resolving the "
+        "endpoint at call time (input records identity, not configuration)",
     ),
 )
 

@@ -7,11 +7,16 @@ from temporalio.common import SearchAttributeKey
 MODEL_VERSION = SearchAttributeKey.for_keyword("ModelVersion")
 OUTPUT_SCHEMA_VERSION = SearchAttributeKey.for_int("OutputSchemaVersion")
 REVIEW_STATE = SearchAttributeKey.for_keyword("ReviewState")
+#: Set at start from the assignment, so visibility (and the Web UI) can split a rollout by arm.
+ROLLOUT_ID = SearchAttributeKey.for_keyword("RolloutId")
+ROLLOUT_ARM = SearchAttributeKey.for_keyword("RolloutArm")
 
 ALL: tuple[SearchAttributeKey[str] | SearchAttributeKey[int], ...] = (
     MODEL_VERSION,
     OUTPUT_SCHEMA_VERSION,
     REVIEW_STATE,
+    ROLLOUT_ID,
+    ROLLOUT_ARM,
 )
 
 

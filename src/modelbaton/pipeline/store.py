@@ -1,8 +1,13 @@
-"""The results store: one row per document, written idempotently.
+"""The results store: one current row per document, and the rows that later runs superseded.
 
-SQLite by default, PostgreSQL by URL (``MODELBATON_DATABASE_URL``). Idempotency rests on a unique
-``document_id``: an activity retry after a lost acknowledgement, or a document resubmitted under a
-new workflow run, finds the row already there and returns it instead of writing a second one.
+SQLite by default, PostgreSQL by URL (``MODELBATON_DATABASE_URL``). ``classification_results``
+holds exactly one current record per document (a unique ``document_id``). A write from the run that
+already wrote (an activity retry after a lost acknowledgement) finds its row and returns it. A write
+from another run of the same document (a re-run after a failure or a terminate-and-restart) moves
+the current row into ``superseded_results``, with which run replaced it, and stores the new one, in
+one transaction: never two current rows, and nothing lost.
+
+Tables evolve by adding nullable columns; opening a database made by an older release adds them.
 """
 
 from __future__ import annotations
@@ -21,8 +26,11 @@ from sqlalchemy import (
     Integer,
     String,
     create_engine,
+    delete,
     event,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -34,13 +42,9 @@ class _Base(DeclarativeBase):
     pass
 
 
-class ClassificationRecord(_Base):
-    """A document's final classification and where it was routed."""
+class _RecordColumns:
+    """Columns shared by current and superseded records."""
 
-    __tablename__ = "classification_results"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    document_id: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
     workflow_id: Mapped[str] = mapped_column(String(256), nullable=False)
     run_id: Mapped[str] = mapped_column(String(64), nullable=False)
     branch: Mapped[str] = mapped_column(String(16), nullable=False)
@@ -54,6 +58,36 @@ class ClassificationRecord(_Base):
     destination: Mapped[str] = mapped_column(String(128), nullable=False)
     scores_by_class: Mapped[dict[str, float]] = mapped_column(JSON, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    #: Added with rollouts; NULL on rows written before them.
+    arm: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    rollout_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class ClassificationRecord(_RecordColumns, _Base):
+    """A document's current classification and where it was routed."""
+
+    __tablename__ = "classification_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    document_id: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+
+
+class SupersededRecord(_RecordColumns, _Base):
+    """A record that a later run of the same document replaced."""
+
+    __tablename__ = "superseded_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    document_id: Mapped[str] = mapped_column(String(128), index=True, nullable=False)
+    superseded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    superseded_by_run_id: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+_COPIED = [
+    c.name
+    for c in ClassificationRecord.__table__.columns
+    if c.name in SupersededRecord.__table__.columns and c.name != "id"
+]
 
 
 @dataclass(frozen=True)
@@ -94,10 +128,12 @@ class ResultsStore:
         self.url = url
         self.engine = make_engine(url)
         _Base.metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
 
     def write(self, row: dict[str, Any]) -> WriteResult:
-        """Insert ``row`` unless its document_id exists; either way return the stored row's id."""
-        values = {**row, "created_at": datetime.now(UTC)}
+        """Store ``row`` as its document's current record; see the module docstring."""
+        now = datetime.now(UTC)
+        values = {**row, "created_at": now}
         dialect = self.engine.dialect.name
         insert_fn = postgresql.insert if dialect == "postgresql" else sqlite.insert
         stmt = (
@@ -111,11 +147,33 @@ class ResultsStore:
             if new_id is not None:
                 return WriteResult(new_id, row["destination"], created=True)
             existing = session.execute(
-                select(ClassificationRecord.id, ClassificationRecord.destination).where(
-                    ClassificationRecord.document_id == row["document_id"]
+                select(ClassificationRecord)
+                .where(ClassificationRecord.document_id == row["document_id"])
+                .with_for_update()
+            ).scalar_one()
+            if (existing.workflow_id, existing.run_id) == (row["workflow_id"], row["run_id"]):
+                return WriteResult(existing.id, existing.destination, created=False)
+            session.add(
+                SupersededRecord(
+                    **{name: getattr(existing, name) for name in _COPIED},
+                    superseded_at=now,
+                    superseded_by_run_id=row["run_id"],
                 )
-            ).one()
-            return WriteResult(existing.id, existing.destination, created=False)
+            )
+            session.execute(
+                delete(ClassificationRecord).where(ClassificationRecord.id == existing.id)
+            )
+            session.flush()
+            replaced = session.execute(stmt).scalar_one()
+            return WriteResult(replaced, row["destination"], created=True)
+
+    def superseded(self, document_id: str | None = None) -> list[SupersededRecord]:
+        """Superseded records, oldest first; of one document when ``document_id`` is given."""
+        query = select(SupersededRecord).order_by(SupersededRecord.id)
+        if document_id is not None:
+            query = query.where(SupersededRecord.document_id == document_id)
+        with Session(self.engine) as session:
+            return list(session.scalars(query))
 
     def records(self) -> list[ClassificationRecord]:
         with Session(self.engine) as session:
@@ -141,7 +199,27 @@ class ResultsStore:
             "by_branch": dict(Counter(r.branch for r in recs)),
             "by_outcome": dict(Counter(r.outcome for r in recs)),
             "by_destination": dict(Counter(r.destination for r in recs)),
+            "by_arm": dict(Counter(r.arm or "none" for r in recs)),
+            "superseded": len(self.superseded()),
         }
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Add the nullable columns a database made by an older release lacks."""
+    inspector = inspect(engine)
+    for table in _Base.metadata.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have:
+                continue
+            if not column.nullable:
+                raise ConfigError(
+                    f"{engine.url.render_as_string(hide_password=True)}: table {table.name} "
+                    f"lacks required column {column.name}; it was made by an incompatible release"
+                )
+            kind = column.type.compile(dialect=engine.dialect)
+            with engine.begin() as conn:
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))

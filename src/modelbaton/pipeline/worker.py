@@ -1,4 +1,10 @@
-"""Worker registration: one workflow release plus every activity, on one task queue."""
+"""Workers: the workflow worker (a release, the rollout workflow, the shared activities) and one
+pool per model version (only that version's classify activity, on its own task queue).
+
+A pool's queue is named from the pipeline's queue and the version (``<queue>-model-<version>``),
+and its concurrency comes from the catalog (``max_concurrent``), so each model's compute is
+isolated: stopping a pool stalls only its own version's documents, which wait in its queue.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +15,15 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 
+import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from modelbaton.contracts.rollout import pool_task_queue
 from modelbaton.errors import ConfigError
-from modelbaton.models.catalog import load_catalog
 from modelbaton.models.client import make_http_client
-from modelbaton.pipeline.activities import PipelineActivities
+from modelbaton.models.resolver import CatalogSource
+from modelbaton.pipeline.activities import ClassifyActivities, PipelineActivities
 from modelbaton.pipeline.releases import CURRENT_RELEASE, RELEASES
 from modelbaton.pipeline.store import ResultsStore
 from modelbaton.settings import Settings
@@ -53,11 +61,17 @@ def build_worker(
     *,
     workflows: Sequence[type] | None = None,
 ) -> Worker:
-    """A worker for ``options.release`` (or explicit ``workflows``) and the given activities."""
+    """A worker for ``options.release`` (or explicit ``workflows``) and the given activities.
+
+    The rollout workflow is registered beside the document workflow, on the pipeline's queue.
+    """
+    from modelbaton.rollout.workflow import RolloutWorkflow
+
+    chosen = list(workflows) if workflows is not None else [workflow_class(options.release)]
     return Worker(
         client,
         task_queue=options.task_queue,
-        workflows=list(workflows) if workflows is not None else [workflow_class(options.release)],
+        workflows=[*chosen, RolloutWorkflow],
         activities=list(activities),  # type: ignore[arg-type]
         max_concurrent_activities=options.max_concurrent_activities,
         max_concurrent_workflow_tasks=options.max_concurrent_workflow_tasks,
@@ -65,25 +79,66 @@ def build_worker(
     )
 
 
+def build_pool_worker(
+    client: Client,
+    base_task_queue: str,
+    version: str,
+    catalog: CatalogSource,
+    http: httpx.AsyncClient,
+    *,
+    graceful_shutdown: timedelta = timedelta(seconds=10),
+) -> Worker:
+    """The pool of model ``version``: its classify activity alone, on its own queue."""
+    config = catalog.current().get(version)
+    classify = ClassifyActivities(catalog, http, only_version=version)
+    return Worker(
+        client,
+        task_queue=pool_task_queue(base_task_queue, version),
+        activities=[classify.for_schema(config.output_schema_version)],  # type: ignore[list-item]
+        max_concurrent_activities=config.max_concurrent,
+        graceful_shutdown_timeout=graceful_shutdown,
+    )
+
+
+async def _serve(worker: Worker, ready: str) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        print(ready, flush=True)
+        await stop.wait()
+        print("worker shutting down gracefully", flush=True)
+
+
 async def run_worker(client: Client, settings: Settings, options: WorkerOptions) -> None:
     """Run until SIGINT or SIGTERM, then let in-flight activities finish within the grace period."""
     workflow_class(options.release)  # fail fast on a bad release name
-    catalog = load_catalog(settings.catalog_path, base_url=settings.model_base_url)
+    catalog = CatalogSource(settings.catalog_path, base_url=settings.model_base_url)
+    catalog.current()  # fail fast on a bad catalog
     async with AsyncExitStack() as stack:
         http = await stack.enter_async_context(make_http_client())
         store = ResultsStore(settings.database_url)
         stack.callback(store.close)
-        acts = PipelineActivities(store, catalog.pipeline, http)
+        acts = PipelineActivities(store, catalog, http)
         worker = build_worker(client, options, acts.all())
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        async with worker:
-            print(
-                f"worker ready: task queue {options.task_queue}, release {options.release}, "
-                f"namespace {client.namespace}",
-                flush=True,
-            )
-            await stop.wait()
-            print("worker shutting down gracefully", flush=True)
+        await _serve(
+            worker,
+            f"worker ready: task queue {options.task_queue}, release {options.release}, "
+            f"namespace {client.namespace}",
+        )
+
+
+async def run_pool(client: Client, settings: Settings, base_task_queue: str, version: str) -> None:
+    """Run the pool of model ``version`` until SIGINT or SIGTERM."""
+    catalog = CatalogSource(settings.catalog_path, base_url=settings.model_base_url)
+    config = catalog.current().get(version)
+    async with make_http_client() as http:
+        worker = build_pool_worker(client, base_task_queue, version, catalog, http)
+        await _serve(
+            worker,
+            f"pool ready: model {config.model_id} {version} (output schema "
+            f"v{config.output_schema_version}) on task queue "
+            f"{pool_task_queue(base_task_queue, version)}, {config.max_concurrent} at once, "
+            f"namespace {client.namespace}",
+        )

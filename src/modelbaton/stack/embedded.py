@@ -34,8 +34,10 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, DescribeTaskQueueRequest
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
+from modelbaton.contracts.rollout import pool_task_queue
 from modelbaton.errors import StackError
 from modelbaton.pipeline import search_attributes
 from modelbaton.settings import DEFAULT_TASK_QUEUE
@@ -46,10 +48,11 @@ from modelbaton.stack.processes import ProcessRecord, StopResult
 
 #: The worker validates release names itself; naming the default here (rather than importing
 #: the pipeline's releases) keeps ``baton dev status`` and ``down`` free of workflow imports.
-DEFAULT_RELEASE = "patched"
+DEFAULT_RELEASE = "assigned"
 TEMPORAL = "temporal"
 MODELS = "models"
 WORKER_PREFIX = "worker-"
+POOL_PREFIX = "pool-"
 CLIENT_CONFIG_FILE = "temporal.toml"
 #: Seconds a worker may take from spawn to polling (imports, connecting).
 WORKER_TIMEOUT = 120.0
@@ -70,6 +73,8 @@ class StackOptions:
     ui_port: int = 8233
     model_port: int = 8601
     workers: int = 1
+    #: Model versions whose pools to start; empty: the catalog's primary.
+    pools: tuple[str, ...] = ()
     task_queue: str = DEFAULT_TASK_QUEUE
     release: str = DEFAULT_RELEASE
     namespace: str = "default"
@@ -104,6 +109,15 @@ class StackState:
     def workers(self) -> list[ProcessRecord]:
         """The worker processes, in start order."""
         return [p for p in self.processes if p.name.startswith(WORKER_PREFIX)]
+
+    @property
+    def pools(self) -> dict[str, ProcessRecord]:
+        """The model pools by version."""
+        return {
+            p.name.removeprefix(POOL_PREFIX): p
+            for p in self.processes
+            if p.name.startswith(POOL_PREFIX)
+        }
 
     def process(self, name: str) -> ProcessRecord | None:
         """The recorded process called ``name``, if any."""
@@ -363,19 +377,22 @@ async def _await_temporal(
         await asyncio.sleep(0.25)
 
 
+def _polled_queue(state: StackState, record: ProcessRecord) -> tuple[str, int]:
+    """The task queue a worker process polls, and whether for workflow or activity tasks."""
+    if record.name.startswith(POOL_PREFIX):
+        version = record.name.removeprefix(POOL_PREFIX)
+        return pool_task_queue(state.task_queue, version), TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
+    return state.task_queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+
+
 async def _await_workers(state: StackState, workers: list[ProcessRecord], seconds: float) -> None:
-    """Wait until every worker polls the task queue.
+    """Wait until every worker (or pool) polls its task queue.
 
     The SDK's default identity is ``<pid>@<host>``, so a poller with our PID proves that this
     very process is connected and polling (old pollers of a restarted worker linger in the list
     for minutes, which is why the PID matters).
     """
     client = await Client.connect(state.temporal_address, namespace=state.namespace)
-    request = DescribeTaskQueueRequest(
-        namespace=state.namespace,
-        task_queue=TaskQueue(name=state.task_queue),
-        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-    )
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     pending = {w.pid: w for w in workers}
@@ -383,16 +400,23 @@ async def _await_workers(state: StackState, workers: list[ProcessRecord], second
         for worker in pending.values():
             if not processes.is_ours(worker):
                 raise StackError(f"{worker.name} exited during start-up; see its log {worker.log}")
-        described = await client.workflow_service.describe_task_queue(request)
-        for poller in described.pollers:
-            pending.pop(_identity_pid(poller.identity), None)
+        for queue, kind in {_polled_queue(state, w) for w in pending.values()}:
+            described = await client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace=state.namespace,
+                    task_queue=TaskQueue(name=queue),
+                    task_queue_type=kind,  # type: ignore[arg-type]
+                )
+            )
+            for poller in described.pollers:
+                pending.pop(_identity_pid(poller.identity), None)
         if not pending:
             return
         if loop.time() > deadline:
             late = next(iter(pending.values()))
             raise StackError(
-                f"{late.name} (pid {late.pid}) did not poll task queue {state.task_queue} within "
-                f"{seconds:.0f} s; see its log {late.log}"
+                f"{late.name} (pid {late.pid}) did not poll task queue "
+                f"{_polled_queue(state, late)[0]} within {seconds:.0f} s; see its log {late.log}"
             )
         await asyncio.sleep(0.5)
 
@@ -509,6 +533,8 @@ def _start(options: StackOptions) -> StackState:
                 what=f"a 200 from {model_url}/healthz",
             )
 
+        component = "pools"
+        state = _spawn_pools(state, list(options.pools) or _default_pools(state))
         component = "workers"
         state = _spawn_workers(state, options.workers, options.worker_timeout)
         return state
@@ -547,6 +573,94 @@ def _spawn_workers(state: StackState, count: int, timeout: float) -> StackState:
     return state
 
 
+def _default_pools(state: StackState) -> list[str]:
+    """The versions the pipeline's rollout plan needs (the catalog's primary when none)."""
+    from modelbaton.models.catalog import load_catalog
+    from modelbaton.rollout.client import Rollouts
+    from modelbaton.settings import Settings
+
+    catalog = load_catalog(Settings.from_env().catalog_path, base_url=state.model_base_url)
+
+    async def versions() -> list[str]:
+        client = await Client.connect(
+            state.temporal_address,
+            namespace=state.namespace,
+            data_converter=pydantic_data_converter,
+        )
+        return (await Rollouts(client, catalog, state.task_queue).plan()).versions
+
+    return _run_async(versions)
+
+
+def _spawn_pools(
+    state: StackState, versions: list[str], timeout: float = WORKER_TIMEOUT
+) -> StackState:
+    """Start one pool process per version and wait until each polls its queue."""
+    env = _child_env(state)
+    baton = str(_venv_bin() / "baton")
+    started: list[ProcessRecord] = []
+    for version in versions:
+        if version in state.pools:
+            continue
+        name = f"{POOL_PREFIX}{version}"
+        pool = processes.spawn(
+            name,
+            [baton, "worker", "--task-queue", state.task_queue, "--pool", version],
+            state.home / "logs" / f"{name}.log",
+            env,
+            cwd=state.home,
+        )
+        started.append(pool)
+        state = replace(state, processes=[*state.processes, pool])
+        _write_state(state)
+    if started:
+        _run_async(lambda: _await_workers(state, started, timeout))
+    return state
+
+
+def start_pool(home: Path, version: str) -> StackState:
+    """Start the pool of ``version`` in the running stack (nothing when it already runs)."""
+    home = home.resolve()
+    with _locked(home):
+        state = _running_state(home)
+        alive = state.pools.get(version)
+        if alive is not None and processes.is_ours(alive):
+            return state
+        if alive is not None:
+            state = replace(state, processes=[p for p in state.processes if p is not alive])
+        try:
+            return _spawn_pools(state, [version])
+        except BaseException:
+            current = load_state(home) or state
+            dead = current.pools.get(version)
+            if dead is not None:
+                processes.stop_many([dead])
+            _write_state(replace(current, processes=[p for p in current.processes if p != dead]))
+            raise
+
+
+def stop_pool(home: Path, version: str) -> list[StopResult]:
+    """Stop the pool of ``version``: its documents wait in its queue until a pool returns."""
+    home = home.resolve()
+    with _locked(home):
+        state = _running_state(home)
+        pool = state.pools.get(version)
+        if pool is None:
+            running = ", ".join(state.pools) or "none"
+            raise StackError(f"no pool of {version} in the stack (running pools: {running})")
+        results = processes.stop_many([pool])
+        _write_state(replace(state, processes=[p for p in state.processes if p != pool]))
+        return results
+
+
+def _running_state(home: Path) -> StackState:
+    state = load_state(home)
+    temporal = state.process(TEMPORAL) if state else None
+    if state is None or temporal is None or not processes.is_ours(temporal):
+        raise StackError(f"no running stack in {home}; start one with 'baton dev up'")
+    return state
+
+
 def stop_stack(home: Path) -> list[StopResult]:
     """Stop what ``start_stack`` started, by PID: workers, then the model server, then Temporal.
 
@@ -560,7 +674,10 @@ def stop_stack(home: Path) -> list[StopResult]:
             return []
         results: list[StopResult] = []
         # Workers first, so none is left polling a server that is going away; Temporal last.
-        tiers = [state.workers, [p for p in state.processes if p.name == MODELS]]
+        tiers = [
+            state.workers + list(state.pools.values()),
+            [p for p in state.processes if p.name == MODELS],
+        ]
         tiers.append([p for p in state.processes if p.name == TEMPORAL])
         tiers.append([p for p in state.processes if not any(p in tier for tier in tiers)])
         for tier in tiers:

@@ -16,15 +16,16 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from modelbaton.contracts import ModelVersionConfig, NormalizedClassificationResult
+    from modelbaton.contracts.config import CLASSIFY_ATTEMPT_SECONDS
+    from modelbaton.contracts.rollout import ModelAssignment
     from modelbaton.pipeline import search_attributes as sa
+    from modelbaton.pipeline.activities import ClassifyActivities, PipelineActivities
     from modelbaton.pipeline.messages import (
-        PROCESS_RESULT,
         ClassificationOutcome,
         ClassifyActivityInput,
         ClassifyDocumentInput,
         Outcome,
         ProcessInput,
-        ProcessOutput,
         ReviewDecision,
         ReviewReceipt,
         WorkflowState,
@@ -39,6 +40,14 @@ CLASSIFY_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=8,
     non_retryable_error_types=["ModelOutputError", "ConfigError", "UnknownSchemaVersionError"],
+)
+#: Model calls on the assigned path: transient failures retry until the catalog's retry window for
+#: that model (enforced by the activity, read at call time) runs out, not after a fixed count.
+ASSIGNED_CLASSIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=CLASSIFY_RETRY.non_retryable_error_types,
 )
 #: Database writes are idempotent, so retrying them is always safe.
 PROCESS_RETRY = RetryPolicy(
@@ -61,6 +70,18 @@ class DocumentClassificationBase:
         self._allowed_labels: frozenset[str] = frozenset()
         self._review: ReviewDecision | None = None
         self._escalated = False
+        self._assignment: ModelAssignment | None = None
+
+    @staticmethod
+    def _legacy_config(inp: ClassifyDocumentInput) -> ModelVersionConfig:
+        """The configuration recorded by inputs from before the assignment patch."""
+        if inp.deployment is None:
+            raise ApplicationError(
+                f"document {inp.document_id}: this workflow release needs a 'deployment' input",
+                type="ConfigError",
+                non_retryable=True,
+            )
+        return inp.deployment.primary_version
 
     async def _classify(
         self, inp: ClassifyDocumentInput
@@ -81,29 +102,60 @@ class DocumentClassificationBase:
             )
             return result
         except ActivityError as exc:
-            cause = exc.cause
-            if isinstance(cause, ApplicationError) and cause.non_retryable:
-                # End the document in a clear, typed state rather than leaving it to retry.
-                raise ApplicationError(
-                    f"document {inp.document_id}: {cause.message}",
-                    *cause.details,
-                    type=cause.type,
-                    non_retryable=True,
-                ) from exc
+            _raise_if_permanent(inp, exc)
             raise
+
+    async def _classify_assigned(
+        self, inp: ClassifyDocumentInput, assignment: ModelAssignment
+    ) -> tuple[str, NormalizedClassificationResult]:
+        """Classify on the assigned model's pool, with the activity that reads its schema.
+
+        Dispatch is by the assignment's output schema, not by a patch branch, so going back to a
+        schema-1 model (a rollback) is a catalog or rollout change, not a code change.
+        """
+        schema = assignment.output_schema_version
+        method = _CLASSIFY_BY_SCHEMA.get(schema)
+        if method is None:
+            raise ApplicationError(
+                f"document {inp.document_id}: no classify activity reads output schema "
+                f"v{schema} (model {assignment.model_version})",
+                type="UnknownSchemaVersionError",
+                non_retryable=True,
+            )
+        try:
+            result = await workflow.execute_activity_method(
+                method,
+                ClassifyActivityInput(
+                    document_id=inp.document_id,
+                    text=inp.text,
+                    model_id=assignment.model_id,
+                    model_version=assignment.model_version,
+                    output_schema_version=schema,
+                ),
+                task_queue=assignment.task_queue,
+                start_to_close_timeout=timedelta(seconds=CLASSIFY_ATTEMPT_SECONDS),
+                retry_policy=ASSIGNED_CLASSIFY_RETRY,
+            )
+        except ActivityError as exc:
+            _raise_if_permanent(inp, exc)
+            raise
+        return f"v{schema}", result
 
     async def _run(self, inp: ClassifyDocumentInput) -> ClassificationOutcome:
         self._document_id = inp.document_id
+        self._assignment = inp.assignment
         branch, result = await self._classify(inp)
         self._branch, self._result = branch, result
-        labels = inp.deployment.primary_version.labels
+        labels = inp.deployment.primary_version.labels if inp.deployment else None
         self._allowed_labels = frozenset(labels or result.scores_by_class)
-        workflow.upsert_search_attributes(
-            [
-                sa.MODEL_VERSION.value_set(result.model_version),
-                sa.OUTPUT_SCHEMA_VERSION.value_set(result.schema_version),
-            ]
-        )
+        if self._assignment is None:
+            # Assigned workflows got these at start; older histories upserted them here.
+            workflow.upsert_search_attributes(
+                [
+                    sa.MODEL_VERSION.value_set(result.model_version),
+                    sa.OUTPUT_SCHEMA_VERSION.value_set(result.schema_version),
+                ]
+            )
 
         final_label, outcome, reviewer = result.label, Outcome.AUTO, None
         if result.confidence < inp.review_threshold:
@@ -128,8 +180,8 @@ class DocumentClassificationBase:
 
         self._state = WorkflowState.PROCESSING
         info = workflow.info()
-        processed = await workflow.execute_activity(
-            PROCESS_RESULT,
+        processed = await workflow.execute_activity_method(
+            PipelineActivities.process_classification_result,
             ProcessInput(
                 document_id=inp.document_id,
                 workflow_id=info.workflow_id,
@@ -139,8 +191,9 @@ class DocumentClassificationBase:
                 final_label=final_label,
                 outcome=outcome,
                 reviewer=reviewer,
+                arm=self._assignment.arm.value if self._assignment else None,
+                rollout_id=self._assignment.rollout_id if self._assignment else None,
             ),
-            result_type=ProcessOutput,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=PROCESS_RETRY,
         )
@@ -153,6 +206,7 @@ class DocumentClassificationBase:
             outcome=outcome,
             destination=processed.destination,
             record_id=processed.record_id,
+            assignment=self._assignment,
         )
 
     @workflow.update
@@ -187,4 +241,23 @@ class DocumentClassificationBase:
             result=self._result,
             review=self._review,
             escalated=self._escalated,
+            assignment=self._assignment,
         )
+
+
+_CLASSIFY_BY_SCHEMA = {
+    1: ClassifyActivities.classify_document_v1,
+    2: ClassifyActivities.classify_document_v2,
+}
+
+
+def _raise_if_permanent(inp: ClassifyDocumentInput, exc: ActivityError) -> None:
+    """End the document in a clear, typed state on a permanent model error."""
+    cause = exc.cause
+    if isinstance(cause, ApplicationError) and cause.non_retryable:
+        raise ApplicationError(
+            f"document {inp.document_id}: {cause.message}",
+            *cause.details,
+            type=cause.type,
+            non_retryable=True,
+        ) from exc

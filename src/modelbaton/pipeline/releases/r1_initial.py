@@ -23,7 +23,7 @@ class DocumentClassificationWorkflow(DocumentClassificationBase):
     async def _classify(
         self, inp: ClassifyDocumentInput
     ) -> tuple[str, NormalizedClassificationResult]:
-        config = inp.deployment.primary_version
+        config = self._legacy_config(inp)
         return "v1", await self._call_classifier(inp, CLASSIFY_V1, config)
 
     @workflow.run

@@ -31,7 +31,7 @@ class DocumentClassificationWorkflow(DocumentClassificationBase):
     async def _classify(
         self, inp: ClassifyDocumentInput
     ) -> tuple[str, NormalizedClassificationResult]:
-        config = inp.deployment.primary_version
+        config = self._legacy_config(inp)
         if workflow.patched(PATCH_CLASSIFY_V2):
             return "v2", await self._call_classifier(inp, CLASSIFY_V2, config)
         return "v1", await self._call_classifier(inp, CLASSIFY_V1, config)

@@ -28,7 +28,7 @@ class DocumentClassificationWorkflow(DocumentClassificationBase):
         self, inp: ClassifyDocumentInput
     ) -> tuple[str, NormalizedClassificationResult]:
         workflow.deprecate_patch(PATCH_CLASSIFY_V2)
-        config = inp.deployment.primary_version
+        config = self._legacy_config(inp)
         return "v2", await self._call_classifier(inp, CLASSIFY_V2, config)
 
     @workflow.run

@@ -27,7 +27,7 @@ class DocumentClassificationWorkflow(DocumentClassificationBase):
     async def _classify(
         self, inp: ClassifyDocumentInput
     ) -> tuple[str, NormalizedClassificationResult]:
-        config = inp.deployment.primary_version
+        config = self._legacy_config(inp)
         return "v2", await self._call_classifier(inp, CLASSIFY_V2, config)
 
     @workflow.run

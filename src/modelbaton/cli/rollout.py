@@ -1,0 +1,208 @@
+"""``baton rollout``: start, steer and watch a model rollout (the durable rollout workflow)."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from modelbaton.cli._output import JsonOption, console, emit, fail
+from modelbaton.errors import ModelBatonError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Move a share of documents to a candidate model, promote or abort it, and watch each arm.",
+)
+
+ReasonOption = typer.Option("", "--reason", help="Why: recorded in the audit trail.")
+ActorOption = typer.Option(
+    None, "--by", help="Who: recorded in the audit trail (default: user@host)."
+)
+QueueOption = typer.Option(
+    None, "--task-queue", help="The pipeline's task queue (default MODELBATON_TASK_QUEUE)."
+)
+
+
+def _actor(by: str | None) -> str:
+    if by:
+        return by
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _run(task_queue: str | None, action: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Connect, build the pipeline's rollout operations, run ``action`` on them."""
+    from modelbaton.models.catalog import load_catalog
+    from modelbaton.rollout.client import Rollouts
+    from modelbaton.settings import Settings
+    from modelbaton.stack.connect import connect
+
+    settings = Settings.from_env()
+
+    async def main() -> Any:
+        catalog = load_catalog(settings.catalog_path, base_url=settings.model_base_url)
+        client = await connect(settings.home)
+        return await action(Rollouts(client, catalog, task_queue or settings.task_queue))
+
+    try:
+        return asyncio.run(main())
+    except ModelBatonError as exc:
+        raise fail(escape(str(exc))) from None
+
+
+def _show_plan(plan: Any, as_json: bool, what: str) -> None:
+    def render() -> None:
+        console.print(f"{escape(what)}: {escape(_describe(plan))}")
+
+    emit(plan.model_dump(mode="json"), as_json, render)
+
+
+def _describe(plan: Any) -> str:
+    if plan.candidate is None:
+        return f"{plan.baseline.version} serves every document (revision {plan.revision})"
+    return (
+        f"rollout {plan.rollout_id}: {plan.fraction:.2%} to candidate {plan.candidate.version}, "
+        f"the rest to baseline {plan.baseline.version} (revision {plan.revision})"
+    )
+
+
+def _change_by(by: str | None, reason: str) -> Any:
+    from modelbaton.rollout.messages import ChangeBy
+
+    return ChangeBy(actor=_actor(by), reason=reason)
+
+
+def _fraction(value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise fail(f"--fraction must be within [0, 1], got {value}")
+    return value
+
+
+@app.command()
+def start(
+    candidate: str = typer.Option(..., "--candidate", help="Catalog version to roll out."),
+    fraction: float = typer.Option(
+        0.05, "--fraction", help="Share of business keys on the candidate, in [0, 1]."
+    ),
+    salt: str | None = typer.Option(
+        None, "--salt", help="Salt of the canary hash (default: random, kept in the plan)."
+    ),
+    reason: str = ReasonOption,
+    by: str | None = ActorOption,
+    task_queue: str | None = QueueOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Start a rollout of CANDIDATE; its pool must be polling."""
+    _fraction(fraction)
+    change = _change_by(by, reason)
+    plan = _run(task_queue, lambda r: r.start(candidate, fraction, change, salt=salt))
+    _show_plan(plan, as_json, "started")
+
+
+@app.command("set")
+def set_(
+    fraction: float = typer.Option(..., "--fraction", help="New candidate share, in [0, 1]."),
+    reason: str = ReasonOption,
+    by: str | None = ActorOption,
+    task_queue: str | None = QueueOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Change the candidate fraction of the rollout in progress."""
+    _fraction(fraction)
+    change = _change_by(by, reason)
+    plan = _run(task_queue, lambda r: r.set_fraction(fraction, change))
+    _show_plan(plan, as_json, "changed")
+
+
+@app.command()
+def promote(
+    reason: str = ReasonOption,
+    by: str | None = ActorOption,
+    task_queue: str | None = QueueOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Make the candidate the baseline of every new document."""
+    change = _change_by(by, reason)
+    plan = _run(task_queue, lambda r: r.promote(change))
+    _show_plan(plan, as_json, "promoted")
+
+
+@app.command()
+def abort(
+    reason: str = ReasonOption,
+    by: str | None = ActorOption,
+    task_queue: str | None = QueueOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Send every new document to the baseline again (running documents keep their arm)."""
+    change = _change_by(by, reason)
+    plan = _run(task_queue, lambda r: r.abort(change))
+    _show_plan(plan, as_json, "aborted")
+
+
+@app.command()
+def status(
+    rollout_id: str | None = typer.Option(
+        None, "--rollout", help="Count this rollout's arms (default: the current or last one)."
+    ),
+    watch: bool = typer.Option(False, "--watch", help="Refresh every --interval until Ctrl-C."),
+    interval: float = typer.Option(2.0, "--interval", min=0.2, help="Seconds between refreshes."),
+    task_queue: str | None = QueueOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """The plan, the audit trail, and per arm: running, completed, failed, waiting for review."""
+    from modelbaton.rollout.client import rollout_status
+
+    def once() -> None:
+        report = _run(task_queue, lambda r: rollout_status(r, rollout_id))
+        emit(report.as_dict(), as_json, lambda: _render_status(report))
+
+    if not watch:
+        once()
+        return
+    try:
+        while True:
+            if not as_json:
+                console.clear()
+            once()
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return
+
+
+def _render_status(report: Any) -> None:
+    plan = report.plan
+    console.print(f"[bold]{escape(plan.model_id)}[/]: {escape(_describe(plan))}")
+    if report.arms:
+        table = Table("arm", "running", "waiting for review", "completed", "failed")
+        for arm, counts in report.arms.items():
+            table.add_row(
+                escape(arm),
+                str(counts.running),
+                str(counts.waiting_for_review),
+                str(counts.completed),
+                str(counts.failed),
+            )
+        console.print(table)
+    if report.audit:
+        trail = Table("when (UTC)", "revision", "who", "action", "what", "why", title="audit trail")
+        for entry in report.audit:
+            trail.add_row(
+                entry.at.strftime("%Y-%m-%d %H:%M:%S"),
+                str(entry.revision),
+                escape(entry.actor),
+                escape(entry.action),
+                escape(entry.detail),
+                escape(entry.reason),
+            )
+        console.print(trail)

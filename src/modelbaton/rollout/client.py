@@ -1,0 +1,268 @@
+"""Rollout operations over Temporal: read the plan, change it, and count each arm from visibility.
+
+These are what ``baton rollout`` and the starter call. Checks that need I/O (the version is in
+the catalog, the candidate's pool is polling) happen here, before the update is sent; the
+workflow's validators refuse what the plan itself does not allow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from modelbaton.contracts.rollout import (
+    Arm,
+    AuditEntry,
+    ModelRef,
+    RolloutPlan,
+    RolloutRefused,
+    pool_task_queue,
+)
+from modelbaton.contracts.rollout import set_fraction as check_fraction
+from modelbaton.contracts.rollout import start_canary as check_start
+from modelbaton.errors import RolloutError
+from modelbaton.models.catalog import Catalog
+from modelbaton.pipeline.messages import WORKFLOW_TYPE
+from modelbaton.rollout.messages import (
+    ChangeBy,
+    RolloutInput,
+    SetFractionRequest,
+    StartCanaryRequest,
+    rollout_workflow_id,
+)
+from modelbaton.rollout.workflow import PLAN_MEMO, RolloutWorkflow
+
+
+def model_ref(catalog: Catalog, version: str) -> ModelRef:
+    """The identity of a catalog version, refused when the catalog does not know it."""
+    config = catalog.get(version)
+    return ModelRef(version=config.version, output_schema_version=config.output_schema_version)
+
+
+def steady_plan(catalog: Catalog) -> RolloutPlan:
+    """The plan when no rollout was ever started: the catalog's primary serves everything."""
+    primary = catalog.primary
+    return RolloutPlan(model_id=primary.model_id, baseline=model_ref(catalog, primary.version))
+
+
+@dataclass(frozen=True)
+class Rollouts:
+    """Rollout operations for one pipeline (its workflow task queue) and its catalog."""
+
+    client: Client
+    catalog: Catalog
+    task_queue: str
+
+    @property
+    def model_id(self) -> str:
+        return self.catalog.primary.model_id
+
+    @property
+    def workflow_id(self) -> str:
+        return rollout_workflow_id(self.task_queue, self.model_id)
+
+    def handle(self) -> WorkflowHandle[RolloutWorkflow, None]:
+        return self.client.get_workflow_handle_for(RolloutWorkflow.run, self.workflow_id)
+
+    async def plan(self) -> RolloutPlan:
+        """The plan in force, read from the rollout workflow's memo (no worker needed)."""
+        try:
+            described = await self.handle().describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return steady_plan(self.catalog)
+            raise RolloutError(f"cannot read rollout {self.workflow_id}: {exc.message}") from None
+        if described.status is not WorkflowExecutionStatus.RUNNING:
+            # Continue-as-new leaves the latest run running; anything else was stopped by hand.
+            raise RolloutError(
+                f"rollout workflow {self.workflow_id} is {described.status.name.lower()}"
+                if described.status
+                else f"rollout workflow {self.workflow_id} has no status"
+            )
+        memo = await described.memo()
+        if PLAN_MEMO not in memo:
+            raise RolloutError(f"rollout workflow {self.workflow_id} has no plan in its memo")
+        return RolloutPlan.model_validate(memo[PLAN_MEMO])
+
+    async def pool_pollers(self, version: str) -> int:
+        """Workers polling the activity queue of ``version``'s pool (recent pollers included)."""
+        response = await self.client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=self.client.namespace,
+                task_queue=TaskQueue(name=pool_task_queue(self.task_queue, version)),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+            )
+        )
+        return len(response.pollers)
+
+    async def _require_pool(self, version: str) -> None:
+        if await self.pool_pollers(version) == 0:
+            queue = pool_task_queue(self.task_queue, version)
+            raise RolloutError(
+                f"no worker polls {queue}, the pool of {version}; start one with "
+                f"'baton worker --pool {version}' (or 'baton dev pool {version}')"
+            )
+
+    async def _update(self, fn: Any, request: Any) -> RolloutPlan:
+        try:
+            plan: RolloutPlan = await self.handle().execute_update(fn, request)
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            raise RolloutError(f"refused: {getattr(cause, 'message', cause)}") from None
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise RolloutError(f"no rollout for {self.model_id} yet; start one first") from None
+            raise RolloutError(f"rollout {self.workflow_id}: {exc.message}") from None
+        return plan
+
+    async def start(
+        self,
+        candidate: str,
+        fraction: float,
+        by: ChangeBy,
+        *,
+        salt: str | None = None,
+        require_pool: bool = True,
+    ) -> RolloutPlan:
+        """Start a rollout of ``candidate`` at ``fraction`` (creating the rollout workflow)."""
+        ref = model_ref(self.catalog, candidate)
+        if self.catalog.get(candidate).model_id != self.model_id:
+            raise RolloutError(
+                f"{candidate} is a version of {self.catalog.get(candidate).model_id}, "
+                f"not of {self.model_id}"
+            )
+        current = await self.plan()
+        try:
+            check_start(current, ref, fraction, salt or "check")
+        except RolloutRefused as exc:
+            raise RolloutError(f"refused: {exc}") from None
+        if require_pool:
+            await self._require_pool(candidate)
+        initial = current if current.revision else steady_plan(self.catalog)
+        operation = WithStartWorkflowOperation(
+            RolloutWorkflow.run,
+            RolloutInput(plan=initial),
+            id=self.workflow_id,
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            memo={PLAN_MEMO: initial.model_dump(mode="json")},
+        )
+        request = StartCanaryRequest(
+            candidate=ref, fraction=fraction, salt=salt, actor=by.actor, reason=by.reason
+        )
+        try:
+            plan: RolloutPlan = await self.client.execute_update_with_start_workflow(
+                RolloutWorkflow.start_canary, request, start_workflow_operation=operation
+            )
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            raise RolloutError(f"refused: {getattr(cause, 'message', cause)}") from None
+        return plan
+
+    async def set_fraction(self, fraction: float, by: ChangeBy) -> RolloutPlan:
+        """Move the candidate fraction of the rollout in progress."""
+        try:
+            check_fraction(await self.plan(), fraction)
+        except RolloutRefused as exc:
+            raise RolloutError(f"refused: {exc}") from None
+        request = SetFractionRequest(fraction=fraction, actor=by.actor, reason=by.reason)
+        return await self._update(RolloutWorkflow.set_fraction, request)
+
+    async def promote(self, by: ChangeBy) -> RolloutPlan:
+        """Make the candidate the baseline."""
+        return await self._update(RolloutWorkflow.promote, by)
+
+    async def abort(self, by: ChangeBy) -> RolloutPlan:
+        """Send every new document to the baseline again."""
+        return await self._update(RolloutWorkflow.abort, by)
+
+    async def audit(self) -> list[AuditEntry]:
+        """The audit trail (a query: needs a workflow worker); empty when no rollout exists."""
+        try:
+            view = await self.handle().query(RolloutWorkflow.view)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return []
+            raise RolloutError(f"cannot query rollout {self.workflow_id}: {exc.message}") from None
+        return view.audit
+
+    async def arm_counts(self, rollout_id: str) -> dict[str, ArmCounts]:
+        """Per arm of ``rollout_id``: running, completed, failed, waiting for review."""
+        result: dict[str, ArmCounts] = {}
+        for arm in Arm:
+            query = (
+                f'WorkflowType = "{WORKFLOW_TYPE}" AND RolloutId = "{rollout_id}" '
+                f'AND RolloutArm = "{arm.value}"'
+            )
+            counted = await self.client.count_workflows(f"{query} GROUP BY ExecutionStatus")
+            by_status: dict[str, int] = {}
+            for group in counted.groups:
+                by_status[str(group.group_values[0])] = group.count
+            waiting = await self.client.count_workflows(
+                f'{query} AND ExecutionStatus = "Running" AND ReviewState = "pending"'
+            )
+            result[arm.value] = ArmCounts(
+                running=by_status.get("Running", 0),
+                completed=by_status.get("Completed", 0),
+                failed=sum(
+                    by_status.get(s, 0) for s in ("Failed", "Terminated", "TimedOut", "Canceled")
+                ),
+                waiting_for_review=waiting.count,
+            )
+        return result
+
+
+@dataclass(frozen=True)
+class ArmCounts:
+    """One arm's workflows as visibility counts them."""
+
+    running: int = 0
+    completed: int = 0
+    failed: int = 0
+    waiting_for_review: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "running": self.running,
+            "completed": self.completed,
+            "failed": self.failed,
+            "waiting_for_review": self.waiting_for_review,
+        }
+
+
+@dataclass
+class RolloutStatus:
+    """What ``baton rollout status`` shows."""
+
+    plan: RolloutPlan
+    audit: list[AuditEntry] = field(default_factory=list)
+    arms: dict[str, ArmCounts] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "plan": self.plan.model_dump(mode="json"),
+            "audit": [a.model_dump(mode="json") for a in self.audit],
+            "arms": {k: v.as_dict() for k, v in self.arms.items()},
+        }
+
+
+async def rollout_status(rollouts: Rollouts, rollout_id: str | None = None) -> RolloutStatus:
+    """Plan, audit trail and per-arm counts of ``rollout_id`` (default: the current or last)."""
+    plan = await rollouts.plan()
+    audit = await rollouts.audit() if plan.revision else []
+    rid = rollout_id or plan.rollout_id
+    arms = await rollouts.arm_counts(rid) if rid else {}
+    return RolloutStatus(plan=plan, audit=audit, arms=arms)

@@ -1,0 +1,52 @@
+"""Inputs and outputs of the rollout workflow, recorded in its history: tolerant readers."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelbaton.contracts.rollout import AuditEntry, ModelRef, RolloutPlan
+
+ROLLOUT_WORKFLOW_TYPE = "ModelRollout"
+_TOLERANT = ConfigDict(extra="ignore")
+
+
+def rollout_workflow_id(task_queue: str, model_id: str) -> str:
+    """One rollout workflow per pipeline (its task queue) and model id."""
+    return f"rollout-{task_queue}-{model_id}"
+
+
+class RolloutInput(BaseModel):
+    """Start (or continue-as-new) state of the rollout workflow."""
+
+    model_config = _TOLERANT
+
+    plan: RolloutPlan
+    audit: list[AuditEntry] = Field(default_factory=list)
+
+
+class ChangeBy(BaseModel):
+    """Who asks for a change, and why; every update carries it into the audit trail."""
+
+    model_config = _TOLERANT
+
+    actor: str = Field(min_length=1)
+    reason: str = ""
+
+
+class StartCanaryRequest(ChangeBy):
+    candidate: ModelRef
+    fraction: float
+    salt: str | None = None
+
+
+class SetFractionRequest(ChangeBy):
+    fraction: float
+
+
+class RolloutView(BaseModel):
+    """Answer of the ``view`` query: the plan and its audit trail."""
+
+    model_config = _TOLERANT
+
+    plan: RolloutPlan
+    audit: list[AuditEntry]

@@ -1,0 +1,124 @@
+"""The rollout as a durable object: one long-running workflow per pipeline and model id.
+
+It holds the plan (baseline, candidate, fraction, salt, stage, revision) and an audit trail of
+every change. Changes are workflow updates whose validators refuse what the plan does not allow,
+so a refused change leaves no trace in history. After every change the plan is written to the
+workflow's memo, so starters read it with ``describe`` without needing a worker to answer a query.
+The workflow continues as new when its history grows, carrying plan and audit trail.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from modelbaton.contracts import rollout as decide
+    from modelbaton.contracts.rollout import AuditEntry, RolloutPlan
+    from modelbaton.rollout.messages import (
+        ROLLOUT_WORKFLOW_TYPE,
+        ChangeBy,
+        RolloutInput,
+        RolloutView,
+        SetFractionRequest,
+        StartCanaryRequest,
+    )
+
+#: Continue as new well before the server's history limits; a rollout changes a few times a day.
+MAX_HISTORY_EVENTS = 2_000
+#: Audit entries carried across continue-as-new (the oldest are dropped beyond this).
+MAX_AUDIT = 1_000
+PLAN_MEMO = "plan"
+
+
+@workflow.defn(name=ROLLOUT_WORKFLOW_TYPE)
+class RolloutWorkflow:
+    """Plan and audit trail of one model id's rollouts."""
+
+    @workflow.init
+    def __init__(self, inp: RolloutInput) -> None:
+        self._plan = inp.plan
+        self._audit = list(inp.audit)
+
+    @workflow.run
+    async def run(self, inp: RolloutInput) -> None:
+        await workflow.wait_condition(
+            lambda: (
+                workflow.info().is_continue_as_new_suggested()
+                or workflow.info().get_current_history_length() > MAX_HISTORY_EVENTS
+            )
+        )
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(RolloutInput(plan=self._plan, audit=self._audit[-MAX_AUDIT:]))
+
+    def _apply(self, plan: RolloutPlan, by: ChangeBy, action: str, detail: str) -> RolloutPlan:
+        self._plan = plan
+        self._audit.append(
+            AuditEntry(
+                at=workflow.now(),
+                actor=by.actor,
+                action=action,
+                reason=by.reason,
+                revision=plan.revision,
+                detail=detail,
+            )
+        )
+        workflow.upsert_memo({PLAN_MEMO: plan.model_dump(mode="json")})
+        return plan
+
+    @workflow.update
+    def start_canary(self, req: StartCanaryRequest) -> RolloutPlan:
+        """Start a rollout of ``req.candidate`` at ``req.fraction``."""
+        salt = req.salt or str(workflow.uuid4())
+        plan = decide.start_canary(self._plan, req.candidate, req.fraction, salt)
+        detail = (
+            f"{plan.rollout_id}: candidate {req.candidate.version} against baseline "
+            f"{plan.baseline.version} at {req.fraction:.2%}"
+        )
+        return self._apply(plan, req, "start", detail)
+
+    @start_canary.validator
+    def _check_start(self, req: StartCanaryRequest) -> None:
+        decide.start_canary(self._plan, req.candidate, req.fraction, req.salt or "check")
+
+    @workflow.update
+    def set_fraction(self, req: SetFractionRequest) -> RolloutPlan:
+        """Move the candidate fraction; raising it only moves keys to the candidate."""
+        before = self._plan.fraction
+        plan = decide.set_fraction(self._plan, req.fraction)
+        return self._apply(
+            plan, req, "set-fraction", f"fraction {before:.2%} -> {req.fraction:.2%}"
+        )
+
+    @set_fraction.validator
+    def _check_fraction(self, req: SetFractionRequest) -> None:
+        decide.set_fraction(self._plan, req.fraction)
+
+    @workflow.update
+    def promote(self, req: ChangeBy) -> RolloutPlan:
+        """The candidate becomes the baseline of every new document."""
+        old = self._plan
+        plan = decide.promote(old)
+        detail = f"{old.rollout_id}: {plan.baseline.version} replaces {old.baseline.version}"
+        return self._apply(plan, req, "promote", detail)
+
+    @promote.validator
+    def _check_promote(self, req: ChangeBy) -> None:
+        decide.promote(self._plan)
+
+    @workflow.update
+    def abort(self, req: ChangeBy) -> RolloutPlan:
+        """Every new document goes to the baseline again."""
+        old = self._plan
+        plan = decide.abort(old)
+        candidate = old.candidate.version if old.candidate else "?"
+        detail = f"{old.rollout_id}: {candidate} withdrawn, {plan.baseline.version} serves all"
+        return self._apply(plan, req, "abort", detail)
+
+    @abort.validator
+    def _check_abort(self, req: ChangeBy) -> None:
+        decide.abort(self._plan)
+
+    @workflow.query
+    def view(self) -> RolloutView:
+        """The plan and the audit trail."""
+        return RolloutView(plan=self._plan, audit=self._audit)

@@ -1,0 +1,129 @@
+"""The pipeline as tests drive it: a real dev server, real model server, in-process workers.
+
+Each test gets its own task queue (so its own pool queues), workflow ids and results database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowHandle
+
+from modelbaton.contracts import DeploymentStrategy, ModelVersionConfig
+from modelbaton.contracts.rollout import ModelRef, RolloutPlan
+from modelbaton.models.catalog import Catalog
+from modelbaton.models.client import make_http_client
+from modelbaton.models.resolver import CatalogSource
+from modelbaton.pipeline.activities import PipelineActivities
+from modelbaton.pipeline.intake import Document, validate_text
+from modelbaton.pipeline.messages import ClassificationOutcome
+from modelbaton.pipeline.starter import legacy_workflow_input, start_document, workflow_input
+from modelbaton.pipeline.store import ResultsStore
+from modelbaton.pipeline.worker import WorkerOptions, build_pool_worker, build_worker
+
+INVOICE = (
+    "INVOICE No. 4471\nBill to: Northwind Traders\nAmount due: $1,250.00\n"
+    "Payment terms: net 30. Please remit payment by the due date. Invoice date 2026-03-02."
+)
+
+
+@dataclass
+class Pipeline:
+    client: Client
+    catalog: Catalog
+    store: ResultsStore
+    task_queue: str
+    source: CatalogSource = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.source = CatalogSource.fixed(self.catalog)
+
+    def add_model(self, config: ModelVersionConfig) -> None:
+        """Declare another model version (a scripted endpoint) in this test's catalog."""
+        self.catalog = self.catalog.extended(config)
+        self.source = CatalogSource.fixed(self.catalog)
+
+    def doc(self, text: str = INVOICE) -> Document:
+        # A unique suffix keeps content-derived ids unique per test.
+        return validate_text(f"{text}\nref {uuid.uuid4().hex}", "test")
+
+    def plan(self, version: str = "v2") -> RolloutPlan:
+        config = self.catalog.get(version)
+        return RolloutPlan(
+            model_id=config.model_id,
+            baseline=ModelRef(version=version, output_schema_version=config.output_schema_version),
+        )
+
+    def pipeline_section(self, threshold: float, review_timeout: float) -> Any:
+        return self.catalog.pipeline.model_copy(
+            update={"review_threshold": threshold, "review_timeout_seconds": review_timeout}
+        )
+
+    async def start(
+        self,
+        doc: Document,
+        version: str = "v2",
+        *,
+        plan: RolloutPlan | None = None,
+        threshold: float = 0.0,
+        review_timeout: float = 3600,
+    ) -> WorkflowHandle[Any, ClassificationOutcome]:
+        """Start ``doc`` as ``baton submit`` does: assigned by ``plan`` (default: ``version``)."""
+        assignment = (plan or self.plan(version)).assign(doc.document_id, self.task_queue)
+        inp = workflow_input(doc, assignment, self.pipeline_section(threshold, review_timeout))
+        handle = await start_document(self.client, doc, inp, self.task_queue)
+        assert handle is not None
+        return handle
+
+    async def start_legacy(
+        self,
+        doc: Document,
+        version: str = "v2",
+        *,
+        threshold: float = 0.0,
+        review_timeout: float = 3600,
+    ) -> WorkflowHandle[Any, ClassificationOutcome]:
+        """Start ``doc`` with the input of releases before the assignment patch."""
+        deployment = DeploymentStrategy(primary_version=self.catalog.get(version))
+        inp = legacy_workflow_input(
+            doc, deployment, self.pipeline_section(threshold, review_timeout)
+        )
+        handle = await start_document(self.client, doc, inp, self.task_queue)
+        assert handle is not None
+        return handle
+
+    @asynccontextmanager
+    async def worker(
+        self,
+        release: str = "assigned",
+        activities: list[object] | None = None,
+        pools: Sequence[str] = ("v1", "v2", "v3"),
+    ) -> AsyncIterator[None]:
+        """The workflow worker of ``release`` plus a pool per version in ``pools``."""
+        async with AsyncExitStack() as stack:
+            http = await stack.enter_async_context(make_http_client())
+            acts = activities or PipelineActivities(self.store, self.source, http).all()
+            options = WorkerOptions(task_queue=self.task_queue, release=release)
+            await stack.enter_async_context(build_worker(self.client, options, acts))
+            for version in pools:
+                await stack.enter_async_context(self.pool(version, http))
+            yield
+
+    def pool(self, version: str, http: Any) -> Any:
+        """The pool worker of ``version`` (an async context manager)."""
+        return build_pool_worker(self.client, self.task_queue, version, self.source, http)
+
+
+@pytest.fixture
+def pipeline(
+    client: Client, reference_catalog: Catalog, task_queue: str, tmp_path: Path
+) -> Iterator[Pipeline]:
+    store = ResultsStore(f"sqlite:///{tmp_path / 'results.db'}")
+    yield Pipeline(client, reference_catalog, store, task_queue)
+    store.close()
