@@ -1,10 +1,16 @@
-"""Documents per second through the real pipeline versus a floor workflow of the same shape.
+"""Documents per second through the real pipeline versus two floors, on one dev server.
 
-Same dev server, same workflow release, same worker settings, same documents; the only
-difference is that the floor's activities return at once instead of calling the model server and
-the database. The ratio says how much of the orchestration ceiling the real work leaves.
+- bare: a plain two-activity workflow with no-op activities and the default data converter
+  (``_bare.py``), the physical floor of one Python worker on this machine;
+- floor: the pipeline's own workflow release with activities that answer at once
+  (``modelbaton.pipeline.floor``), the project floor;
+- pipeline: the same release with the real activities (model server, database).
 
-    uv run python bench/throughput.py [--docs 400]
+Same server, same worker settings, same number of workflows for each. pipeline/floor says how
+much of the orchestration ceiling the real work leaves; pipeline/bare adds what the workflow's
+shape (Pydantic payloads, search attributes, patch marker, handlers) costs on top.
+
+    uv run python bench/throughput.py [--docs 400] [--rounds 1]
 """
 
 from __future__ import annotations
@@ -12,20 +18,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _bare import BARE_ACTIVITIES, BareTwoActivityWorkflow
 from _common import model_server, peak_rss_mib
 from modelbaton.contracts import DeploymentStrategy
-from modelbaton.models.catalog import PipelineSection, load_catalog
+from modelbaton.models.catalog import load_catalog
 from modelbaton.models.client import make_http_client
 from modelbaton.models.corpus import generate_documents
 from modelbaton.pipeline import search_attributes
@@ -34,27 +45,33 @@ from modelbaton.pipeline.floor import FLOOR_ACTIVITIES
 from modelbaton.pipeline.intake import Document, validate_text
 from modelbaton.pipeline.starter import start_document
 from modelbaton.pipeline.store import ResultsStore
-from modelbaton.pipeline.worker import WorkerOptions, build_worker
+from modelbaton.pipeline.worker import WorkerOptions, build_worker, workflow_class
 from modelbaton.settings import Settings
 from modelbaton.stack.connect import temporal_binary
+
+#: Starts the workflow of one document on a task queue; None when it was a duplicate.
+Starter = Callable[[Document, str], Awaitable[WorkflowHandle[Any, Any] | None]]
 
 
 async def run_batch(
     client: Client,
-    activities: list[object],
+    workflow: type,
+    activities: Sequence[object],
     docs: list[Document],
-    deployment: DeploymentStrategy,
-    pipeline: PipelineSection,
+    start: Starter,
 ) -> float:
-    """Start every document, wait for every result; documents per second, start to last result."""
+    """Start every document, wait for every result; documents per second, start to last result.
+
+    The worker gets the project's settings (``WorkerOptions``) whatever the workflow.
+    """
     options = WorkerOptions(task_queue=f"bench-{uuid.uuid4().hex[:8]}")
-    async with build_worker(client, options, activities):
+    async with build_worker(client, options, activities, workflows=[workflow]):
         t0 = time.perf_counter()
         gate = asyncio.Semaphore(64)
 
         async def one(doc: Document) -> None:
             async with gate:
-                handle = await start_document(client, doc, deployment, pipeline, options.task_queue)
+                handle = await start(doc, options.task_queue)
             assert handle is not None, "duplicate document in bench batch"
             await handle.result()
 
@@ -69,7 +86,8 @@ def documents(n: int, seed: int) -> list[Document]:
     ]
 
 
-async def main(n_docs: int, warmup: int) -> None:
+async def main(n_docs: int, warmup: int, rounds: int) -> None:
+    rates: dict[str, list[float]] = {"bare": [], "floor": [], "pipeline": []}
     with tempfile.TemporaryDirectory(prefix="mb-bench-") as tmp:
         home = Path(tmp)
         settings = Settings.from_env()
@@ -83,24 +101,55 @@ async def main(n_docs: int, warmup: int) -> None:
                 data_converter=pydantic_data_converter,
                 search_attributes=search_attributes.ALL,
             ) as env:
+                # The bare workflow talks to the same server through the SDK's default converter.
+                bare_config = env.client.config() | {"data_converter": DataConverter.default}
+                bare_client = Client(**bare_config)
+                release = workflow_class(WorkerOptions(task_queue="-").release)
                 store = ResultsStore(f"sqlite:///{home / 'bench.db'}")
                 async with make_http_client() as http:
                     real = PipelineActivities(store, pipeline, http).all()
-                    noop = FLOOR_ACTIVITIES
-                    # Warm both paths (sandbox imports, connections) before measuring.
-                    await run_batch(env.client, noop, documents(warmup, 1), deployment, pipeline)
-                    await run_batch(env.client, real, documents(warmup, 2), deployment, pipeline)
-                    floor = await run_batch(
-                        env.client, noop, documents(n_docs, 3), deployment, pipeline
-                    )
-                    pipe = await run_batch(
-                        env.client, real, documents(n_docs, 4), deployment, pipeline
-                    )
+
+                    def start_bare(doc: Document, task_queue: str) -> Awaitable[Any]:
+                        return bare_client.start_workflow(
+                            BareTwoActivityWorkflow.run,
+                            doc.document_id,
+                            id=f"bare-{doc.document_id}",
+                            task_queue=task_queue,
+                        )
+
+                    def start_pipeline(doc: Document, task_queue: str) -> Awaitable[Any]:
+                        return start_document(env.client, doc, deployment, pipeline, task_queue)
+
+                    cases: dict[str, Callable[[list[Document]], Awaitable[float]]] = {
+                        "bare": lambda docs: run_batch(
+                            bare_client, BareTwoActivityWorkflow, BARE_ACTIVITIES, docs, start_bare
+                        ),
+                        "floor": lambda docs: run_batch(
+                            env.client, release, FLOOR_ACTIVITIES, docs, start_pipeline
+                        ),
+                        "pipeline": lambda docs: run_batch(
+                            env.client, release, real, docs, start_pipeline
+                        ),
+                    }
+                    seed = 0
+                    # Warm every path (sandbox imports, connections) before measuring.
+                    for run in cases.values():
+                        seed += 1
+                        await run(documents(warmup, seed))
+                    # Rounds interleave the cases, so a noisy neighbour hits each alike.
+                    for _ in range(rounds):
+                        for name, run in cases.items():
+                            seed += 1
+                            rates[name].append(await run(documents(n_docs, seed)))
                 store.close()
-    print(f"documents per run      {n_docs}")
+    bare, floor, pipe = (statistics.median(rates[k]) for k in ("bare", "floor", "pipeline"))
+    print(f"documents per run      {n_docs} (median of {rounds} round(s))")
+    print(f"bare (2 no-op acts) /s {bare:8.1f}")
     print(f"floor (no-op)  docs/s  {floor:8.1f}")
     print(f"pipeline       docs/s  {pipe:8.1f}")
+    print(f"ratio floor/bare       {floor / bare:8.2f}   (cost of the workflow's shape)")
     print(f"ratio pipeline/floor   {pipe / floor:8.2f}   (goal >= 0.80)")
+    print(f"ratio pipeline/bare    {pipe / bare:8.2f}   (goal >= 0.75)")
     print(f"bench process peak RSS {peak_rss_mib():8.1f} MiB (worker + client in one process)")
 
 
@@ -108,5 +157,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=400)
     parser.add_argument("--warmup", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds; medians shown")
     args = parser.parse_args()
-    asyncio.run(main(args.docs, args.warmup))
+    asyncio.run(main(args.docs, args.warmup, args.rounds))
