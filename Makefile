@@ -44,6 +44,7 @@ bench: install
 	$(RUN) python bench/latency.py
 	$(RUN) python bench/throughput.py
 	$(RUN) python bench/replay.py
+	$(RUN) python bench/canary.py
 
 clean:
 	rm -rf .venv .tools .modelbaton .pytest_cache .mypy_cache .ruff_cache

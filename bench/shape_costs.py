@@ -43,7 +43,7 @@ from modelbaton.pipeline import search_attributes as sa
 from modelbaton.pipeline.floor import FLOOR_ACTIVITIES
 from modelbaton.pipeline.intake import Document, validate_text
 from modelbaton.pipeline.releases import RELEASES
-from modelbaton.pipeline.starter import start_document, workflow_input
+from modelbaton.pipeline.starter import legacy_workflow_input, start_document
 from modelbaton.pipeline.worker import WorkerOptions
 from modelbaton.settings import Settings
 from modelbaton.stack.connect import temporal_binary
@@ -188,10 +188,11 @@ class Fixture:
 
         def start(doc: Document, task_queue: str) -> Awaitable[Any]:
             if v.project_starter:
-                return start_document(client, doc, self.deployment, self.pipeline, task_queue)
+                inp = legacy_workflow_input(doc, self.deployment, self.pipeline)
+                return start_document(client, doc, inp, task_queue)
             arg: Any = doc.document_id
             if v.payload != "none":
-                arg = workflow_input(doc, self.deployment, self.pipeline)
+                arg = legacy_workflow_input(doc, self.deployment, self.pipeline)
                 if v.payload == "tiny":
                     arg = arg.model_copy(update={"text": "tiny"})
             return client.start_workflow(

@@ -24,6 +24,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -31,21 +32,28 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _bare import BARE_ACTIVITIES, BareTwoActivityWorkflow
 from _common import model_server, peak_rss_mib
-from modelbaton.contracts import DeploymentStrategy
+from modelbaton.contracts.rollout import ModelRef, RolloutPlan, pool_task_queue
 from modelbaton.models.catalog import load_catalog
 from modelbaton.models.client import make_http_client
 from modelbaton.models.corpus import generate_documents
+from modelbaton.models.resolver import CatalogSource
 from modelbaton.pipeline import search_attributes
 from modelbaton.pipeline.activities import PipelineActivities
-from modelbaton.pipeline.floor import FLOOR_ACTIVITIES
+from modelbaton.pipeline.floor import FLOOR_ACTIVITIES, fixed_classify_v2
 from modelbaton.pipeline.intake import Document, validate_text
-from modelbaton.pipeline.starter import start_document
+from modelbaton.pipeline.starter import start_workflow, workflow_input
 from modelbaton.pipeline.store import ResultsStore
-from modelbaton.pipeline.worker import WorkerOptions, build_worker, workflow_class
+from modelbaton.pipeline.worker import (
+    WorkerOptions,
+    build_pool_worker,
+    build_worker,
+    workflow_class,
+)
 from modelbaton.settings import Settings
 from modelbaton.stack.connect import temporal_binary
 
@@ -59,13 +67,20 @@ async def run_batch(
     activities: Sequence[object],
     docs: list[Document],
     start: Starter,
+    pool: Callable[[str], Worker] | None = None,
 ) -> float:
     """Start every document, wait for every result; documents per second, start to last result.
 
-    The worker gets the project's settings (``WorkerOptions``) whatever the workflow.
+    The worker gets the project's settings (``WorkerOptions``) whatever the workflow; ``pool``
+    builds the model pool of the pipeline's queue (the pipeline classifies on v2's pool).
     """
     options = WorkerOptions(task_queue=f"bench-{uuid.uuid4().hex[:8]}")
-    async with build_worker(client, options, activities, workflows=[workflow]):
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(
+            build_worker(client, options, activities, workflows=[workflow])
+        )
+        if pool is not None:
+            await stack.enter_async_context(pool(options.task_queue))
         t0 = time.perf_counter()
         gate = asyncio.Semaphore(64)
 
@@ -94,7 +109,10 @@ async def main(n_docs: int, warmup: int, rounds: int) -> None:
         os.environ["MODELBATON_CACHE_DIR"] = str(settings.cache_dir)  # reuse trained models
         with model_server(home) as url:
             catalog = load_catalog(settings.catalog_path, base_url=url)
-            deployment = DeploymentStrategy(primary_version=catalog.get("v2"))
+            plan = RolloutPlan(
+                model_id=catalog.primary.model_id,
+                baseline=ModelRef(version="v2", output_schema_version=2),
+            )
             pipeline = catalog.pipeline.model_copy(update={"review_threshold": 0.0})
             async with await WorkflowEnvironment.start_local(
                 dev_server_existing_path=str(temporal_binary()),
@@ -107,7 +125,18 @@ async def main(n_docs: int, warmup: int, rounds: int) -> None:
                 release = workflow_class(WorkerOptions(task_queue="-").release)
                 store = ResultsStore(f"sqlite:///{home / 'bench.db'}")
                 async with make_http_client() as http:
-                    real = PipelineActivities(store, pipeline, http).all()
+                    source = CatalogSource.fixed(catalog)
+                    real = PipelineActivities(store, source, http).all()
+
+                    def real_pool(task_queue: str) -> Worker:
+                        return build_pool_worker(env.client, task_queue, "v2", source, http)
+
+                    def floor_pool(task_queue: str) -> Worker:
+                        return Worker(
+                            env.client,
+                            task_queue=pool_task_queue(task_queue, "v2"),
+                            activities=[fixed_classify_v2],
+                        )
 
                     def start_bare(doc: Document, task_queue: str) -> Awaitable[Any]:
                         return bare_client.start_workflow(
@@ -118,17 +147,19 @@ async def main(n_docs: int, warmup: int, rounds: int) -> None:
                         )
 
                     def start_pipeline(doc: Document, task_queue: str) -> Awaitable[Any]:
-                        return start_document(env.client, doc, deployment, pipeline, task_queue)
+                        assignment = plan.assign(doc.document_id, task_queue)
+                        inp = workflow_input(doc, assignment, pipeline)
+                        return start_workflow(env.client, doc.workflow_id, inp, task_queue)
 
                     cases: dict[str, Callable[[list[Document]], Awaitable[float]]] = {
                         "bare": lambda docs: run_batch(
                             bare_client, BareTwoActivityWorkflow, BARE_ACTIVITIES, docs, start_bare
                         ),
                         "floor": lambda docs: run_batch(
-                            env.client, release, FLOOR_ACTIVITIES, docs, start_pipeline
+                            env.client, release, FLOOR_ACTIVITIES, docs, start_pipeline, floor_pool
                         ),
                         "pipeline": lambda docs: run_batch(
-                            env.client, release, real, docs, start_pipeline
+                            env.client, release, real, docs, start_pipeline, real_pool
                         ),
                     }
                     seed = 0

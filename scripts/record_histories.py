@@ -36,7 +36,7 @@ from modelbaton.pipeline.activities import PipelineActivities
 from modelbaton.pipeline.intake import validate_text
 from modelbaton.pipeline.messages import ClassificationOutcome, ReviewDecision, WorkflowState
 from modelbaton.pipeline.releases import RELEASES, SHIPPED
-from modelbaton.pipeline.releases.r5_assigned import DocumentClassificationWorkflow as Current
+from modelbaton.pipeline.workflow import DocumentClassificationWorkflow as Current
 from modelbaton.pipeline.starter import (
     assignment_attributes,
     legacy_workflow_input,

@@ -39,7 +39,7 @@ from modelbaton.pipeline.messages import (
     ReviewDecision,
     WorkflowState,
 )
-from modelbaton.pipeline.releases.r5_assigned import DocumentClassificationWorkflow
+from modelbaton.pipeline.workflow import DocumentClassificationWorkflow
 from modelbaton.pipeline.starter import legacy_workflow_input, start_document, submit_documents
 from modelbaton.rollout.client import Rollouts, rollout_status
 from modelbaton.rollout.messages import ChangeBy

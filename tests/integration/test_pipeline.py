@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -30,6 +31,7 @@ from modelbaton.models.server import serve_in_thread
 from modelbaton.pipeline.activities import PipelineActivities
 from modelbaton.pipeline.messages import (
     PROCESS_RESULT,
+    ClassificationOutcome,
     Outcome,
     ProcessInput,
     ProcessOutput,
@@ -37,7 +39,7 @@ from modelbaton.pipeline.messages import (
     WorkflowState,
 )
 from modelbaton.pipeline.patches import PATCH_CLASSIFY_V2, PATCH_MODEL_ASSIGNMENT, patch_markers
-from modelbaton.pipeline.releases.r5_assigned import DocumentClassificationWorkflow as Current
+from modelbaton.pipeline.workflow import DocumentClassificationWorkflow as Current
 from modelbaton.pipeline.starter import SubmitReport, start_document, workflow_input
 from pipeline_fixtures import Pipeline
 from waiting import eventually

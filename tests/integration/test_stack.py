@@ -44,7 +44,7 @@ def home(tmp_path: Path) -> Iterator[Path]:
 
 
 def options(home: Path, **overrides: Any) -> StackOptions:
-    fields: dict[str, Any] = {"models": False, "workers": 0, "ephemeral_ports": True}
+    fields: dict[str, Any] = {"models": False, "workers": 0, "ephemeral_ports": True, "pools": ()}
     return StackOptions(home=home, **(fields | overrides))
 
 
@@ -175,3 +175,27 @@ def test_failed_component_stops_what_was_started(
     assert [r.name for r in started] == [embedded.TEMPORAL, "worker-1"]
     assert not any(processes.is_ours(r) for r in started)
     assert embedded.stack_status(home).state is None
+
+
+def test_dev_pool_starts_and_stops_one_model_pool(home: Path) -> None:
+    state = embedded.start_stack(options(home))
+    try:
+        env = {"MODELBATON_HOME": str(home)}
+        unknown = CliRunner().invoke(dev_app, ["pool", "v9", "--home", str(home)], env=env)
+        assert unknown.exit_code == 2
+        assert "no model version 'v9'" in unknown.output
+        started = CliRunner().invoke(dev_app, ["pool", "v3", "--home", str(home), "--json"])
+        assert started.exit_code == 0, started.output
+        pid = json.loads(started.stdout)["pools"]["v3"]
+        record = embedded.stack_status(home).state
+        assert record is not None
+        assert record.pools["v3"].pid == pid
+        assert processes.is_ours(record.pools["v3"])
+        stopped = CliRunner().invoke(dev_app, ["pool", "v3", "--stop", "--home", str(home)])
+        assert stopped.exit_code == 0, stopped.output
+        assert not processes.is_ours(record.pools["v3"])
+        again = CliRunner().invoke(dev_app, ["pool", "v3", "--stop", "--home", str(home)])
+        assert again.exit_code == 1
+        assert "no pool of v3" in again.output
+    finally:
+        embedded.stop_stack(state.home)

@@ -32,17 +32,17 @@ from modelbaton.cli.main import app as baton
 from modelbaton.contracts import DeploymentStrategy
 from modelbaton.models.catalog import Catalog
 from modelbaton.models.client import make_http_client
+from modelbaton.models.resolver import CatalogSource
 from modelbaton.pipeline.activities import PipelineActivities
 from modelbaton.pipeline.intake import validate_text
 from modelbaton.pipeline.messages import ClassificationOutcome, ReviewDecision, WorkflowState
 from modelbaton.pipeline.patches import PATCH_CLASSIFY_V2, patch_markers
 from modelbaton.pipeline.releases import RELEASES
-from modelbaton.models.resolver import CatalogSource
-from modelbaton.pipeline.releases.r5_assigned import DocumentClassificationWorkflow as Current
+from modelbaton.pipeline.workflow import DocumentClassificationWorkflow as Current
 from modelbaton.pipeline.starter import legacy_workflow_input, start_document
-from waiting import eventually
 from modelbaton.pipeline.store import ResultsStore
 from modelbaton.pipeline.worker import WorkerOptions, build_worker
+from waiting import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -98,7 +98,7 @@ def up(
         ui_port=ui_port,
         model_port=model_port,
         workers=workers,
-        pools=tuple(v.strip() for v in (pools or "").split(",") if v.strip()),
+        pools=None if pools is None else tuple(v.strip() for v in pools.split(",") if v.strip()),
         task_queue=task_queue,
         release=release,
         namespace=namespace,
@@ -170,18 +170,19 @@ def pool(
     A stopped pool stalls only its own version's documents: they wait in its task queue.
     """
     from modelbaton.errors import ModelBatonError
+    from modelbaton.models.catalog import load_catalog
 
     state_dir = _home(home)
+    try:
+        load_catalog(Settings.from_env().catalog_path).get(version)  # validate before acting
+    except ModelBatonError as exc:
+        raise fail(escape(str(exc))) from None
     try:
         if stop:
             stopped = embedded.stop_pool(state_dir, version)
             data: dict[str, object] = {"stopped": [vars(r) for r in stopped]}
             message = f"stopped the pool of {version}"
         else:
-            settings = Settings.from_env()
-            from modelbaton.models.catalog import load_catalog
-
-            load_catalog(settings.catalog_path).get(version)  # validate before acting
             state = embedded.start_pool(state_dir, version)
             data = {"pools": {v: p.pid for v, p in state.pools.items()}}
             message = f"pool of {version} polling (pid {state.pools[version].pid})"

@@ -206,7 +206,7 @@ def review(
     from temporalio.client import WorkflowUpdateFailedError
 
     from modelbaton.pipeline.messages import ReviewReceipt
-    from modelbaton.pipeline.releases.r5_assigned import DocumentClassificationWorkflow
+    from modelbaton.pipeline.workflow import DocumentClassificationWorkflow
 
     settings = Settings.from_env()
 

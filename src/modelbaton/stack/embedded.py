@@ -73,8 +73,9 @@ class StackOptions:
     ui_port: int = 8233
     model_port: int = 8601
     workers: int = 1
-    #: Model versions whose pools to start; empty: the catalog's primary.
-    pools: tuple[str, ...] = ()
+    #: Model versions whose pools to start; None: those the rollout plan needs (the catalog's
+    #: primary when no rollout was started); empty: none.
+    pools: tuple[str, ...] | None = None
     task_queue: str = DEFAULT_TASK_QUEUE
     release: str = DEFAULT_RELEASE
     namespace: str = "default"
@@ -534,7 +535,8 @@ def _start(options: StackOptions) -> StackState:
             )
 
         component = "pools"
-        state = _spawn_pools(state, list(options.pools) or _default_pools(state))
+        versions = _default_pools(state) if options.pools is None else list(options.pools)
+        state = _spawn_pools(state, versions, options.worker_timeout)
         component = "workers"
         state = _spawn_workers(state, options.workers, options.worker_timeout)
         return state

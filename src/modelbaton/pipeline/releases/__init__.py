@@ -1,31 +1,48 @@
-"""The released stages of DocumentClassificationWorkflow, one module per patch lifecycle stage.
+"""The released stages of DocumentClassificationWorkflow, one module per lifecycle stage.
 
 All share the workflow type name, so any of them can resume the others' histories where the
 patching rules allow it. ``RELEASES`` maps a release name to its workflow class. ``deprecated`` and
 ``complete`` are the later lifecycle stages of ``PATCH_CLASSIFY_V2`` as they would ship on top of
 ``patched``; ``assigned`` adds ``PATCH_MODEL_ASSIGNMENT`` on top of ``patched``.
+
+Release modules are imported only when asked for: the workflow sandbox re-imports a workflow's
+module, and with it this package, for every workflow run, so importing all five here cost about
+5 ms of worker CPU per workflow (measured by ``bench/shape_costs.py``).
 """
 
 from __future__ import annotations
 
-from modelbaton.pipeline.releases import (
-    r1_initial,
-    r2_patched,
-    r3_deprecated,
-    r4_complete,
-    r5_assigned,
-)
+import importlib
+from collections.abc import Iterator, Mapping
 
-RELEASES: dict[str, type] = {
-    "initial": r1_initial.DocumentClassificationWorkflow,
-    "patched": r2_patched.DocumentClassificationWorkflow,
-    "deprecated": r3_deprecated.DocumentClassificationWorkflow,
-    "complete": r4_complete.DocumentClassificationWorkflow,
-    "assigned": r5_assigned.DocumentClassificationWorkflow,
+_MODULES = {
+    "initial": "r1_initial",
+    "patched": "r2_patched",
+    "deprecated": "r3_deprecated",
+    "complete": "r4_complete",
+    "assigned": "r5_assigned",
 }
 CURRENT_RELEASE = "assigned"
 #: Releases that shipped, in order: today's code must replay every history they recorded.
 #: ``deprecated`` and ``complete`` never shipped; they serve the lifecycle matrix tests.
 SHIPPED = ("initial", "patched", "assigned")
+
+
+class _Releases(Mapping[str, type]):
+    """Release name -> workflow class, importing a release's module on first use."""
+
+    def __getitem__(self, name: str) -> type:
+        module = importlib.import_module(f"{__name__}.{_MODULES[name]}")
+        workflow: type = module.DocumentClassificationWorkflow
+        return workflow
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_MODULES)
+
+    def __len__(self) -> int:
+        return len(_MODULES)
+
+
+RELEASES: Mapping[str, type] = _Releases()
 
 __all__ = ["CURRENT_RELEASE", "RELEASES", "SHIPPED"]
