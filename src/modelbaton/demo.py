@@ -39,8 +39,8 @@ from modelbaton.pipeline.messages import (
     ReviewDecision,
     WorkflowState,
 )
-from modelbaton.pipeline.workflow import DocumentClassificationWorkflow
 from modelbaton.pipeline.starter import legacy_workflow_input, start_document, submit_documents
+from modelbaton.pipeline.workflow import DocumentClassificationWorkflow
 from modelbaton.rollout.client import Rollouts, rollout_status
 from modelbaton.rollout.messages import ChangeBy
 from modelbaton.settings import Settings

@@ -39,8 +39,8 @@ from modelbaton.pipeline.messages import (
     WorkflowState,
 )
 from modelbaton.pipeline.patches import PATCH_CLASSIFY_V2, PATCH_MODEL_ASSIGNMENT, patch_markers
-from modelbaton.pipeline.workflow import DocumentClassificationWorkflow as Current
 from modelbaton.pipeline.starter import SubmitReport, start_document, workflow_input
+from modelbaton.pipeline.workflow import DocumentClassificationWorkflow as Current
 from pipeline_fixtures import Pipeline
 from waiting import eventually
 

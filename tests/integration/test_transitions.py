@@ -38,10 +38,10 @@ from modelbaton.pipeline.intake import validate_text
 from modelbaton.pipeline.messages import ClassificationOutcome, ReviewDecision, WorkflowState
 from modelbaton.pipeline.patches import PATCH_CLASSIFY_V2, patch_markers
 from modelbaton.pipeline.releases import RELEASES
-from modelbaton.pipeline.workflow import DocumentClassificationWorkflow as Current
 from modelbaton.pipeline.starter import legacy_workflow_input, start_document
 from modelbaton.pipeline.store import ResultsStore
 from modelbaton.pipeline.worker import WorkerOptions, build_worker
+from modelbaton.pipeline.workflow import DocumentClassificationWorkflow as Current
 from waiting import eventually
 
 pytestmark = pytest.mark.integration
