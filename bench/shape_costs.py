@@ -322,3 +322,6 @@ if __name__ == "__main__":
         chosen = args.only.split(",") if args.only else list(VARIANTS)
         names = ["bare", *(c for c in chosen if c != "bare")]
         asyncio.run(main(names, args.docs, args.warmup, args.rounds))
+        # As in serve(): skip interpreter finalization, which the SDK's threads can crash.
+        sys.stdout.flush()
+        os._exit(0)
