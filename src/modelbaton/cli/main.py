@@ -31,3 +31,38 @@ def demo(
     from modelbaton.demo import main
 
     raise typer.Exit(main(per_batch=per_batch, review_threshold=review_threshold))
+
+
+def main() -> None:
+    """The ``baton`` entry point: run the app, then leave without interpreter finalization.
+
+    temporalio 1.35's Rust runtime keeps threads that may call back into Python while the
+    interpreter finalizes, which aborts the process ("Fatal Python error: PyGILState_Release",
+    exit code 134) after the command has done its work and printed its output, making every exit
+    code random. Once output is flushed and logging shut down there is nothing left to finalize
+    that matters, so we exit with the command's own code directly.
+    """
+    import contextlib
+    import logging
+    import os
+    import sys
+
+    code: int
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        if exc.code is None:
+            code = 0
+        elif isinstance(exc.code, int):
+            code = exc.code
+        else:
+            print(exc.code, file=sys.stderr)
+            code = 1
+    except KeyboardInterrupt:
+        code = 130
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    logging.shutdown()
+    os._exit(code)
