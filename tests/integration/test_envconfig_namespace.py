@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -96,18 +95,9 @@ async def test_connect_uses_env_address_and_namespace(
     assert await count(default, query) == 0
 
 
-def _submit_supports_no_wait() -> bool:
-    probe = subprocess.run(
-        [str(BATON), "submit", "--help"], capture_output=True, text=True, timeout=60, check=False
-    )
-    return probe.returncode == 0 and "--no-wait" in probe.stdout
-
-
 async def test_baton_submit_starts_workflows_in_env_namespace(
     ci_stack: StackState, temporal_env: dict[str, str], tmp_path: Path
 ) -> None:
-    if not _submit_supports_no_wait():
-        pytest.skip("'baton submit --no-wait' is not available yet")
     queue = f"tq-submit-{uuid.uuid4().hex[:8]}"
     env = dict(os.environ) | {
         "MODELBATON_HOME": str(tmp_path / "home"),

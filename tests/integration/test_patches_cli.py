@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from modelbaton.contracts import (
 from modelbaton.pipeline.floor import FLOOR_ACTIVITIES
 from modelbaton.pipeline.messages import ClassifyDocumentInput, ReviewDecision
 from modelbaton.pipeline.worker import WorkerOptions, build_worker
+from waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -50,28 +52,40 @@ async def start_waiting(
         handle = await client.start_workflow(
             "DocumentClassificationWorkflow", inp(schema), id=uuid.uuid4().hex, task_queue=queue
         )
-        for _ in range(100):
-            if (await handle.query("status"))["state"] == "awaiting_review":
-                return handle
-            await asyncio.sleep(0.1)
-    raise AssertionError("never reached review")
+
+        async def at_review() -> bool:
+            return (await handle.query("status"))["state"] == "awaiting_review"
+
+        await eventually(at_review, what="the review checkpoint")
+        return handle
 
 
-async def patches(client: Client, tmp_path: Path, *extra: str) -> dict[str, object]:
+async def patches(
+    client: Client,
+    tmp_path: Path,
+    *extra: str,
+    until: Callable[[dict[str, object]], bool] = lambda row: True,
+) -> dict[str, object]:
+    """The PATCH_CLASSIFY_V2 row of ``baton patches``, once ``until`` holds for it
+    (visibility is eventually consistent, so the counts may lag a moment)."""
     env = {
         "TEMPORAL_ADDRESS": client.service_client.config.target_host,
         "TEMPORAL_NAMESPACE": client.namespace,
         "MODELBATON_HOME": str(tmp_path / "home"),
     }
-    # Visibility is eventually consistent: poll briefly until counts settle.
-    await asyncio.sleep(1.5)
-    result = await asyncio.to_thread(
-        CliRunner().invoke, baton, ["patches", "--json", *extra], env=env
-    )
-    assert result.exit_code == 0, result.output
-    rows: list[dict[str, object]] = json.loads(result.stdout)
-    assert rows[0]["patch_id"] == "PATCH_CLASSIFY_V2"
-    return rows[0]
+
+    async def row() -> dict[str, object] | None:
+        result = await asyncio.to_thread(
+            CliRunner().invoke, baton, ["patches", "--json", *extra], env=env
+        )
+        assert result.exit_code == 0, result.output
+        rows: list[dict[str, object]] = json.loads(result.stdout)
+        first = next(r for r in rows if r["patch_id"] == "PATCH_CLASSIFY_V2")
+        return first if until(first) else None
+
+    found = await eventually(row, what="settled patch counts")
+    assert found is not None
+    return found
 
 
 async def test_patch_lifecycle_advice_follows_the_running_workflows(
@@ -82,17 +96,22 @@ async def test_patch_lifecycle_advice_follows_the_running_workflows(
     prepatch = await start_waiting(client, "initial", 1, queue)
     marked = await start_waiting(client, "patched", 2, queue)
 
-    row = await patches(client, tmp_path)
-    assert (row["running_with_marker"], row["running_pre_patch"]) == (1, 1)
+    row = await patches(
+        client,
+        tmp_path,
+        until=lambda r: (r["running_with_marker"], r["running_pre_patch"]) == (1, 1),
+    )
     assert row["advice"] == "keep"
     assert row["retention"] == str(timedelta(days=3))
 
     async with build_worker(client, WorkerOptions(queue, "patched"), ACTS):
         await prepatch.execute_update("submit_review", ReviewDecision(label="a", reviewer="r"))
         await prepatch.result()
-    row = await patches(client, tmp_path)
-    assert row["running_pre_patch"] == 0
-    assert row["closed_without_marker"] == 1
+    row = await patches(
+        client,
+        tmp_path,
+        until=lambda r: (r["running_pre_patch"], r["closed_without_marker"]) == (0, 1),
+    )
     assert row["advice"] == "safe to deprecate"
     assert "within 3 days" in str(row["reason"])
 

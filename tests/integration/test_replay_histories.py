@@ -26,6 +26,7 @@ from modelbaton.pipeline.releases import CURRENT_RELEASE, RELEASES
 from modelbaton.pipeline.worker import WorkerOptions, build_worker
 from modelbaton.pipeline.workflow import DocumentClassificationWorkflow
 from modelbaton.stack.connect import temporal_binary
+from waiting import eventually
 
 TESTS = Path(__file__).resolve().parent.parent
 RELEASED = TESTS / "histories"
@@ -188,10 +189,11 @@ async def test_replay_check_accepts_a_temporal_cli_export_and_a_live_query(
         handle = await client.start_workflow(
             "DocumentClassificationWorkflow", inp, id=wid, task_queue=queue
         )
-        for _ in range(100):
-            if (await handle.query("status"))["state"] == "awaiting_review":
-                break
-            await asyncio.sleep(0.1)
+
+        async def at_review() -> bool:
+            return (await handle.query("status"))["state"] == "awaiting_review"
+
+        await eventually(at_review, what="the review checkpoint")
     folder = tmp_path / "export"
     folder.mkdir()
     exported = await asyncio.to_thread(

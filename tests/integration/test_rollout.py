@@ -18,7 +18,7 @@ from test_pipeline import scheduled_classify
 from typer.testing import CliRunner
 
 from modelbaton.cli.main import app as baton
-from modelbaton.contracts.rollout import Arm, start_canary
+from modelbaton.contracts.rollout import Arm, start_canary, takes_candidate
 from modelbaton.models.catalog import Catalog, load_catalog
 from modelbaton.models.client import make_http_client
 from modelbaton.models.resolver import CatalogSource
@@ -233,6 +233,19 @@ async def test_rollout_cli_start_set_promote_abort_status_and_refusals(
             human = await run("rollout", "status")
             assert human.exit_code == 0
             assert "audit trail" in human.output
+            watched = await run(
+                "rollout", "status", "--watch", "--interval", "0.2", "--max-refreshes", "2",
+                "--json",
+            )  # fmt: skip
+            assert watched.exit_code == 0, watched.output
+            assert watched.stdout.count('"plan"') == 2  # refreshed twice, then stopped
+            # One business key keeps every document of a customer in one arm.
+            salt = report["plan"]["salt"]
+            submitted = await run("submit", "--generate", "6", "--key", "customer-7", "--json")
+            assert submitted.exit_code == 0, submitted.output
+            split = json.loads(submitted.stdout)["by_arm"]
+            arm = "candidate (v3)" if takes_candidate("customer-7", salt, 0.25) else "baseline (v2)"
+            assert split == {arm: 6}
             promoted = await run("rollout", "promote", "--reason", "healthy")
             assert promoted.exit_code == 0, promoted.output
             assert "v3 serves every document" in promoted.output
@@ -246,3 +259,11 @@ async def test_rollout_cli_start_set_promote_abort_status_and_refusals(
             bad_set = await run("rollout", "set", "--fraction", "0.3")
             assert bad_set.exit_code == 2
             assert "start one first" in bad_set.output
+
+
+def test_worker_pool_of_an_unknown_version_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        baton, ["worker", "--pool", "v9"], env={"MODELBATON_HOME": str(tmp_path)}
+    )
+    assert result.exit_code == 2
+    assert "no model version 'v9'" in result.output

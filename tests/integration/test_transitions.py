@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -110,15 +111,19 @@ async def markers(handle: WorkflowHandle[object, object]) -> dict[str, bool]:
 
 async def wait_nondeterminism(handle: WorkflowHandle[object, object]) -> str:
     """Wait for the live worker to fail a workflow task on non-determinism; return the message."""
-    for _ in range(300):
+
+    async def failure() -> str | None:
         for e in (await handle.fetch_history()).events:
             if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
                 attrs = e.workflow_task_failed_event_attributes
                 cause = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR
                 assert attrs.cause == cause, attrs
                 return attrs.failure.message
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{handle.id}: no non-determinism failure")
+        return None
+
+    message = await eventually(failure, within=60, what=f"{handle.id}: non-determinism failure")
+    assert message is not None
+    return message
 
 
 @asynccontextmanager
@@ -220,14 +225,14 @@ async def test_removing_the_patch_under_running_prepatch_workflows_is_caught(
         # The server flags the workflow after two consecutive task failures; keep a worker on
         # the bad release running so the task keeps failing, as it would in production.
         async with t.worker("complete"), pending_review(prepatch):
-            result = None
-            for _ in range(120):
+
+            async def flagged() -> Any:
                 result = await asyncio.to_thread(
                     CliRunner().invoke, baton, ["status", "--json"], env=env
                 )
-                if result.exit_code == 1:
-                    break
-                await asyncio.sleep(0.5)
+                return result if result.exit_code == 1 else None
+
+            result = await eventually(flagged, within=60, every=0.5, what="the problem alarm")
         assert result is not None
         assert result.exit_code == 1, result.output
         assert prepatch.id in result.stdout

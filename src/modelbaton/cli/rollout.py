@@ -157,6 +157,9 @@ def status(
     ),
     watch: bool = typer.Option(False, "--watch", help="Refresh every --interval until Ctrl-C."),
     interval: float = typer.Option(2.0, "--interval", min=0.2, help="Seconds between refreshes."),
+    max_refreshes: int = typer.Option(
+        0, "--max-refreshes", min=0, help="With --watch: stop after N refreshes (0: until Ctrl-C)."
+    ),
     task_queue: str | None = QueueOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -170,11 +173,15 @@ def status(
     if not watch:
         once()
         return
+    refreshes = 0
     try:
         while True:
             if not as_json:
                 console.clear()
             once()
+            refreshes += 1
+            if max_refreshes and refreshes >= max_refreshes:
+                return
             time.sleep(interval)
     except KeyboardInterrupt:
         return
