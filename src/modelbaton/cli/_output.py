@@ -8,9 +8,11 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
-err_console = Console(stderr=True)
+#: Errors are one line whatever the terminal width (CI logs, pipes).
+err_console = Console(stderr=True, soft_wrap=True)
 
 JsonOption = typer.Option(False, "--json", help="Print a machine-readable JSON report.")
 
@@ -24,6 +26,9 @@ def emit(data: Any, as_json: bool, render: Callable[[], None]) -> None:
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print an error to stderr and return the Exit to raise (2: usage or input error)."""
-    err_console.print(f"[bold red]error:[/] {message}")
+    """Print an error to stderr and return the Exit to raise (2: usage or input error).
+
+    ``message`` is plain text: it is escaped, so user data never reads as Rich markup.
+    """
+    err_console.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}")
     return typer.Exit(code)

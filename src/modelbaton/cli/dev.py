@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from modelbaton.cli._boundary import fail_error
 from modelbaton.cli._output import JsonOption, console, emit, fail
 from modelbaton.errors import StackError
 from modelbaton.settings import DEFAULT_TASK_QUEUE, Settings
@@ -176,7 +177,7 @@ def pool(
     try:
         load_catalog(Settings.from_env().catalog_path).get(version)  # validate before acting
     except ModelBatonError as exc:
-        raise fail(escape(str(exc))) from None
+        raise fail_error(exc) from None
     try:
         if stop:
             stopped = embedded.stop_pool(state_dir, version)
@@ -187,7 +188,7 @@ def pool(
             data = {"pools": {v: p.pid for v, p in state.pools.items()}}
             message = f"pool of {version} polling (pid {state.pools[version].pid})"
     except ModelBatonError as exc:
-        raise fail(escape(str(exc)), 1) from None
+        raise fail(str(exc), 1) from None
     emit(data, as_json, lambda: console.print(escape(message)))
 
 

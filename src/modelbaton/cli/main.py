@@ -5,8 +5,10 @@ from __future__ import annotations
 import typer
 
 from modelbaton.cli import dev, models, ops, pipeline, rollout, schema
+from modelbaton.cli._boundary import BoundaryGroup
 
 app = typer.Typer(
+    cls=BoundaryGroup,
     name="baton",
     help="Safe model upgrades for AI pipelines on Temporal.",
     no_args_is_help=True,

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from modelbaton.cli._boundary import fail_error
 from modelbaton.cli._output import JsonOption, console, emit, fail
 from modelbaton.errors import ModelBatonError
 from modelbaton.models.catalog import load_catalog
@@ -77,5 +78,5 @@ def serve_cmd(
             cat, settings.cache_dir, max_text_bytes=max_text_bytes, auth_token=token
         )
     except ModelBatonError as exc:
-        raise fail(str(exc)) from None
+        raise fail_error(exc) from None
     serve(application, host, port)

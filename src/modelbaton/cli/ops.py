@@ -11,6 +11,7 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
+from modelbaton.cli._boundary import fail_error
 from modelbaton.cli._output import JsonOption, console, emit, fail
 from modelbaton.errors import ModelBatonError
 from modelbaton.ops import patches as patch_ops
@@ -54,7 +55,7 @@ def replay_check(
 
             items = asyncio.run(fetch())
     except ModelBatonError as exc:
-        raise fail(str(exc)) from None
+        raise fail_error(exc) from None
     with Progress(console=console, transient=True, disable=as_json) as bar:
         task = bar.add_task("replaying", total=len(items))
         outcomes = replay.replay_histories(
@@ -109,7 +110,7 @@ def patches(
     try:
         rows = asyncio.run(main())
     except ModelBatonError as exc:
-        raise fail(str(exc)) from None
+        raise fail_error(exc) from None
 
     def render() -> None:
         table = Table(title="Patch lifecycle")
@@ -149,7 +150,7 @@ def status(as_json: bool = JsonOption) -> None:
     try:
         stuck = asyncio.run(main())
     except ModelBatonError as exc:
-        raise fail(str(exc)) from None
+        raise fail_error(exc) from None
     data = {
         "stuck": len(stuck),
         "nondeterminism": sum(s.nondeterminism for s in stuck),

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
+from modelbaton.cli._boundary import fail_error
 from modelbaton.cli._output import JsonOption, console, emit, fail
 from modelbaton.errors import ModelBatonError
 from modelbaton.models.catalog import Catalog, load_catalog
@@ -59,7 +60,7 @@ def worker(
         try:
             _catalog(settings).get(pool)
         except ModelBatonError as exc:
-            raise fail(str(exc)) from None
+            raise fail_error(exc) from None
 
         async def pool_main() -> None:
             client = await connect(settings.home)
@@ -68,7 +69,7 @@ def worker(
         try:
             asyncio.run(pool_main())
         except ModelBatonError as exc:
-            raise fail(str(exc)) from None
+            raise fail_error(exc) from None
         return
     options = WorkerOptions(
         task_queue=queue,
@@ -84,7 +85,7 @@ def worker(
     try:
         asyncio.run(main())
     except ModelBatonError as exc:
-        raise fail(str(exc)) from None
+        raise fail_error(exc) from None
 
 
 def _collect(
@@ -144,7 +145,7 @@ def submit(
         catalog = _catalog(settings)
         fixed = model_ref(catalog, model) if model else None
     except ModelBatonError as exc:
-        raise fail(str(exc)) from None
+        raise fail_error(exc) from None
     docs, rejected = _collect(list(paths or []), generate, seed, max_bytes)
     if not docs and not rejected:
         raise fail("nothing to submit: give files, folders or --generate N")
@@ -175,7 +176,7 @@ def submit(
     try:
         report, plan = asyncio.run(main()) if docs else (SubmitReport(), None)
     except ModelBatonError as exc:
-        raise fail(str(exc)) from None
+        raise fail_error(exc) from None
     report.rejected.update(rejected)
 
     def render() -> None:
@@ -224,7 +225,7 @@ def review(
     except WorkflowUpdateFailedError as exc:
         raise fail(f"review rejected: {exc.cause}", 1) from None
     except ModelBatonError as exc:
-        raise fail(str(exc)) from None
+        raise fail_error(exc) from None
     emit(
         receipt.model_dump(),
         as_json,

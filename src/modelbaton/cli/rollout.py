@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from modelbaton.cli._boundary import fail_error
 from modelbaton.cli._output import JsonOption, console, emit, fail
 from modelbaton.errors import ModelBatonError
 
@@ -57,7 +58,7 @@ def _run(task_queue: str | None, action: Callable[[Any], Awaitable[Any]]) -> Any
     try:
         return asyncio.run(main())
     except ModelBatonError as exc:
-        raise fail(escape(str(exc))) from None
+        raise fail_error(exc) from None
 
 
 def _show_plan(plan: Any, as_json: bool, what: str) -> None:

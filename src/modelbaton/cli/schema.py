@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from modelbaton.cli._boundary import fail_error
 from modelbaton.cli._output import JsonOption, console, emit, fail
 from modelbaton.contracts import CANONICAL_VERSIONS, OUTPUT_SCHEMAS
 from modelbaton.contracts.compat import (
@@ -40,7 +41,7 @@ def _catalog(path: Path | None) -> Catalog:
     try:
         return load_catalog(path or Settings.from_env().catalog_path)
     except ModelBatonError as exc:
-        raise fail(str(exc)) from None
+        raise fail_error(exc) from None
 
 
 def _yes(ok: bool) -> str:
@@ -85,7 +86,7 @@ def diff(
     try:
         pair = compare(resolve(old, cat), resolve(new, cat), cat)
     except ModelBatonError as exc:
-        raise fail(str(exc)) from None
+        raise fail_error(exc) from None
     emit(pair.as_dict(), as_json, lambda: _render_pair(pair))
     broken = not (pair.backward_ok and pair.forward_ok)
     if broken and (strict or not pair.covered_by_normalizers):
@@ -134,7 +135,7 @@ def check(
         refs = [resolve(v, cat) for v in cat.versions]
         raw_refs = [resolve(f"schema:{v}", cat) for v in sorted(OUTPUT_SCHEMAS)]
     except ModelBatonError as exc:
-        raise fail(str(exc)) from None
+        raise fail_error(exc) from None
 
     def pair(a: SchemaRef, b: SchemaRef) -> PairReport:
         return compare(a, b, cat)

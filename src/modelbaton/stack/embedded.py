@@ -701,6 +701,14 @@ def restart_workers(
     This is a deploy: in-flight workflows continue on the new workers (the demo moves from the
     pre-patch release to the patched one this way). ``workers`` changes how many run.
     """
+    from modelbaton.errors import ConfigError
+    from modelbaton.pipeline.releases import RELEASES
+
+    if release is not None and release not in RELEASES:
+        # Validate before acting: a bad name must not stop the working workers.
+        raise ConfigError(
+            f"unknown workflow release {release!r}; choose one of {', '.join(RELEASES)}"
+        )
     home = home.resolve()
     with _locked(home):
         status = stack_status(home)
