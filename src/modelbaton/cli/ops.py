@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -139,16 +140,50 @@ def patches(
     emit(rows, as_json, render)
 
 
-def status(as_json: bool = JsonOption) -> None:
-    """Workflows stuck on non-determinism or other workflow-task problems; exit 1 if any."""
-    settings = Settings.from_env()
+def _duration(value: str, option: str) -> timedelta:
+    """``90s``, ``15m``, ``24h``, ``7d`` or plain seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = value.strip().lower()
+    scale = units.get(text[-1:])
+    number = text[:-1] if scale else text
+    try:
+        seconds = float(number) * (scale or 1)
+    except ValueError:
+        raise fail(f"{option} {value!r}: expected a duration such as 90s, 15m, 24h or 7d") from None
+    if seconds <= 0:
+        raise fail(f"{option} {value!r}: must be positive")
+    return timedelta(seconds=seconds)
 
-    async def main() -> list[problems.StuckWorkflow]:
+
+def status(
+    since: str = typer.Option(
+        "24h", "--since", help="Report workflows that failed within this window (e.g. 24h, 7d)."
+    ),
+    retrying_for: str = typer.Option(
+        "2m",
+        "--retrying-for",
+        help="Report activities that have kept failing for longer than this (e.g. 90s, 10m).",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """What needs a person: workflows stuck on workflow-task problems (non-determinism), workflows
+    that failed and were not run again, activities retrying for too long. Exit 1 if any."""
+    settings = Settings.from_env()
+    window = _duration(since, "--since")
+    patience = _duration(retrying_for, "--retrying-for")
+
+    async def main() -> tuple[
+        list[problems.StuckWorkflow], list[problems.FailedWorkflow], list[problems.RetryingActivity]
+    ]:
         client = await connect(settings.home)
-        return await problems.stuck_workflows(client)
+        return (
+            await problems.stuck_workflows(client),
+            await problems.failed_workflows(client, window),
+            await problems.retrying_activities(client, patience),
+        )
 
     try:
-        stuck = asyncio.run(main())
+        stuck, failed, retrying = asyncio.run(main())
     except ModelBatonError as exc:
         raise fail_error(exc) from None
     data = {
@@ -163,20 +198,46 @@ def status(as_json: bool = JsonOption) -> None:
             }
             for s in stuck
         ],
+        "failed": [vars(f) for f in failed],
+        "retrying": [vars(r) for r in retrying],
     }
 
     def render() -> None:
-        if not stuck:
-            console.print("[green]no workflow is stuck on a workflow-task problem[/]")
+        if not (stuck or failed or retrying):
+            console.print(
+                "[green]nothing stuck, nothing failed in the last "
+                f"{escape(since)}, nothing retrying for over {escape(retrying_for)}[/]"
+            )
             return
-        console.print(
-            f"[red]{len(stuck)} workflows stuck[/] ({data['nondeterminism']} on non-determinism)"
-        )
-        for s in stuck:
-            console.print(f"  {s.workflow_id} [{s.workflow_type}]: {', '.join(s.problems)}")
+        if stuck:
+            console.print(
+                f"[red]{len(stuck)} workflows stuck[/] ({data['nondeterminism']} on "
+                "non-determinism)"
+            )
+            for s in stuck:
+                console.print(
+                    f"  {escape(s.workflow_id)} \\[{escape(s.workflow_type)}]: "
+                    f"{escape(', '.join(s.problems))}"
+                )
+        if failed:
+            console.print(
+                f"[red]{len(failed)} workflows failed[/] in the last {escape(since)} "
+                "(run them again with baton submit)"
+            )
+            for f in failed:
+                console.print(f"  {escape(f.workflow_id)} {f.status.lower()}: {escape(f.reason)}")
+        if retrying:
+            console.print(
+                f"[red]{len(retrying)} activities retrying[/] for over {escape(retrying_for)}"
+            )
+            for r in retrying:
+                console.print(
+                    f"  {escape(r.workflow_id)} {escape(r.activity_type)} attempt {r.attempt}, "
+                    f"{r.retrying_seconds:.0f} s: {escape(r.last_failure)}"
+                )
 
     emit(data, as_json, render)
-    if stuck:
+    if stuck or failed or retrying:
         raise typer.Exit(1)
 
 
