@@ -62,3 +62,7 @@ class StackError(ModelBatonError):
 
 class RolloutError(ModelBatonError):
     """A rollout change was refused or could not be made; the message says why and what to do."""
+
+
+class UnreachableError(StackError):
+    """A part the command needs does not answer: Temporal, or no worker polls a model's pool."""

@@ -105,7 +105,7 @@ async def test_baton_submit_starts_workflows_in_env_namespace(
     }
     proc = await asyncio.create_subprocess_exec(
         str(BATON),
-        *["submit", "--generate", "3", "--no-wait", "--json"],
+        *["submit", "--generate", "3", "--no-wait", "--no-require-pools", "--json"],
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

@@ -38,12 +38,12 @@ def classify_error(exc: BaseException) -> tuple[int, str] | None:
     )
     from temporalio.service import RPCError
 
-    from modelbaton.errors import ModelBatonError, StackError
+    from modelbaton.errors import ModelBatonError, StackError, UnreachableError
 
+    if isinstance(exc, UnreachableError):
+        return EXIT_UNREACHABLE, str(exc)
     if isinstance(exc, StackError):
         text = str(exc)
-        if "cannot connect" in text:
-            return EXIT_UNREACHABLE, text
         return (EXIT_USAGE if "no Temporal address" in text else EXIT_FINDING), text
     if isinstance(exc, ModelBatonError):
         return EXIT_USAGE, str(exc)

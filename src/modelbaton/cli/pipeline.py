@@ -15,6 +15,7 @@ from modelbaton.cli._boundary import fail_error
 from modelbaton.cli._output import JsonOption, console, emit, fail
 from modelbaton.errors import ModelBatonError
 from modelbaton.models.catalog import Catalog, load_catalog
+from modelbaton.pipeline.follow import DocumentState, Where
 from modelbaton.pipeline.intake import (
     DEFAULT_MAX_DOCUMENT_BYTES,
     Document,
@@ -126,7 +127,18 @@ def submit(
     task_queue: str | None = typer.Option(None, help="Task queue (default MODELBATON_TASK_QUEUE)."),
     max_bytes: int = typer.Option(DEFAULT_MAX_DOCUMENT_BYTES, min=1, max=1024 * 1024),
     wait: bool = typer.Option(
-        False, "--wait/--no-wait", help="Wait for every started document's result."
+        False,
+        "--wait/--no-wait",
+        help="Follow the started documents until each is done, failed or waiting for review.",
+    ),
+    wait_timeout: float = typer.Option(
+        600.0, "--timeout", min=1.0, help="With --wait: stop following after this many seconds."
+    ),
+    require_pools: bool = typer.Option(
+        True,
+        "--require-pools/--no-require-pools",
+        help="Refuse to start anything when no worker polls the pool of a version the plan "
+        "assigns (documents would wait there).",
     ),
     as_json: bool = JsonOption,
 ) -> None:
@@ -136,7 +148,9 @@ def submit(
     Empty, oversized or unreadable documents are refused with a reason, and nothing is started
     for them. Exit code 1 when any document was refused.
     """
-    from modelbaton.contracts.rollout import RolloutPlan
+    from modelbaton.contracts.rollout import RolloutPlan, pool_task_queue
+    from modelbaton.errors import UnreachableError
+    from modelbaton.pipeline.follow import settle
     from modelbaton.rollout.client import Rollouts, model_ref
 
     settings = Settings.from_env()
@@ -150,11 +164,20 @@ def submit(
     if not docs and not rejected:
         raise fail("nothing to submit: give files, folders or --generate N")
 
-    async def main() -> tuple[SubmitReport, RolloutPlan]:
+    async def main() -> tuple[SubmitReport, RolloutPlan, dict[str, DocumentState]]:
         client = await connect(settings.home)
-        plan = await Rollouts(client, catalog, queue).plan()
+        rollouts = Rollouts(client, catalog, queue)
+        plan = await rollouts.plan()
         if fixed is not None:
             plan = RolloutPlan(model_id=catalog.get(fixed.version).model_id, baseline=fixed)
+        if require_pools:
+            idle = [v for v in plan.versions if await rollouts.pool_pollers(v) == 0]
+            if idle:
+                raise UnreachableError(
+                    "nothing started: no worker polls the pool of "
+                    + ", ".join(f"{v} ({pool_task_queue(queue, v)})" for v in idle)
+                    + "; start it with 'baton worker --pool VERSION' or 'baton dev pool VERSION'"
+                )
         with Progress(console=console, transient=True, disable=as_json or len(docs) < 50) as bar:
             task = bar.add_task("starting workflows", total=len(docs))
             report = await submit_documents(
@@ -166,18 +189,28 @@ def submit(
                 key=key,
                 on_progress=lambda n: bar.advance(task, n),
             )
-            if wait:
-                waiting = bar.add_task("waiting for results", total=len(report.launched))
-                for wid in report.launched:
-                    await client.get_workflow_handle(wid).result()
-                    bar.advance(waiting, 1)
-            return report, plan
+        followed: dict[str, DocumentState] = {}
+        if wait and report.launched:
+            if not as_json:
+                console.print(f"started {len(report.launched)}: " + " ".join(report.launched))
+                console.print("following them (Ctrl-C stops following; they keep running)")
+
+            def said(state: DocumentState) -> None:
+                if not as_json:
+                    console.print(f"  {escape(_state_line(state))}")
+
+            followed = await settle(client, report.launched, within=wait_timeout, on_change=said)
+        return report, plan, followed
 
     try:
-        report, plan = asyncio.run(main()) if docs else (SubmitReport(), None)
+        report, plan, followed = asyncio.run(main()) if docs else (SubmitReport(), None, {})
+    except KeyboardInterrupt:
+        raise fail("stopped following; the started documents keep running", 130) from None
     except ModelBatonError as exc:
         raise fail_error(exc) from None
     report.rejected.update(rejected)
+    reviews = [s for s in followed.values() if s.where is Where.AWAITING_REVIEW]
+    failed = [s for s in followed.values() if s.where is Where.FAILED]
 
     def render() -> None:
         console.print(
@@ -189,11 +222,91 @@ def submit(
             console.print(f"  {escape(arm)}: {count}")
         for source, reason in report.rejected.items():
             console.print(f"  [red]refused[/] {escape(source)}: {escape(reason)}")
+        if followed:
+            done = sum(s.where is Where.COMPLETED for s in followed.values())
+            still = sum(s.where is Where.RUNNING for s in followed.values())
+            console.print(
+                f"completed {done}, waiting for review {len(reviews)}, failed {len(failed)}, "
+                f"still running {still}"
+            )
+        if reviews:
+            console.print(
+                "review them with: baton review WORKFLOW_ID --label LABEL --reviewer NAME"
+            )
+            console.print("(baton pending lists every document waiting for review)")
 
-    extra = {"plan_revision": plan.revision, "rollout_id": plan.rollout_id} if plan else {}
+    extra: dict[str, object] = (
+        {"plan_revision": plan.revision, "rollout_id": plan.rollout_id} if plan else {}
+    )
+    if wait:
+        extra["documents"] = [s.as_dict() for s in followed.values()]
     emit(report.as_dict() | extra, as_json, render)
-    if report.rejected:
+    if report.rejected or failed:
         raise typer.Exit(1)
+
+
+def _state_line(state: DocumentState) -> str:
+    if state.where is Where.AWAITING_REVIEW:
+        return (
+            f"{state.workflow_id}: waiting for review (model says {state.label}, "
+            f"confidence {state.confidence:.2f})"
+        )
+    if state.where is Where.COMPLETED:
+        return f"{state.workflow_id}: {state.label} ({state.detail})"
+    return f"{state.workflow_id}: {state.where.value} {state.detail}".rstrip()
+
+
+def pending(
+    limit: int = typer.Option(200, min=1, help="At most this many documents."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Documents waiting for a human review: id, model label, confidence, age, Web UI link."""
+    from rich.table import Table
+
+    from modelbaton.pipeline.follow import pending_reviews
+    from modelbaton.stack.connect import read_stack_state
+
+    settings = Settings.from_env()
+
+    async def main() -> tuple[list[Any], str]:
+        client = await connect(settings.home)
+        return await pending_reviews(client, limit), client.namespace
+
+    found, namespace = asyncio.run(main())
+    state = read_stack_state(settings.home) or {}
+    ui = state.get("ui_url")
+
+    def link(wid: str) -> str | None:
+        return f"{ui}/namespaces/{namespace}/workflows/{wid}" if ui else None
+
+    rows = [p.as_dict() | {"web_ui": link(p.workflow_id)} for p in found]
+
+    def render() -> None:
+        if not found:
+            console.print("no document is waiting for review")
+            return
+        table = Table("workflow id", "model label", "confidence", "model", "waiting", "Web UI")
+        for p in found:
+            table.add_row(
+                escape(p.workflow_id),
+                escape(p.label or "?"),
+                f"{p.confidence:.2f}" if p.confidence is not None else "?",
+                escape(p.model_version or "?"),
+                _age(p.age_seconds),
+                escape(link(p.workflow_id) or "-"),
+            )
+        console.print(table)
+        console.print("review one with: baton review WORKFLOW_ID --label LABEL --reviewer NAME")
+
+    emit(rows, as_json, render)
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def review(
@@ -263,4 +376,5 @@ def register(app: typer.Typer) -> None:
     app.command()(worker)
     app.command()(submit)
     app.command()(review)
+    app.command()(pending)
     app.command()(results)

@@ -17,7 +17,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 
-from modelbaton.errors import StackError
+from modelbaton.errors import StackError, UnreachableError
 
 STACK_FILE = "stack.json"
 
@@ -65,4 +65,4 @@ async def connect(home: Path | None = None) -> Client:
     try:
         return await Client.connect(target, data_converter=pydantic_data_converter, **config)
     except RuntimeError as exc:
-        raise StackError(f"cannot connect to Temporal at {target}: {exc}") from None
+        raise UnreachableError(f"cannot connect to Temporal at {target}: {exc}") from None
