@@ -248,3 +248,83 @@ def test_transitive_catches_a_break_two_versions_back() -> None:
     report = check_transitive("t", versions, compare_schemas)
     broken = {(p.old, p.new) for p in report.pairs if not p.compatible}
     assert broken == {("v1", "v3"), ("v2", "v3")}
+
+
+def _field(node: dict[str, object]) -> dict[str, object]:
+    return {"type": "object", "properties": {"x": node}, "required": ["x"]}
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ({"type": "string", "x-vendor": 1}, {"type": "string", "x-vendor": 2}),
+        ({"type": "array", "items": {}}, {"type": "array", "items": {}, "contains": {}}),
+        ({"not": {"type": "string"}}, {"not": {"type": "integer"}}),
+        ({"type": "object", "properties": {}}, {"type": "object", "properties": {}, "if": {}}),
+        ({"type": "string", "contentEncoding": "base64"}, {"type": "string"}),
+    ],
+)
+def test_unmodelled_keywords_are_unknown_and_break_both_directions(
+    old: dict[str, object], new: dict[str, object]
+) -> None:
+    found = diff_schemas(_field(old), _field(new))
+    assert [c.kind for c in found] == [ChangeKind.UNKNOWN], found
+    assert found[0].breaks_backward
+    assert found[0].breaks_forward
+    assert found[0].path == "/x"
+
+
+def test_annotations_are_not_changes() -> None:
+    old = _field({"type": "string", "title": "X", "description": "a", "examples": ["a"]})
+    new = _field({"type": "string", "title": "Y", "default": "b", "deprecated": True})
+    assert diff_schemas(old, new) == []
+
+
+def test_a_recursive_ref_that_changed_is_unknown() -> None:
+    def tree(leaf: str) -> dict[str, object]:
+        return {
+            "$defs": {
+                "Node": {
+                    "type": "object",
+                    "properties": {
+                        "leaf": {"type": leaf},
+                        "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}},
+                    },
+                }
+            },
+            "$ref": "#/$defs/Node",
+        }
+
+    assert diff_schemas(tree("string"), tree("string")) == []
+    kinds = {c.kind for c in diff_schemas(tree("string"), tree("integer"))}
+    assert ChangeKind.UNKNOWN in kinds
+
+
+def test_an_ambiguous_union_of_changed_models_is_unknown() -> None:
+    class A(BaseModel):
+        a: int
+
+    class B(BaseModel):
+        b: str
+
+    class A2(BaseModel):
+        a: str
+
+    class B2(BaseModel):
+        b: int
+
+    class Old(BaseModel):
+        x: A | B
+
+    class New(BaseModel):
+        x: A2 | B2
+
+    found = diff_schemas(model_schema(Old), model_schema(New))
+    assert [c.kind for c in found] == [ChangeKind.UNKNOWN]
+
+
+def test_format_added_breaks_backward() -> None:
+    old = _field({"type": "string"})
+    new = _field({"type": "string", "format": "date-time"})
+    (c,) = diff_schemas(old, new)
+    assert (c.kind, c.breaks_backward, c.breaks_forward) == (ChangeKind.FORMAT_ADDED, True, False)

@@ -263,15 +263,19 @@ class _Normalizer:
         return out
 
     def _ref(self, ref: Any, siblings: dict[str, Any]) -> dict[str, Any]:
-        unresolved = {**siblings, "$ref": ref}
-        if not isinstance(ref, str) or not ref.startswith("#") or ref in self.stack:
-            return unresolved  # recursive or external: "$ref" is contextual, so UNKNOWN
+        # Left in place, "$ref" is contextual, so UNKNOWN wherever its subschema changed. The tag
+        # keeps two equal "$ref" strings from looking equal when their targets differ.
+        unresolved = {**siblings, "$ref": ref, "x-ref-target": f"unresolved in {id(self)}"}
+        if not isinstance(ref, str) or not ref.startswith("#"):
+            return unresolved
         target: Any = self.root
         for part in [p for p in ref[1:].split("/") if p]:
             part = part.replace("~1", "/").replace("~0", "~")
             if not isinstance(target, dict) or part not in target:
                 return unresolved
             target = target[part]
+        if ref in self.stack:  # recursive: not expanded, compared by its target's text
+            return {**siblings, "$ref": ref, "x-ref-target": _value_key(target)}
         self.stack.append(ref)
         try:
             resolved = self.node(target)
