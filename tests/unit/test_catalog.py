@@ -67,6 +67,8 @@ def test_base_url_override(tmp_path: Path) -> None:
             r"entry 1 \(version 'a1'\): field 'timeout_seconds'",
         ),
         (("timeout_seconds = 3", "colour = 'red'"), r"entry 1 \(version 'a1'\): unknown field"),
+        (("[server]", "[servr]"), r"top level: unknown key\(s\) \['servr'\]"),
+        (("[server]", "colour = 'red'\n[server]"), r"top level: unknown key\(s\) \['colour'\]"),
         (
             ("output_schema_version = 2", "output_schema_version = 7"),
             r"field 'output_schema_version'.*not registered",
@@ -103,9 +105,8 @@ def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
 
 
 def test_missing_pipeline_and_models(tmp_path: Path) -> None:
+    no_pipeline = GOOD[: GOOD.index("[pipeline]")] + GOOD[GOOD.index("[[models]]") :]
     with pytest.raises(CatalogError, match=r"\[pipeline\]: table is required"):
-        load_catalog(
-            write(tmp_path, GOOD.replace("[pipeline]", "[x]").replace("[pipeline.", "[x."))
-        )
+        load_catalog(write(tmp_path, no_pipeline))
     with pytest.raises(CatalogError, match="at least one model version"):
         load_catalog(write(tmp_path, "[pipeline]\nprimary='x'\n"))

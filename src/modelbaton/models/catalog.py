@@ -89,6 +89,10 @@ def _err(path: Path, where: str, msg: str) -> CatalogError:
     return CatalogError(f"{path}: {where}: {msg}")
 
 
+#: The tables a catalog may have.
+_TOP_LEVEL_KEYS = frozenset({"server", "pipeline", "models"})
+
+
 def _entry(path: Path, idx: int, raw: Any, base_url: str) -> CatalogEntry:
     where = f"[[models]] entry {idx + 1}"
     if not isinstance(raw, Mapping):
@@ -128,6 +132,14 @@ def _entry(path: Path, idx: int, raw: Any, base_url: str) -> CatalogEntry:
 
 def parse_catalog(path: Path, doc: Mapping[str, Any], base_url: str | None = None) -> Catalog:
     """Validate an already-decoded catalog document."""
+    unknown = sorted(set(doc) - _TOP_LEVEL_KEYS)
+    if unknown:
+        # A misspelt table (``[pipline]``) would otherwise be silently ignored.
+        raise _err(
+            path,
+            "top level",
+            f"unknown key(s) {unknown} (allowed: {', '.join(sorted(_TOP_LEVEL_KEYS))})",
+        )
     server = doc.get("server", {})
     if not isinstance(server, Mapping):
         raise _err(path, "[server]", "must be a table")
