@@ -11,6 +11,9 @@ from typer.testing import CliRunner
 
 from modelbaton.cli import schema as schema_cli
 from modelbaton.cli.main import app
+from modelbaton.contracts import NormalizedClassificationResult, canonical
+from modelbaton.pipeline import messages
+from modelbaton.pipeline.activities import ClassifyActivities
 
 runner = CliRunner()
 
@@ -95,3 +98,79 @@ def test_check_fails_when_the_canonical_contract_breaks(monkeypatch: pytest.Monk
     assert not canonical["compatible"]
     by_path = {c["path"]: c for c in canonical["pairs"][0]["changes"]}
     assert by_path["/scores_by_class"]["kind"] == "map to array"
+
+
+def test_check_runs_the_canonical_contract_over_a_second_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Compatible first (an added optional field), then breaking (a removed required field)."""
+
+    class CanonicalV2(NormalizedClassificationResult):
+        explanation: str | None = None
+
+    monkeypatch.setitem(canonical.CANONICAL_VERSIONS, 2, CanonicalV2)
+    result = runner.invoke(app, ["schema", "check", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)["reports"][2]
+    assert report["compatible"]
+    (pair,) = report["pairs"]
+    assert [(c["path"], c["kind"]) for c in pair["changes"]] == [
+        ("/explanation", "optional field added")
+    ]
+
+    class CanonicalV2Breaking(BaseModel):
+        label: str
+        confidence: float
+        scores_by_class: dict[str, float]
+        model_version: str
+
+    monkeypatch.setitem(canonical.CANONICAL_VERSIONS, 2, CanonicalV2Breaking)
+    result = runner.invoke(app, ["schema", "check", "--json"])
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)["reports"][2]
+    assert not report["compatible"]
+    by_path = {c["path"]: c for c in report["pairs"][0]["changes"]}
+    assert by_path["/schema_version"]["kind"] == "field removed"
+    assert by_path["/schema_version"]["breaks_forward"]
+    human = runner.invoke(app, ["schema", "check"])
+    assert human.exit_code == 1
+    assert "field removed" in human.stdout
+
+
+CATALOG = """
+[pipeline]
+primary = "p1"
+
+[[models]]
+model_id = "pets"
+version = "p1"
+endpoint = "http://127.0.0.1:1/classify"
+output_schema_version = 2
+"""
+
+
+def test_check_fails_when_no_classify_activity_reads_a_models_schema(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "catalog.toml"
+    path.write_text(CATALOG)
+    result = runner.invoke(app, ["schema", "check", "--catalog", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["models_without_classify_activity"] == []
+
+    monkeypatch.delitem(messages.CLASSIFY_ACTIVITIES, 2)
+    result = runner.invoke(app, ["schema", "check", "--catalog", str(path), "--json"])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["models_without_classify_activity"] == [
+        {"model": "pets", "version": "p1", "schema": 2}
+    ]
+    human = runner.invoke(app, ["schema", "check", "--catalog", str(path)])
+    assert human.exit_code == 1
+    assert "model pets:p1 declares output schema v2, which no classify activity reads" in (
+        " ".join(human.stdout.split())
+    )
+
+
+def test_every_listed_classify_activity_exists() -> None:
+    for name in messages.CLASSIFY_ACTIVITIES.values():
+        assert callable(getattr(ClassifyActivities, name))

@@ -29,6 +29,7 @@ from modelbaton.contracts.compat import (
 from modelbaton.errors import ModelBatonError
 from modelbaton.models.catalog import Catalog, load_catalog
 from modelbaton.models.schemas import SchemaRef, compare, resolve
+from modelbaton.pipeline import messages
 from modelbaton.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
@@ -49,28 +50,29 @@ def _yes(ok: bool) -> str:
 
 
 def _render_pair(pair: PairReport) -> None:
-    table = Table(title=f"{pair.old} -> {pair.new}", title_justify="left")
+    # Version names, paths and details (labels) come from the catalog: escape Rich markup.
+    table = Table(title=escape(f"{pair.old} -> {pair.new}"), title_justify="left")
     for col in ("path", "change", "BACKWARD", "FORWARD", "detail"):
         table.add_column(col, overflow="fold")
     for c in pair.changes:
         table.add_row(
-            c.path,
+            escape(c.path),
             c.kind.value,
             "breaks" if c.breaks_backward else "ok",
             "breaks" if c.breaks_forward else "ok",
-            c.detail,
+            escape(c.detail),
         )
     if pair.changes:
         console.print(table)
     else:
-        console.print(f"{pair.old} -> {pair.new}: no changes")
+        console.print(escape(f"{pair.old} -> {pair.new}: no changes"))
     console.print(
         f"  BACKWARD (new code replays old histories): {_yes(pair.backward_ok)}   "
         f"FORWARD (in-flight old code gets new output): {_yes(pair.forward_ok)}   "
         f"FULL: {_yes(pair.backward_ok and pair.forward_ok)}"
     )
     if pair.coverage:
-        console.print(f"  normalization: {pair.coverage}")
+        console.print(f"  normalization: {escape(pair.coverage)}")
 
 
 @app.command()
@@ -113,8 +115,9 @@ def check(
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """FULL_TRANSITIVE over the catalog versions, the raw schemas and the canonical contract; and
-    today's workflow, activity and update types decode every recorded history's payloads."""
+    """FULL_TRANSITIVE over the catalog versions, the raw schemas and the canonical contract; every
+    catalog model's output schema has a classify activity; and today's workflow, activity and
+    update types decode every recorded history's payloads."""
     from modelbaton.ops.history_types import check_histories
     from modelbaton.ops.history_types import describe as describe_decoding
 
@@ -130,6 +133,12 @@ def check(
     decoding = check_histories(folders)
     missing = [
         f"output schema v{v}" for v, s in OUTPUT_SCHEMAS.items() if not callable(s.normalizer)
+    ]
+    # A catalog model whose output schema no classify activity reads cannot be run at all.
+    unread = [
+        {"model": e.config.model_id, "version": e.config.version, "schema": schema}
+        for e in cat.entries
+        if (schema := e.config.output_schema_version) not in messages.CLASSIFY_ACTIVITIES
     ]
     try:
         refs = [resolve(v, cat) for v in cat.versions]
@@ -151,6 +160,7 @@ def check(
     covered_breaks = any(not (p.backward_ok and p.forward_ok) for r in reports[:2] for p in r.pairs)
     ok = (
         not missing
+        and not unread
         and all(r.compatible for r in reports)
         and not (strict and covered_breaks)
         and decoding.ok
@@ -165,6 +175,14 @@ def check(
                 _render_pair(p)
         for m in missing:
             console.print(f"[red]no normalizer for {m}[/]")
+        for u in unread:
+            console.print(
+                escape(
+                    f"model {u['model']}:{u['version']} declares output schema v{u['schema']}, "
+                    "which no classify activity reads"
+                ),
+                style="red",
+            )
         console.rule("recorded histories: today's message types")
         console.print(
             f"{decoding.payloads} payloads in {decoding.histories} histories"
@@ -180,6 +198,7 @@ def check(
         {
             "compatible": ok,
             "missing_normalizers": missing,
+            "models_without_classify_activity": unread,
             "reports": [_transitive_dict(r) for r in reports],
             "history_payloads": describe_decoding(decoding),
         },

@@ -29,6 +29,7 @@ from modelbaton.errors import ConfigError, ModelBatonError, ModelEndpointError, 
 from modelbaton.models.client import call_model_endpoint
 from modelbaton.models.resolver import CatalogSource
 from modelbaton.pipeline.messages import (
+    CLASSIFY_ACTIVITIES,
     CLASSIFY_V1,
     CLASSIFY_V2,
     PROCESS_RESULT,
@@ -117,11 +118,11 @@ class ClassifyActivities:
 
     def for_schema(self, schema: int) -> object:
         """The classify activity that reads output schema ``schema``."""
-        by_schema = {1: self.classify_document_v1, 2: self.classify_document_v2}
-        try:
-            return by_schema[schema]
-        except KeyError:
-            raise ConfigError(f"no classify activity reads output schema v{schema}") from None
+        # Each method is named after the activity it defines.
+        name = CLASSIFY_ACTIVITIES.get(schema)
+        if name is None:
+            raise ConfigError(f"no classify activity reads output schema v{schema}")
+        return getattr(self, name)
 
     def all(self) -> list[object]:
         return [self.classify_document_v1, self.classify_document_v2]

@@ -26,6 +26,9 @@ WORKFLOW_TYPE = "DocumentClassificationWorkflow"
 
 CLASSIFY_V1 = "classify_document_v1"
 CLASSIFY_V2 = "classify_document_v2"
+#: The classify activity that reads each raw output schema version: a catalog model whose output
+#: schema is missing here has no activity to run it (``baton schema check`` says so).
+CLASSIFY_ACTIVITIES: dict[int, str] = {1: CLASSIFY_V1, 2: CLASSIFY_V2}
 PROCESS_RESULT = "process_classification_result"
 
 
