@@ -655,6 +655,48 @@ def stop_pool(home: Path, version: str) -> list[StopResult]:
         return results
 
 
+def stop_models(home: Path) -> list[StopResult]:
+    """Stop the model server (an outage); its record stays so :func:`start_models` reuses the
+    port, which is where the pools look for it."""
+    home = home.resolve()
+    with _locked(home):
+        state = _running_state(home)
+        models = state.process(MODELS)
+        if models is None:
+            raise StackError(f"the stack in {home} runs no model server")
+        return processes.stop_many([models])
+
+
+def start_models(home: Path, timeout: float = 180.0) -> StackState:
+    """Start the model server again on its recorded port (nothing when it runs)."""
+    home = home.resolve()
+    with _locked(home):
+        state = _running_state(home)
+        old = state.process(MODELS)
+        if old is None or old.port is None or state.model_base_url is None:
+            raise StackError(f"the stack in {home} has no model server to start")
+        if processes.is_ours(old):
+            return state
+        url = state.model_base_url
+        models = processes.spawn(
+            MODELS,
+            old.command,
+            Path(old.log),
+            _child_env(state),
+            port=old.port,
+            cwd=home,
+        )
+        state = replace(state, processes=[models if p == old else p for p in state.processes])
+        _write_state(state)
+        processes.wait_until(
+            models,
+            lambda: _model_server_healthy(url),
+            timeout=timeout,
+            what=f"a 200 from {url}/healthz",
+        )
+        return state
+
+
 def _running_state(home: Path) -> StackState:
     state = load_state(home)
     temporal = state.process(TEMPORAL) if state else None

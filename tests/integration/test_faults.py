@@ -1,0 +1,160 @@
+"""Faults where they matter: the real stack (dev server, model server, pools, worker) as processes.
+
+A worker SIGKILLed mid-batch, the dev server restarted mid-batch, the model server down for 30 s:
+every document completes with exactly one current downstream record, counted from the results
+store and from Temporal visibility. (A model returning malformed output fails its documents at
+once and writes nothing: ``test_malformed_model_output_fails_document_without_retry`` in
+``test_pipeline.py``.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from modelbaton.contracts.rollout import ModelRef, RolloutPlan
+from modelbaton.models.catalog import Catalog
+from modelbaton.models.corpus import generate_documents
+from modelbaton.pipeline.intake import Document, validate_text
+from modelbaton.pipeline.starter import submit_documents
+from modelbaton.pipeline.store import ResultsStore
+from modelbaton.stack import embedded, processes
+from modelbaton.stack.embedded import StackOptions, StackState
+from waiting import eventually
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+OUTAGE_SECONDS = 30.0
+
+
+@pytest.fixture
+def stack_options(
+    tmp_path: Path, model_cache: Path, reference_catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[StackOptions]:
+    # The stack's model server reuses the artifacts this session trained.
+    monkeypatch.setenv("MODELBATON_CACHE_DIR", str(model_cache))
+    for name in [n for n in os.environ if n.startswith(("TEMPORAL_", "MODELBATON_"))]:
+        if name != "MODELBATON_CACHE_DIR":
+            monkeypatch.delenv(name)
+    home = tmp_path / "stack"
+    options = StackOptions(home=home, ui=False, ephemeral_ports=True, pools=("v2",))
+    try:
+        yield options
+    finally:
+        embedded.stop_stack(home)
+
+
+async def connect(state: StackState) -> Client:
+    return await Client.connect(
+        state.temporal_address, namespace=state.namespace, data_converter=pydantic_data_converter
+    )
+
+
+def batch(n: int, seed: int) -> list[Document]:
+    return [
+        validate_text(g.text, f"fault:{seed}:{i}")
+        for i, g in enumerate(generate_documents(n, seed))
+    ]
+
+
+async def submit(
+    client: Client, state: StackState, catalog: Catalog, docs: list[Document]
+) -> list[str]:
+    plan = RolloutPlan(
+        model_id="doc-classifier", baseline=ModelRef(version="v2", output_schema_version=2)
+    )
+    pipeline = catalog.pipeline.model_copy(update={"review_threshold": 0.0})
+    report = await submit_documents(client, docs, plan, pipeline, state.task_queue)
+    assert len(report.started) == len(docs)
+    return report.started
+
+
+def records(state: StackState) -> int:
+    store = ResultsStore(f"sqlite:///{state.home / 'results.db'}")
+    try:
+        return store.summary()["total"]
+    except Exception:  # the table appears with the first write
+        return 0
+    finally:
+        store.close()
+
+
+async def all_completed(client: Client, state: StackState, ids: list[str], within: float) -> None:
+    async def done() -> bool:
+        statuses = await asyncio.gather(*(client.get_workflow_handle(w).describe() for w in ids))
+        failed = [
+            d.id
+            for d in statuses
+            if d.status
+            not in (None, WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED)
+        ]
+        assert not failed, f"documents failed: {failed[:5]}"
+        return all(d.status is WorkflowExecutionStatus.COMPLETED for d in statuses)
+
+    await eventually(done, within=within, every=1.0, what=f"{len(ids)} documents completed")
+    # Exactly one current record per document, and visibility agrees.
+    store = ResultsStore(f"sqlite:///{state.home / 'results.db'}")
+    try:
+        current = [r.document_id for r in store.records()]
+        assert len(current) == len(set(current)) == len(ids)
+        assert store.superseded() == []
+    finally:
+        store.close()
+
+    async def visible() -> bool:
+        query = f"TaskQueue = '{state.task_queue}' AND ExecutionStatus = 'Completed'"
+        return (await client.count_workflows(query)).count == len(ids)
+
+    await eventually(visible, what="visibility counts every document completed")
+
+
+async def test_worker_killed_mid_batch(
+    stack_options: StackOptions, reference_catalog: Catalog
+) -> None:
+    state = embedded.start_stack(stack_options)
+    client = await connect(state)
+    ids = await submit(client, state, reference_catalog, batch(200, 501))
+    await eventually(lambda: records(state) >= 30, within=120, what="a part of the batch done")
+    (worker,) = state.workers
+    os.kill(worker.pid, signal.SIGKILL)  # by its own PID, as recorded by the stack
+    await eventually(lambda: not processes.is_ours(worker), what="the worker gone")
+    assert records(state) < 200, "the batch finished before the kill; the test proves nothing"
+    embedded.restart_workers(state.home)
+    await all_completed(client, state, ids, within=240)
+
+
+async def test_dev_server_restarted_mid_batch(
+    stack_options: StackOptions, reference_catalog: Catalog
+) -> None:
+    state = embedded.start_stack(stack_options)
+    client = await connect(state)
+    ids = await submit(client, state, reference_catalog, batch(100, 502))
+    await eventually(lambda: records(state) >= 10, within=120, what="a part of the batch done")
+    temporal = state.process(embedded.TEMPORAL)
+    assert temporal is not None
+    processes.stop(temporal)
+    assert records(state) < 100, "the batch finished before the restart; the test proves nothing"
+    # 'baton dev up' on a degraded stack restarts it; Temporal's SQLite file keeps every workflow.
+    state = embedded.start_stack(stack_options)
+    client = await connect(state)
+    await all_completed(client, state, ids, within=240)
+
+
+async def test_model_server_down_for_30_seconds(
+    stack_options: StackOptions, reference_catalog: Catalog
+) -> None:
+    state = embedded.start_stack(stack_options)
+    client = await connect(state)
+    ids = await submit(client, state, reference_catalog, batch(80, 503))
+    await eventually(lambda: records(state) >= 5, within=120, what="a part of the batch done")
+    embedded.stop_models(state.home)
+    assert records(state) < 80, "the batch finished before the outage; the test proves nothing"
+    await asyncio.sleep(OUTAGE_SECONDS)  # the outage itself, not a wait for a state
+    embedded.start_models(state.home)
+    await all_completed(client, state, ids, within=180)
