@@ -352,7 +352,10 @@ def review(
 def results(as_json: bool = JsonOption) -> None:
     """Counts of stored results per class, per model version, per branch and per outcome."""
     settings = Settings.from_env()
-    store = ResultsStore(settings.database_url)
+    try:
+        store = ResultsStore(settings.database_url)
+    except ModelBatonError as exc:
+        raise fail(str(exc)) from None
     try:
         summary: dict[str, Any] = store.summary()
     finally:

@@ -33,6 +33,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from modelbaton.errors import ConfigError
@@ -113,12 +115,42 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    if url.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
-        return create_engine(url.replace("postgres://", "postgresql://", 1), pool_pre_ping=True)
+    if url.startswith(_POSTGRES_SCHEMES):
+        return _postgres_engine(url)
     raise ConfigError(
         f"MODELBATON_DATABASE_URL: unsupported database URL {url.split(':', 1)[0]!r}; "
         "use sqlite:///PATH or postgresql+psycopg://..."
     )
+
+
+_POSTGRES_SCHEMES = ("postgresql://", "postgresql+psycopg://", "postgres://")
+_POSTGRES_EXTRA_HINT = "pip install 'modelbaton[postgres]' (or: uv sync --extra postgres)"
+
+
+def _postgres_engine(url: str) -> Engine:
+    """A PostgreSQL engine on psycopg 3, the driver the ``postgres`` extra ships.
+
+    A bare ``postgresql://`` (or ``postgres://``) would make SQLAlchemy pick psycopg2, which the
+    extra does not install, so every PostgreSQL URL is pinned to psycopg here.
+    """
+    scheme, rest = url.split("://", 1)
+    try:
+        parsed = make_url(f"postgresql+psycopg://{rest}")
+    except (ArgumentError, ValueError) as exc:
+        # ArgumentError quotes the whole URL, password included; a ValueError names the port.
+        why = f" ({exc})" if isinstance(exc, ValueError) else ""
+        raise ConfigError(
+            f"MODELBATON_DATABASE_URL: cannot parse the {scheme} URL{why}; "
+            "expected postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE"
+        ) from None
+    try:
+        return create_engine(parsed, pool_pre_ping=True)
+    except ImportError as exc:
+        missing = exc.name or "psycopg"
+        raise ConfigError(
+            f"MODELBATON_DATABASE_URL: a PostgreSQL URL needs the {missing!r} package, which is "
+            f"not installed; install the postgres extra: {_POSTGRES_EXTRA_HINT}"
+        ) from None
 
 
 class ResultsStore:
