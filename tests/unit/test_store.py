@@ -1,10 +1,36 @@
+"""The results store on SQLite and, marked ``integration``, on a real PostgreSQL server."""
+
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from modelbaton.errors import ConfigError
-from modelbaton.pipeline.store import ResultsStore
+from modelbaton.pipeline.store import ClassificationRecord, ResultsStore, make_engine
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)],
+)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh results database: a SQLite file, or a new database on the session's server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'r.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[ResultsStore]:
+    """A store on ``store_url``, closed even when the test fails (no connection outlives it)."""
+    opened = ResultsStore(store_url)
+    yield opened
+    opened.close()
 
 
 def row(doc: str, **kw: Any) -> dict[str, Any]:
@@ -26,8 +52,7 @@ def row(doc: str, **kw: Any) -> dict[str, Any]:
     return base | kw
 
 
-def test_write_is_idempotent_per_run(tmp_path: Path) -> None:
-    store = ResultsStore(f"sqlite:///{tmp_path / 'r.db'}")
+def test_write_is_idempotent_per_run(store: ResultsStore) -> None:
     first = store.write(row("d1"))
     again = store.write(row("d1", destination="elsewhere"))
     assert first.created
@@ -35,11 +60,9 @@ def test_write_is_idempotent_per_run(tmp_path: Path) -> None:
     assert again.record_id == first.record_id
     assert again.destination == "accounts_payable"  # the stored row wins, nothing overwritten
     assert store.count_for("d1") == 1
-    store.close()
 
 
-def test_summary_counts(tmp_path: Path) -> None:
-    store = ResultsStore(f"sqlite:///{tmp_path / 'r.db'}")
+def test_summary_counts(store: ResultsStore) -> None:
     store.write(row("d1"))
     store.write(row("d2", final_label="receipt", branch="v1", model_version="v1"))
     store.write(row("d3", outcome="reviewed"))
@@ -48,13 +71,15 @@ def test_summary_counts(tmp_path: Path) -> None:
     assert s["by_class"] == {"invoice": 2, "receipt": 1}
     assert s["by_branch"] == {"v2": 2, "v1": 1}
     assert s["by_outcome"] == {"auto": 2, "reviewed": 1}
-    store.close()
 
 
-def test_survives_reopen(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'r.db'}"
-    ResultsStore(url).write(row("d1"))
-    assert ResultsStore(url).count_for("d1") == 1
+def test_survives_reopen(store_url: str) -> None:
+    first = ResultsStore(store_url)
+    first.write(row("d1"))
+    first.close()
+    again = ResultsStore(store_url)
+    assert again.count_for("d1") == 1
+    again.close()
 
 
 def test_unsupported_url_is_a_clear_error() -> None:
@@ -62,8 +87,7 @@ def test_unsupported_url_is_a_clear_error() -> None:
         ResultsStore("mysql://x/y")
 
 
-def test_rerun_supersedes_and_keeps_one_current_record(tmp_path: Path) -> None:
-    store = ResultsStore(f"sqlite:///{tmp_path / 'r.db'}")
+def test_rerun_supersedes_and_keeps_one_current_record(store: ResultsStore) -> None:
     first = store.write(row("d1", arm="candidate", model_version="v3"))
     retry = store.write(row("d1", arm="candidate", model_version="v3", destination="elsewhere"))
     assert first.created
@@ -81,7 +105,6 @@ def test_rerun_supersedes_and_keeps_one_current_record(tmp_path: Path) -> None:
         ("r1", "v3", "r2")
     ]
     assert store.summary()["superseded"] == 1
-    store.close()
 
 
 def test_database_of_an_older_release_gains_the_new_columns(tmp_path: Path) -> None:
@@ -107,3 +130,73 @@ def test_database_of_an_older_release_gains_the_new_columns(tmp_path: Path) -> N
     by_doc = {r.document_id: r.arm for r in store.records()}
     assert by_doc == {"d0": None, "d1": "baseline"}
     store.close()
+
+
+def current_rows(store: ResultsStore, document_id: str) -> int:
+    """Current rows of ``document_id`` counted by the database itself."""
+    with Session(store.engine) as session:
+        query = select(func.count()).where(ClassificationRecord.document_id == document_id)
+        return session.execute(query).scalar_one()
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["first-write", "over-a-record"])
+def test_concurrent_writes_of_one_document_leave_one_current_record(
+    store: ResultsStore, existing: bool
+) -> None:
+    """Two runs of a document write at once (a re-run racing a stale attempt): both writes
+    succeed, one current row remains, and every replaced row is kept as superseded."""
+    if existing:
+        store.write(row("d1", run_id="r0"))
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def write(run_id: str) -> None:
+        try:
+            start.wait(timeout=10)
+            store.write(row("d1", run_id=run_id))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(run,)) for run in ("r1", "r2")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+    assert current_rows(store, "d1") == 1
+    [current] = [r for r in store.records() if r.document_id == "d1"]
+    assert current.run_id in ("r1", "r2")
+    superseded = store.superseded("d1")
+    # Every run but the current one was written once and then replaced.
+    assert sorted(s.run_id for s in superseded) == sorted(
+        {"r0", "r1", "r2"} - {current.run_id} - (set() if existing else {"r0"})
+    )
+
+
+def test_postgres_url_without_the_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # `import psycopg` now fails
+    with pytest.raises(ConfigError, match=r"'psycopg' package.*modelbaton\[postgres\]") as info:
+        make_engine("postgresql+psycopg://u@localhost:5432/db")
+    assert "uv sync --extra postgres" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("url", ["postgresql://u@h/db", "postgres://u@h/db"])
+def test_bare_postgres_urls_use_the_extras_driver(url: str) -> None:
+    """SQLAlchemy's default PostgreSQL driver is psycopg2, which the extra does not ship."""
+    engine = make_engine(url)
+    assert engine.dialect.driver == "psycopg"
+    engine.dispose()
+
+
+def test_malformed_postgres_url_is_a_one_line_config_error() -> None:
+    with pytest.raises(ConfigError, match="cannot parse the postgresql\\+psycopg URL") as info:
+        make_engine("postgresql+psycopg://:bad")
+    assert "\n" not in str(info.value)
+
+
+def test_malformed_url_does_not_echo_the_password() -> None:
+    with pytest.raises(ConfigError) as info:
+        make_engine("postgresql+psycopg://u:s3cret@h:port/db")
+    assert "s3cret" not in str(info.value)

@@ -92,6 +92,10 @@ _COPIED = [
 ]
 
 
+#: Tries of insert-or-lock in one write before giving up (concurrent writers of one document).
+_WRITE_ATTEMPTS = 5
+
+
 @dataclass(frozen=True)
 class WriteResult:
     record_id: int
@@ -175,14 +179,25 @@ class ResultsStore:
             .returning(ClassificationRecord.id)
         )
         with Session(self.engine) as session, session.begin():
-            new_id = session.execute(stmt).scalar_one_or_none()
-            if new_id is not None:
-                return WriteResult(new_id, row["destination"], created=True)
-            existing = session.execute(
-                select(ClassificationRecord)
-                .where(ClassificationRecord.document_id == row["document_id"])
-                .with_for_update()
-            ).scalar_one()
+            # On PostgreSQL (read committed) a concurrent write of the same document can delete
+            # the row between our conflicting insert and our locking read; each statement sees
+            # the latest committed state, so trying again finds the row that replaced it.
+            for _ in range(_WRITE_ATTEMPTS):
+                new_id = session.execute(stmt).scalar_one_or_none()
+                if new_id is not None:
+                    return WriteResult(new_id, row["destination"], created=True)
+                existing = session.execute(
+                    select(ClassificationRecord)
+                    .where(ClassificationRecord.document_id == row["document_id"])
+                    .with_for_update()
+                ).scalar_one_or_none()
+                if existing is not None:
+                    break
+            else:
+                raise RuntimeError(
+                    f"document {row['document_id']}: its current record kept changing under "
+                    f"{_WRITE_ATTEMPTS} attempts to write it"
+                )
             if (existing.workflow_id, existing.run_id) == (row["workflow_id"], row["run_id"]):
                 return WriteResult(existing.id, existing.destination, created=False)
             session.add(
