@@ -7,7 +7,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --locked --no-sync
 
-.PHONY: help install demo test test-fast lint format typecheck bench clean
+.PHONY: help install postgres demo test test-fast lint format typecheck bench clean
 
 help:
 	@echo "make demo | test | lint | format | bench | clean"
@@ -21,6 +21,10 @@ $(CURDIR)/.tools/bin/uv:
 	@touch $@
 
 install: .venv/.synced
+
+# The PostgreSQL server binaries the tests start a throwaway server from (apt; needs root or sudo).
+postgres:
+	scripts/install-postgres
 
 demo: install
 	$(RUN) baton demo
