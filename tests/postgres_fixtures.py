@@ -33,8 +33,8 @@ from waiting import eventually
 SUPERUSER = "baton"
 INSTALL_HINT = (
     "PostgreSQL server binaries (initdb, postgres) were not found. Install them with "
-    "`sudo scripts/install-postgres` (Debian/Ubuntu: apt-get install postgresql), or point "
-    "MODELBATON_PG_BINDIR at a directory holding initdb and postgres."
+    "`make postgres` (Debian/Ubuntu, as root or with sudo: apt-get install postgresql), or set "
+    "MODELBATON_PG_BINDIR to a directory holding initdb and postgres."
 )
 
 
@@ -42,7 +42,8 @@ def find_bindir() -> Path | None:
     """The directory of ``initdb`` and ``postgres``: MODELBATON_PG_BINDIR, Debian's, or PATH."""
     candidates: list[Path] = []
     if explicit := os.environ.get("MODELBATON_PG_BINDIR"):
-        candidates.append(Path(explicit))
+        candidates.append(Path(explicit))  # when set, the only place looked at
+        return candidates[0] if _has_server(candidates[0]) else None
 
     def major(path: Path) -> int:
         return int(path.name) if path.name.isdigit() else -1
@@ -51,10 +52,11 @@ def find_bindir() -> Path | None:
     candidates += [d / "bin" for d in debian]
     if on_path := shutil.which("initdb"):
         candidates.append(Path(on_path).resolve().parent)
-    for bindir in candidates:
-        if (bindir / "initdb").is_file() and (bindir / "postgres").is_file():
-            return bindir
-    return None
+    return next((bindir for bindir in candidates if _has_server(bindir)), None)
+
+
+def _has_server(bindir: Path) -> bool:
+    return (bindir / "initdb").is_file() and (bindir / "postgres").is_file()
 
 
 def free_port() -> int:
