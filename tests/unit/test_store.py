@@ -200,3 +200,29 @@ def test_malformed_url_does_not_echo_the_password() -> None:
     with pytest.raises(ConfigError) as info:
         make_engine("postgresql+psycopg://u:s3cret@h:port/db")
     assert "s3cret" not in str(info.value)
+
+
+@pytest.mark.integration
+def test_postgres_database_of_an_older_release_gains_the_new_columns(postgres_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(postgres_url.replace("+psycopg", ""), autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE classification_results (id SERIAL PRIMARY KEY, document_id VARCHAR(128)"
+            " UNIQUE NOT NULL, workflow_id VARCHAR(256) NOT NULL, run_id VARCHAR(64) NOT NULL,"
+            " branch VARCHAR(16) NOT NULL, model_version VARCHAR(64) NOT NULL, schema_version"
+            " INTEGER NOT NULL, model_label VARCHAR(128) NOT NULL, final_label VARCHAR(128) NOT"
+            " NULL, confidence FLOAT NOT NULL, outcome VARCHAR(16) NOT NULL, reviewer"
+            " VARCHAR(128), destination VARCHAR(128) NOT NULL, scores_by_class JSON NOT NULL,"
+            " created_at TIMESTAMPTZ NOT NULL)"
+        )
+        conn.execute(
+            "INSERT INTO classification_results (document_id, workflow_id, run_id, branch,"
+            " model_version, schema_version, model_label, final_label, confidence, outcome,"
+            " destination, scores_by_class, created_at) VALUES ('d0', 'w', 'r', 'v2', 'v2', 2,"
+            " 'a', 'a', 0.9, 'auto', 'x', '{}', now())"
+        )
+    store = ResultsStore(postgres_url)
+    store.write(row("d1", arm="baseline"))
+    assert {r.document_id: r.arm for r in store.records()} == {"d0": None, "d1": "baseline"}
+    store.close()
