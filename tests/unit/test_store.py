@@ -226,3 +226,39 @@ def test_postgres_database_of_an_older_release_gains_the_new_columns(postgres_ur
     store.write(row("d1", arm="baseline"))
     assert {r.document_id: r.arm for r in store.records()} == {"d0": None, "d1": "baseline"}
     store.close()
+
+
+@pytest.mark.integration
+def test_results_command_reads_postgres_without_printing_the_password(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from modelbaton.cli.main import app
+
+    store = ResultsStore(postgres_url)
+    store.write(row("d1"))
+    store.close()
+    with_password = postgres_url.replace("baton@", "baton:s3cret@")  # trust auth ignores it
+    monkeypatch.setenv("MODELBATON_DATABASE_URL", with_password)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["results"])
+    assert result.exit_code == 0, result.output
+    assert "1 results in" in result.output
+    assert "baton:***@" in result.output
+    assert "s3cret" not in result.output
+
+
+def test_results_command_refuses_a_malformed_url(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from modelbaton.cli.main import app
+
+    monkeypatch.setenv("MODELBATON_DATABASE_URL", "postgresql+psycopg://:bad")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["results"])
+    assert result.exit_code == 2
+    assert "cannot parse the postgresql+psycopg URL" in result.output
+    assert "Traceback" not in result.output

@@ -356,13 +356,14 @@ def results(as_json: bool = JsonOption) -> None:
         store = ResultsStore(settings.database_url)
     except ModelBatonError as exc:
         raise fail(str(exc)) from None
+    where = store.engine.url.render_as_string(hide_password=True)
     try:
         summary: dict[str, Any] = store.summary()
     finally:
         store.close()
 
     def render() -> None:
-        console.print(f"[bold]{summary['total']}[/] results in {settings.database_url}")
+        console.print(f"[bold]{summary['total']}[/] results in {where}")
         for key in ("by_class", "by_model_version", "by_branch", "by_outcome"):
             table = Table(title=key.replace("_", " "), title_justify="left")
             table.add_column(key.removeprefix("by_"))
