@@ -19,8 +19,8 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from modelbaton.ops.defaults import DEFAULT_WORKFLOWS
 from modelbaton.ops.replay import (
-    DEFAULT_WORKFLOWS,
     HistoryItem,
     load_histories_from_dir,
     replay_histories,

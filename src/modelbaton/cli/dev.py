@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -11,9 +12,14 @@ from rich.table import Table
 from modelbaton.cli._boundary import fail_error
 from modelbaton.cli._output import JsonOption, console, emit, fail
 from modelbaton.errors import StackError
+from modelbaton.pipeline.releases import CURRENT_RELEASE
 from modelbaton.settings import DEFAULT_TASK_QUEUE, Settings
-from modelbaton.stack import embedded
-from modelbaton.stack.embedded import StackOptions, StackState, StackStatus
+
+if TYPE_CHECKING:
+    from modelbaton.stack.embedded import StackState, StackStatus
+
+# The stack module pulls in Temporal's client; each command imports it when it runs, so that
+# 'baton --help' starts fast.
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -30,6 +36,8 @@ def _home(home: Path | None) -> Path:
 
 
 def _render_status(status: StackStatus) -> None:
+    from modelbaton.stack import embedded
+
     state = status.state
     if state is None:
         console.print(f"no stack recorded in {status.home}; start one with 'baton dev up'")
@@ -58,6 +66,8 @@ def _render_status(status: StackStatus) -> None:
 
 
 def _render_up(state: StackState) -> None:
+    from modelbaton.stack import embedded
+
     if state.already_running:
         console.print(f"stack already running in {state.home}; 'baton dev down' stops it")
     else:
@@ -78,7 +88,7 @@ def up(
         "rollout plan needs, else the catalog's primary).",
     ),
     task_queue: str = typer.Option(DEFAULT_TASK_QUEUE, help="Task queue the workers poll."),
-    release: str = typer.Option(embedded.DEFAULT_RELEASE, help="Workflow release the workers run."),
+    release: str = typer.Option(CURRENT_RELEASE, help="Workflow release the workers run."),
     namespace: str = typer.Option("default", help="Temporal namespace (created if missing)."),
     models: bool = typer.Option(True, "--models/--no-models", help="Start the model server."),
     ui: bool = typer.Option(True, "--ui/--no-ui", help="Serve the Temporal Web UI."),
@@ -93,7 +103,9 @@ def up(
     Workflows survive 'down' and 'up': Temporal keeps them in <home>/temporal.db. Running 'up'
     again while the stack runs changes nothing.
     """
-    options = StackOptions(
+    from modelbaton.stack import embedded
+
+    options = embedded.StackOptions(
         home=_home(home),
         temporal_port=temporal_port,
         ui_port=ui_port,
@@ -127,6 +139,8 @@ def status(home: Path | None = HomeOption, as_json: bool = JsonOption) -> None:
     Exit code 0 when everything recorded runs, 1 when some recorded process is dead, 3 when no
     stack is recorded.
     """
+    from modelbaton.stack import embedded
+
     try:
         report = embedded.stack_status(_home(home))
     except StackError as exc:
@@ -144,6 +158,8 @@ def down(home: Path | None = HomeOption, as_json: bool = JsonOption) -> None:
 
     Workflows stay in the state directory for the next 'up'. Nothing running is not an error.
     """
+    from modelbaton.stack import embedded
+
     state_dir = _home(home)
     try:
         stopped = embedded.stop_stack(state_dir)
@@ -172,6 +188,7 @@ def pool(
     """
     from modelbaton.errors import ModelBatonError
     from modelbaton.models.catalog import load_catalog
+    from modelbaton.stack import embedded
 
     state_dir = _home(home)
     try:
@@ -200,6 +217,8 @@ def restart_workers(
     as_json: bool = JsonOption,
 ) -> None:
     """Deploy: stop the stack's workers and start new ones, optionally on another release."""
+    from modelbaton.stack import embedded
+
     try:
         state = embedded.restart_workers(_home(home), release=release, workers=workers)
     except StackError as exc:

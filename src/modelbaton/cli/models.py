@@ -13,9 +13,11 @@ from modelbaton.cli._boundary import fail_error
 from modelbaton.cli._output import JsonOption, console, emit, fail
 from modelbaton.errors import ModelBatonError
 from modelbaton.models.catalog import load_catalog
-from modelbaton.models.reference import REFERENCE_MODELS, evaluate, load_or_train
-from modelbaton.models.server import DEFAULT_MAX_TEXT_BYTES, create_app, serve
 from modelbaton.settings import Settings
+
+#: The model server's request cap (``modelbaton.models.server.DEFAULT_MAX_TEXT_BYTES``); repeated
+#: here so that ``baton --help`` does not import scikit-learn (a test keeps them equal).
+DEFAULT_MAX_TEXT_BYTES = 256 * 1024
 
 app = typer.Typer(no_args_is_help=True, help="Train, evaluate and serve the reference models.")
 
@@ -25,6 +27,8 @@ CatalogOption = typer.Option(None, "--catalog", help="Catalog file (default MODE
 @app.command()
 def train() -> None:
     """Train the reference models, or load them from the cache when already trained."""
+    from modelbaton.models.reference import REFERENCE_MODELS, load_or_train
+
     cache = Settings.from_env().cache_dir
     for name in REFERENCE_MODELS:
         model = load_or_train(name, cache)
@@ -35,6 +39,8 @@ def train() -> None:
 def eval_(as_json: bool = JsonOption) -> None:
     """Held-out accuracy and macro-F1 per reference model version."""
     cache = Settings.from_env().cache_dir
+    from modelbaton.models.reference import REFERENCE_MODELS, evaluate
+
     reports = [evaluate(name, cache) for name in REFERENCE_MODELS]
     by = {r.version: r for r in reports}
     v2_beats_v1 = by["v2"].accuracy > by["v1"].accuracy and by["v2"].macro_f1 > by["v1"].macro_f1
@@ -73,10 +79,14 @@ def serve_cmd(
         if not token:
             raise fail(f"--auth-token-env: environment variable {auth_token_env} is not set")
     try:
+        from modelbaton.models.server import create_app
+
         cat = load_catalog(catalog or settings.catalog_path)
         application = create_app(
             cat, settings.cache_dir, max_text_bytes=max_text_bytes, auth_token=token
         )
     except ModelBatonError as exc:
         raise fail_error(exc) from None
+    from modelbaton.models.server import serve
+
     serve(application, host, port)

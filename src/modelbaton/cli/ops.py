@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -15,22 +15,25 @@ from rich.table import Table
 from modelbaton.cli._boundary import fail_error
 from modelbaton.cli._output import JsonOption, console, emit, fail
 from modelbaton.errors import ModelBatonError
-from modelbaton.ops import patches as patch_ops
-from modelbaton.ops import problems, replay
+from modelbaton.ops.defaults import DEFAULT_QUERY, DEFAULT_WORKFLOWS
 from modelbaton.settings import Settings
-from modelbaton.stack.connect import connect
+
+if TYPE_CHECKING:
+    from modelbaton.ops import problems, replay
+
+# Temporal's client and worker are imported inside the commands, so 'baton --help' starts fast.
 
 
 def replay_check(
     workflows: str = typer.Option(
-        ",".join(replay.DEFAULT_WORKFLOWS),
+        ",".join(DEFAULT_WORKFLOWS),
         help="Workflow classes to check, comma-separated module:Class import paths.",
     ),
     histories: Path | None = typer.Option(
         None, help="Folder of JSON histories (ours or 'temporal workflow show -o json')."
     ),
     query: str | None = typer.Option(
-        None, help=f"Visibility query on a live server (default: {replay.DEFAULT_QUERY})."
+        None, help=f"Visibility query on a live server (default: {DEFAULT_QUERY})."
     ),
     processes: int = typer.Option(0, min=0, help="Worker processes (0: one per CPU)."),
     as_json: bool = JsonOption,
@@ -40,6 +43,9 @@ def replay_check(
     Put it in CI between build and deploy: against the committed histories, and against the
     running workflows of staging or production (read-only: it only fetches histories).
     """
+    from modelbaton.ops import replay
+    from modelbaton.stack.connect import connect
+
     if histories is not None and query is not None:
         raise fail("give --histories or --query, not both")
     paths = [p.strip() for p in workflows.split(",") if p.strip()]
@@ -52,7 +58,7 @@ def replay_check(
 
             async def fetch() -> list[replay.HistoryItem]:
                 client = await connect(settings.home)
-                return await replay.fetch_histories(client, query or replay.DEFAULT_QUERY)
+                return await replay.fetch_histories(client, query or DEFAULT_QUERY)
 
             items = asyncio.run(fetch())
     except ModelBatonError as exc:
@@ -95,6 +101,9 @@ def patches(
     as_json: bool = JsonOption,
 ) -> None:
     """For each registered patch: running workflows with and without its marker, and advice."""
+    from modelbaton.ops import patches as patch_ops
+    from modelbaton.stack.connect import connect
+
     overrides: dict[str, datetime] = {}
     for item in deprecated_since:
         pid, _, stamp = item.partition("=")
@@ -168,6 +177,9 @@ def status(
 ) -> None:
     """What needs a person: workflows stuck on workflow-task problems (non-determinism), workflows
     that failed and were not run again, activities retrying for too long. Exit 1 if any."""
+    from modelbaton.ops import problems
+    from modelbaton.stack.connect import connect
+
     settings = Settings.from_env()
     window = _duration(since, "--since")
     patience = _duration(retrying_for, "--retrying-for")

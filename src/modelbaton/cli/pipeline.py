@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -15,7 +15,6 @@ from modelbaton.cli._boundary import fail_error
 from modelbaton.cli._output import JsonOption, console, emit, fail
 from modelbaton.errors import ModelBatonError
 from modelbaton.models.catalog import Catalog, load_catalog
-from modelbaton.pipeline.follow import DocumentState, Where
 from modelbaton.pipeline.intake import (
     DEFAULT_MAX_DOCUMENT_BYTES,
     Document,
@@ -25,11 +24,13 @@ from modelbaton.pipeline.intake import (
 )
 from modelbaton.pipeline.messages import ReviewDecision
 from modelbaton.pipeline.releases import CURRENT_RELEASE
-from modelbaton.pipeline.starter import SubmitReport, submit_documents
-from modelbaton.pipeline.store import ResultsStore
-from modelbaton.pipeline.worker import WorkerOptions, run_worker
 from modelbaton.settings import Settings
-from modelbaton.stack.connect import connect
+
+if TYPE_CHECKING:
+    from modelbaton.pipeline.follow import DocumentState
+
+# Heavy modules (Temporal's client, SQLAlchemy) are imported inside the commands that use them,
+# so that 'baton --help' and unrelated commands start fast.
 
 
 def _catalog(settings: Settings) -> Catalog:
@@ -53,6 +54,9 @@ def worker(
 ) -> None:
     """Run a workflow worker (a release, the rollout workflow, shared activities) or a model pool,
     until SIGINT or SIGTERM."""
+    from modelbaton.pipeline.worker import WorkerOptions, run_worker
+    from modelbaton.stack.connect import connect
+
     settings = Settings.from_env()
     queue = task_queue or settings.task_queue
     if pool is not None:
@@ -150,8 +154,10 @@ def submit(
     """
     from modelbaton.contracts.rollout import RolloutPlan, pool_task_queue
     from modelbaton.errors import UnreachableError
-    from modelbaton.pipeline.follow import settle
+    from modelbaton.pipeline.follow import Where, settle
+    from modelbaton.pipeline.starter import SubmitReport, submit_documents
     from modelbaton.rollout.client import Rollouts, model_ref
+    from modelbaton.stack.connect import connect
 
     settings = Settings.from_env()
     queue = task_queue or settings.task_queue
@@ -246,6 +252,8 @@ def submit(
 
 
 def _state_line(state: DocumentState) -> str:
+    from modelbaton.pipeline.follow import Where
+
     if state.where is Where.AWAITING_REVIEW:
         return (
             f"{state.workflow_id}: waiting for review (model says {state.label}, "
@@ -264,7 +272,7 @@ def pending(
     from rich.table import Table
 
     from modelbaton.pipeline.follow import pending_reviews
-    from modelbaton.stack.connect import read_stack_state
+    from modelbaton.stack.connect import connect, read_stack_state
 
     settings = Settings.from_env()
 
@@ -321,6 +329,7 @@ def review(
 
     from modelbaton.pipeline.messages import ReviewReceipt
     from modelbaton.pipeline.workflow import DocumentClassificationWorkflow
+    from modelbaton.stack.connect import connect
 
     settings = Settings.from_env()
 
@@ -351,6 +360,8 @@ def review(
 
 def results(as_json: bool = JsonOption) -> None:
     """Counts of stored results per class, per model version, per branch and per outcome."""
+    from modelbaton.pipeline.store import ResultsStore
+
     settings = Settings.from_env()
     try:
         store = ResultsStore(settings.database_url)

@@ -10,7 +10,6 @@ from modelbaton.contracts.compat import PairReport, diff_schemas, schema_for
 from modelbaton.contracts.registry import OutputSchema
 from modelbaton.errors import ConfigError
 from modelbaton.models.catalog import Catalog
-from modelbaton.models.reference import reference_labels
 
 
 @dataclass(frozen=True)
@@ -40,6 +39,10 @@ def resolve(arg: str, catalog: Catalog) -> SchemaRef:
     entry = catalog.by_version[arg]
     labels = entry.config.labels
     if labels is None and entry.reference is not None:
+        # Imported here: the reference models pull in scikit-learn, which 'baton --help' and
+        # every other command that never compares schemas should not pay for.
+        from modelbaton.models.reference import reference_labels
+
         labels = reference_labels(entry.reference)
     return SchemaRef(arg, get_output_schema(entry.config.output_schema_version), labels)
 

@@ -27,8 +27,6 @@ from temporalio.workflow import NondeterminismError
 
 from modelbaton.errors import ConfigError
 
-DEFAULT_WORKFLOWS = ("modelbaton.pipeline.workflow:DocumentClassificationWorkflow",)
-DEFAULT_QUERY = "WorkflowType = 'DocumentClassificationWorkflow' AND ExecutionStatus = 'Running'"
 CHUNK = 64
 
 

@@ -1,0 +1,26 @@
+"""``baton --help`` stays fast: the CLI imports no heavy library until a command needs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from modelbaton.cli.models import DEFAULT_MAX_TEXT_BYTES
+from modelbaton.models.server import DEFAULT_MAX_TEXT_BYTES as SERVER_DEFAULT
+
+HEAVY = ("sklearn", "scipy", "sqlalchemy", "temporalio.client", "temporalio.worker", "uvicorn")
+
+
+def test_importing_the_cli_loads_no_heavy_library() -> None:
+    probe = (
+        "import sys, modelbaton.cli.main; "
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+    assert loaded == "", f"'baton --help' imports {loaded}"
+
+
+def test_the_cli_states_the_servers_text_cap() -> None:
+    assert DEFAULT_MAX_TEXT_BYTES == SERVER_DEFAULT
