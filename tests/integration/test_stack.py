@@ -197,5 +197,19 @@ def test_dev_pool_starts_and_stops_one_model_pool(home: Path) -> None:
         again = CliRunner().invoke(dev_app, ["pool", "v3", "--stop", "--home", str(home)])
         assert again.exit_code == 1
         assert "no pool of v3" in again.output
+        exported = CliRunner().invoke(dev_app, ["env", "--home", str(home)])
+        assert exported.exit_code == 0, exported.output
+        assert f"export TEMPORAL_ADDRESS={state.temporal_address}" in exported.output
+        assert f"export MODELBATON_HOME={state.home}" in exported.output
+        as_json = json.loads(
+            CliRunner().invoke(dev_app, ["env", "--json", "--home", str(home)]).stdout
+        )
+        assert as_json["TEMPORAL_NAMESPACE"] == state.namespace
     finally:
         embedded.stop_stack(state.home)
+
+
+def test_dev_env_without_a_stack_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(dev_app, ["env", "--home", str(tmp_path / "none")])
+    assert result.exit_code == 2
+    assert "no stack recorded" in result.output

@@ -24,3 +24,13 @@ def test_importing_the_cli_loads_no_heavy_library() -> None:
 
 def test_the_cli_states_the_servers_text_cap() -> None:
     assert DEFAULT_MAX_TEXT_BYTES == SERVER_DEFAULT
+
+
+def test_version() -> None:
+    from typer.testing import CliRunner
+
+    from modelbaton.cli.main import app
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.startswith("baton (modelbaton) ")

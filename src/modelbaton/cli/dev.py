@@ -209,6 +209,25 @@ def pool(
     emit(data, as_json, lambda: console.print(escape(message)))
 
 
+@app.command()
+def env(home: Path | None = HomeOption, as_json: bool = JsonOption) -> None:
+    """Print the variables to export so that this shell talks to the running stack:
+    eval "$(baton dev env)"."""
+    import shlex
+
+    from modelbaton.stack import embedded
+
+    state = embedded.load_state(_home(home))
+    if state is None:
+        raise fail(f"no stack recorded in {_home(home)}; start one with 'baton dev up'")
+    variables = embedded.stack_variables(state)
+    if as_json:
+        emit(variables, True, lambda: None)
+        return
+    for name, value in variables.items():
+        typer.echo(f"export {name}={shlex.quote(value)}")
+
+
 @app.command("restart-workers")
 def restart_workers(
     release: str | None = typer.Option(None, help="Workflow release (default: keep the current)."),

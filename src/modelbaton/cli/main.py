@@ -22,6 +22,27 @@ pipeline.register(app)
 ops.register(app)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"baton (modelbaton) {version('modelbaton')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
+) -> None:
+    """Safe model upgrades for AI pipelines on Temporal."""
+
+
 @app.command()
 def demo(
     per_batch: int = typer.Option(12, min=2, max=500, help="Documents per batch."),

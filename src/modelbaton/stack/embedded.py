@@ -300,21 +300,27 @@ def _write_client_config(home: Path, address: str, namespace: str) -> Path:
     return path
 
 
-def _child_env(state: StackState) -> dict[str, str]:
-    # Drop inherited TEMPORAL_* (a profile, API key or TLS for another cluster) so children
-    # reach this stack and nothing else.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")}
-    env |= {
+def stack_variables(state: StackState) -> dict[str, str]:
+    """The variables that point a shell (or any process) at this stack, and nothing else."""
+    env = {
         "TEMPORAL_ADDRESS": state.temporal_address,
         "TEMPORAL_NAMESPACE": state.namespace,
         "TEMPORAL_CONFIG_FILE": str(state.home / CLIENT_CONFIG_FILE),
         "MODELBATON_HOME": str(state.home),
         "MODELBATON_TASK_QUEUE": state.task_queue,
-        # Log lines should reach the log file as they happen, not when a buffer fills.
-        "PYTHONUNBUFFERED": "1",
     }
     if state.model_base_url:
         env["MODELBATON_MODEL_BASE_URL"] = state.model_base_url
+    return env
+
+
+def _child_env(state: StackState) -> dict[str, str]:
+    # Drop inherited TEMPORAL_* (a profile, API key or TLS for another cluster) so children
+    # reach this stack and nothing else.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEMPORAL_")}
+    env |= stack_variables(state)
+    # Log lines should reach the log file as they happen, not when a buffer fills.
+    env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
