@@ -34,3 +34,26 @@ def test_version() -> None:
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.output.startswith("baton (modelbaton) ")
+
+
+def test_every_option_and_command_has_help() -> None:
+    import typer
+    from typer.main import get_command
+
+    from modelbaton.cli.main import app
+
+    missing: list[str] = []
+
+    def walk(command: object, path: str) -> None:
+        params = getattr(command, "params", [])
+        if not (getattr(command, "help", None) or getattr(command, "short_help", None)):
+            missing.append(f"{path} (command)")
+        for param in params:
+            if getattr(param, "param_type_name", "") == "option" and not getattr(param, "help", ""):
+                missing.append(f"{path} {param.opts[0]}")
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, f"{path} {name}")
+
+    assert isinstance(app, typer.Typer)
+    walk(get_command(app), "baton")
+    assert missing == []

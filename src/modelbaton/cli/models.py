@@ -63,10 +63,12 @@ def eval_(as_json: bool = JsonOption) -> None:
 
 @app.command("serve")
 def serve_cmd(
-    host: str = typer.Option("127.0.0.1"),
-    port: int = typer.Option(8601, min=1, max=65535),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8601, min=1, max=65535, help="Port to listen on."),
     catalog: Path | None = CatalogOption,
-    max_text_bytes: int = typer.Option(DEFAULT_MAX_TEXT_BYTES, min=1),
+    max_text_bytes: int = typer.Option(
+        DEFAULT_MAX_TEXT_BYTES, min=1, help="Largest request text accepted, in bytes (else 413)."
+    ),
     auth_token_env: str | None = typer.Option(
         None, help="Require this environment variable's value as a bearer token."
     ),

@@ -49,8 +49,12 @@ def worker(
         help="Run the pool of this model version instead: only its classify activity, on the "
         "queue <task queue>-model-<version>, with the catalog's max_concurrent.",
     ),
-    max_concurrent_activities: int = typer.Option(64, min=1),
-    max_concurrent_workflow_tasks: int = typer.Option(8, min=1),
+    max_concurrent_activities: int = typer.Option(
+        64, min=1, help="Workflow worker: activities (downstream writes) run at once."
+    ),
+    max_concurrent_workflow_tasks: int = typer.Option(
+        8, min=1, help="Workflow worker: workflow tasks run at once (CPU-bound replay)."
+    ),
 ) -> None:
     """Run a workflow worker (a release, the rollout workflow, shared activities) or a model pool,
     until SIGINT or SIGTERM."""
@@ -129,7 +133,12 @@ def submit(
         "document's id.",
     ),
     task_queue: str | None = typer.Option(None, help="Task queue (default MODELBATON_TASK_QUEUE)."),
-    max_bytes: int = typer.Option(DEFAULT_MAX_DOCUMENT_BYTES, min=1, max=1024 * 1024),
+    max_bytes: int = typer.Option(
+        DEFAULT_MAX_DOCUMENT_BYTES,
+        min=1,
+        max=1024 * 1024,
+        help="Refuse documents larger than this many bytes (documents travel in history).",
+    ),
     wait: bool = typer.Option(
         False,
         "--wait/--no-wait",
@@ -321,7 +330,7 @@ def review(
     workflow_id: str = typer.Argument(..., help="Workflow id of the document under review."),
     label: str = typer.Option(..., help="The label the reviewer decided."),
     reviewer: str = typer.Option(..., help="Who decided."),
-    note: str | None = typer.Option(None),
+    note: str | None = typer.Option(None, help="A note kept with the decision."),
     as_json: bool = JsonOption,
 ) -> None:
     """Send a review decision (a workflow update; unknown labels are rejected)."""
