@@ -147,7 +147,9 @@ def _short(s: str, limit: int = 260) -> str:
     return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
-async def run(console: Console, home: Path, per_batch: int, review_threshold: float) -> int:
+async def run(
+    console: Console, home: Path, per_batch: int, review_threshold: float, keep: bool = False
+) -> int:
     settings = Settings.from_env()
     options = embedded.StackOptions(
         home=home,
@@ -249,9 +251,16 @@ async def run(console: Console, home: Path, per_batch: int, review_threshold: fl
                 outcomes.append(await asyncio.wait_for(handle.result(), 120))
         return await summarize(console, outcomes, [before, after, canary])
     finally:
-        console.rule("[bold]7. stopping everything the demo started")
-        for stopped in embedded.stop_stack(home):
-            console.print(f"stopped {stopped}")
+        if keep:
+            console.rule("[bold]7. the stack keeps running (--keep)")
+            console.print(f"Temporal Web UI: {state.ui_url}")
+            console.print(f'point this shell at it: eval "$(baton dev env --home {home})"')
+            console.print("then: baton rollout status, baton pending, baton results")
+            console.print(f"stop it: baton dev down --home {home}")
+        else:
+            console.rule("[bold]7. stopping everything the demo started")
+            for stopped in embedded.stop_stack(home):
+                console.print(f"stopped {stopped}")
 
 
 async def summarize(
@@ -312,13 +321,23 @@ async def summarize(
     return 0 if ok else 1
 
 
-def main(home: Path | None = None, per_batch: int = 12, review_threshold: float = 0.8) -> int:
-    """Run the demo in a fresh state directory; return the process exit code."""
+def main(
+    home: Path | None = None,
+    per_batch: int = 12,
+    review_threshold: float = 0.8,
+    keep: bool = False,
+) -> int:
+    """Run the demo in a fresh state directory; return the process exit code.
+
+    With ``keep`` the stack stays up afterwards to explore (Web UI, ``baton`` commands).
+    """
     console = Console()
     settings = Settings.from_env()
     home = home or settings.home / "demo"
     # The stack's children inherit this, so the demo reuses the trained-model cache.
     os.environ["MODELBATON_CACHE_DIR"] = str(settings.cache_dir)
+    # A stack kept by an earlier 'demo --keep' runs from this folder: stop it before clearing.
+    embedded.stop_stack(home)
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
-    return asyncio.run(run(console, home, per_batch, review_threshold))
+    return asyncio.run(run(console, home, per_batch, review_threshold, keep))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from modelbaton.cli import dev, models, ops, pipeline, rollout, schema
@@ -49,11 +51,19 @@ def demo(
     review_threshold: float = typer.Option(
         0.8, min=0.0, max=1.0, help="Below this confidence a document waits for review."
     ),
+    keep: bool = typer.Option(
+        False, "--keep", help="Leave the stack running afterwards, to explore the Web UI."
+    ),
+    home: Path | None = typer.Option(
+        None, "--home", help="State directory (default: <MODELBATON_HOME>/demo, cleared first)."
+    ),
 ) -> None:
     """Run the model-upgrade demo end to end on the embedded stack, then stop it."""
     from modelbaton.demo import main
 
-    raise typer.Exit(main(per_batch=per_batch, review_threshold=review_threshold))
+    raise typer.Exit(
+        main(home=home, per_batch=per_batch, review_threshold=review_threshold, keep=keep)
+    )
 
 
 def main() -> None:
