@@ -135,16 +135,12 @@ async def show_raw_vs_canonical(console: Console, catalog: Catalog, text: str) -
                 (
                     version,
                     {
-                        "raw": _short(raw.model_dump_json()),
-                        "canonical": _short(canon.model_dump_json()),
+                        "raw": raw.model_dump_json(),
+                        "canonical": canon.model_dump_json(),
                     },
                 )
             )
     raw_versus_canonical(console, rows)
-
-
-def _short(s: str, limit: int = 260) -> str:
-    return s if len(s) <= limit else s[: limit - 3] + "..."
 
 
 async def run(
@@ -160,6 +156,10 @@ async def run(
         pools=("v2", "v3"),
     )
     console.rule("[bold]1. embedded stack, worker on the PRE-PATCH release")
+    console.print(
+        "starting Temporal, the model server (the first run trains the reference models, "
+        "about a minute), the v2 and v3 pools and a worker ..."
+    )
     state = embedded.start_stack(options)
     try:
         console.print(
