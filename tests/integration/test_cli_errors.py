@@ -89,3 +89,28 @@ def test_restart_workers_with_an_unknown_release_changes_nothing(tmp_path: Path)
     )
     assert_one_line_error(result, 2, "unknown workflow release 'bogus'")
     assert not (tmp_path / "h" / "stack.json").exists()
+
+
+def _leaf_commands() -> list[list[str]]:
+    from typer.main import get_command
+
+    leaves: list[list[str]] = []
+
+    def walk(command: Any, path: list[str]) -> None:
+        subs = getattr(command, "commands", None)
+        if subs:
+            for name, sub in subs.items():
+                walk(sub, [*path, name])
+        else:
+            leaves.append(path)
+
+    walk(get_command(baton), [])
+    return leaves
+
+
+@pytest.mark.parametrize("path", _leaf_commands(), ids=lambda p: " ".join(p))
+def test_every_command_refuses_an_unknown_option_in_one_line(path: list[str]) -> None:
+    result = CliRunner().invoke(baton, [*path, "--no-such-option"])
+    assert result.exit_code == 2, result.output
+    assert "No such option" in result.output
+    assert "Traceback" not in result.output
