@@ -237,3 +237,48 @@ async def test_replay_check_accepts_a_temporal_cli_export_and_a_live_query(
     assert live.exit_code == 0, live.output
     assert json.loads(live.stdout)["replayed"] == 1
     await handle.terminate("test cleanup")
+
+
+def test_same_file_name_in_two_folders_gets_its_own_verdict(tmp_path: Path) -> None:
+    good = RELEASED / "patched" / "patched-auto.json"
+    bad = LIFECYCLE / "complete" / "complete-auto.json"  # today's code cannot replay it
+    for folder, source in (("a", good), ("b", bad)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "same.json").write_text(source.read_text())
+    result = runner.invoke(
+        baton, ["replay-check", "--histories", str(tmp_path), "--processes", "1", "--json"]
+    )
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert (report["replayed"], report["failed"]) == (2, 1)
+    (failure,) = report["failures"]
+    assert failure["source"].endswith("b/same.json")
+
+
+def test_json_stays_parseable_when_replays_fail_in_a_real_process() -> None:
+    import subprocess
+    import sys
+
+    baton_bin = Path(sys.executable).parent / "baton"
+    args = ["replay-check", "--histories", str(LIFECYCLE / "complete"), "--processes", "2"]
+    done = subprocess.run(
+        [str(baton_bin), *args, "--json"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    report = json.loads(done.stdout)  # nothing but the report on stdout
+    assert report["failed"] == report["replayed"] > 0
+
+
+async def test_an_empty_selection_is_refused_unless_allowed(isolated_client: Client) -> None:
+    env = {
+        "TEMPORAL_ADDRESS": isolated_client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": isolated_client.namespace,
+    }
+    refused = await asyncio.to_thread(runner.invoke, baton, ["replay-check", "--json"], env=env)
+    assert refused.exit_code == 2
+    assert "nothing to replay" in refused.output
+    allowed = await asyncio.to_thread(
+        runner.invoke, baton, ["replay-check", "--json", "--allow-empty"], env=env
+    )
+    assert allowed.exit_code == 0, allowed.output
+    assert json.loads(allowed.stdout)["replayed"] == 0

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +40,9 @@ def replay_check(
         None, help=f"Visibility query on a live server (default: {DEFAULT_QUERY})."
     ),
     processes: int = typer.Option(0, min=0, help="Worker processes (0: one per CPU)."),
+    allow_empty: bool = typer.Option(
+        False, "--allow-empty", help="Pass when there is nothing to replay (default: exit 2)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Replay histories against today's workflow code; exit 1 on any failure.
@@ -63,7 +70,13 @@ def replay_check(
             items = asyncio.run(fetch())
     except ModelBatonError as exc:
         raise fail_error(exc) from None
-    with Progress(console=console, transient=True, disable=as_json) as bar:
+    if not items and not allow_empty:
+        raise fail("nothing to replay: the query selected no workflow (--allow-empty to pass)")
+    # The SDK core logs replay failures on stdout; with --json only the report may go there.
+    with (
+        _stdout_to_stderr(as_json),
+        Progress(console=console, transient=True, disable=as_json) as bar,
+    ):
         task = bar.add_task("replaying", total=len(items))
         outcomes = replay.replay_histories(
             paths, items, processes=processes or None, on_progress=lambda n: bar.advance(task, n)
@@ -89,8 +102,23 @@ def replay_check(
     emit(summary, as_json, render)
     if summary["failed"]:
         raise typer.Exit(1)
-    if not outcomes:
-        console.print("nothing to replay")
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(active: bool) -> Iterator[None]:
+    """Point file descriptor 1 at stderr for the block (native code and spawned children too)."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def patches(

@@ -13,7 +13,7 @@ import importlib
 import json
 import multiprocessing
 import os
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
@@ -129,16 +129,20 @@ def describe_history(history_json: str) -> tuple[str, str]:
 
 async def _replay(classes: list[type], items: Sequence[HistoryItem]) -> list[ReplayOutcome]:
     replayer = Replayer(workflows=classes, data_converter=pydantic_data_converter)
-    by_id = {i.workflow_id: i for i in items}
+    # Results come back in the order histories are handed over; match them by that order, not
+    # by workflow id, which two files (or two runs) may share.
+    handed: deque[HistoryItem] = deque()
 
     async def histories() -> AsyncIterator[WorkflowHistory]:
         for item in items:
+            handed.append(item)
             yield WorkflowHistory.from_json(item.workflow_id, item.history_json)
 
     out: list[ReplayOutcome] = []
     async with replayer.workflow_replay_iterator(histories()) as results:
         async for result in results:
-            item = by_id[result.history.workflow_id]
+            item = handed.popleft()
+            assert item.workflow_id == result.history.workflow_id
             wf_type, version = describe_history(item.history_json)
             failure = result.replay_failure
             out.append(
