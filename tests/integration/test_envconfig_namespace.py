@@ -22,6 +22,7 @@ from modelbaton.pipeline import search_attributes
 from modelbaton.stack import embedded
 from modelbaton.stack.connect import connect
 from modelbaton.stack.embedded import StackOptions, StackState
+from waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +91,11 @@ async def test_connect_uses_env_address_and_namespace(
     workflow_id = f"envconfig-{uuid.uuid4().hex[:8]}"
     await client.start_workflow("EnvconfigProbe", id=workflow_id, task_queue=f"tq-{workflow_id}")
     query = f"WorkflowId = '{workflow_id}'"
-    assert await count(client, query) == 1
+
+    async def visible() -> bool:  # visibility is eventually consistent
+        return await count(client, query) == 1
+
+    await eventually(visible, what="the probe in the env namespace's visibility")
     default = await Client.connect(ci_stack.temporal_address, namespace="default")
     assert await count(default, query) == 0
 
@@ -121,6 +126,10 @@ async def test_baton_submit_starts_workflows_in_env_namespace(
 
     query = f"WorkflowType = 'DocumentClassificationWorkflow' AND TaskQueue = '{queue}'"
     client = await connect()
-    assert await count(client, query) == 3
+
+    async def all_visible() -> bool:  # visibility is eventually consistent
+        return await count(client, query) == 3
+
+    await eventually(all_visible, what="the 3 workflows in the env namespace's visibility")
     default = await Client.connect(ci_stack.temporal_address, namespace="default")
     assert await count(default, query) == 0
