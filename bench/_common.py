@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from modelbaton.pipeline.intake import Document
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -64,3 +66,14 @@ def peak_rss_mib() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def documents(n: int, seed: int) -> list[Document]:
+    """``n`` generated documents, the same for one seed, validated as ``baton submit`` does."""
+    from modelbaton.models.corpus import generate_documents
+    from modelbaton.pipeline.intake import validate_text
+
+    return [
+        validate_text(d.text, f"bench:{seed}:{i}")
+        for i, d in enumerate(generate_documents(n, seed))
+    ]

@@ -28,15 +28,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import model_server
+from _common import documents, model_server
 from modelbaton.contracts.rollout import ModelRef, RolloutPlan, start_canary, takes_candidate
 from modelbaton.models.catalog import Catalog, load_catalog
 from modelbaton.models.client import make_http_client
-from modelbaton.models.corpus import generate_documents
 from modelbaton.models.resolver import CatalogSource
 from modelbaton.pipeline import search_attributes
 from modelbaton.pipeline.activities import PipelineActivities
-from modelbaton.pipeline.intake import Document, validate_text
+from modelbaton.pipeline.intake import Document
 from modelbaton.pipeline.messages import ClassificationOutcome
 from modelbaton.pipeline.starter import start_workflow, workflow_input
 from modelbaton.pipeline.store import ResultsStore
@@ -52,13 +51,6 @@ def split_errors(n_keys: int = 10_000) -> dict[float, float]:
     return {
         f: sum(takes_candidate(k, "bench-salt", f) for k in keys) / n_keys - f for f in FRACTIONS
     }
-
-
-def documents(n: int, seed: int) -> list[Document]:
-    return [
-        validate_text(d.text, f"bench:{seed}:{i}")
-        for i, d in enumerate(generate_documents(n, seed))
-    ]
 
 
 async def run_batch(

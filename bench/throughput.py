@@ -36,16 +36,15 @@ from temporalio.worker import Worker
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _bare import BARE_ACTIVITIES, BareTwoActivityWorkflow
-from _common import model_server, peak_rss_mib
+from _common import documents, model_server, peak_rss_mib
 from modelbaton.contracts.rollout import ModelRef, RolloutPlan, pool_task_queue
 from modelbaton.models.catalog import load_catalog
 from modelbaton.models.client import make_http_client
-from modelbaton.models.corpus import generate_documents
 from modelbaton.models.resolver import CatalogSource
 from modelbaton.pipeline import search_attributes
 from modelbaton.pipeline.activities import PipelineActivities
 from modelbaton.pipeline.floor import FLOOR_ACTIVITIES, fixed_classify_v2
-from modelbaton.pipeline.intake import Document, validate_text
+from modelbaton.pipeline.intake import Document
 from modelbaton.pipeline.starter import start_workflow, workflow_input
 from modelbaton.pipeline.store import ResultsStore
 from modelbaton.pipeline.worker import (
@@ -92,13 +91,6 @@ async def run_batch(
 
         await asyncio.gather(*(one(d) for d in docs))
         return len(docs) / (time.perf_counter() - t0)
-
-
-def documents(n: int, seed: int) -> list[Document]:
-    return [
-        validate_text(d.text, f"bench:{seed}:{i}")
-        for i, d in enumerate(generate_documents(n, seed))
-    ]
 
 
 async def main(n_docs: int, warmup: int, rounds: int) -> None:

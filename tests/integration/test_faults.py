@@ -116,14 +116,24 @@ async def all_completed(client: Client, state: StackState, ids: list[str], withi
     await eventually(visible, what="visibility counts every document completed")
 
 
+async def batch_under_way(
+    options: StackOptions, catalog: Catalog, n: int, seed: int, done_before_fault: int
+) -> tuple[StackState, Client, list[str]]:
+    """Start the stack, submit ``n`` documents, return once ``done_before_fault`` are stored."""
+    state = embedded.start_stack(options)
+    client = await connect(state)
+    ids = await submit(client, state, catalog, batch(n, seed))
+    await eventually(
+        lambda: records(state) >= done_before_fault, within=120, what="a part of the batch done"
+    )
+    return state, client, ids
+
+
 @pytest.mark.timeout(420)
 async def test_worker_killed_mid_batch(
     stack_options: StackOptions, reference_catalog: Catalog
 ) -> None:
-    state = embedded.start_stack(stack_options)
-    client = await connect(state)
-    ids = await submit(client, state, reference_catalog, batch(200, 501))
-    await eventually(lambda: records(state) >= 30, within=120, what="a part of the batch done")
+    state, client, ids = await batch_under_way(stack_options, reference_catalog, 200, 501, 30)
     (worker,) = state.workers
     os.kill(worker.pid, signal.SIGKILL)  # by its own PID, as recorded by the stack
     await eventually(lambda: not processes.is_ours(worker), what="the worker gone")
@@ -136,10 +146,7 @@ async def test_worker_killed_mid_batch(
 async def test_dev_server_restarted_mid_batch(
     stack_options: StackOptions, reference_catalog: Catalog
 ) -> None:
-    state = embedded.start_stack(stack_options)
-    client = await connect(state)
-    ids = await submit(client, state, reference_catalog, batch(100, 502))
-    await eventually(lambda: records(state) >= 10, within=120, what="a part of the batch done")
+    state, client, ids = await batch_under_way(stack_options, reference_catalog, 100, 502, 10)
     temporal = state.process(embedded.TEMPORAL)
     assert temporal is not None
     processes.stop(temporal)
@@ -154,10 +161,7 @@ async def test_dev_server_restarted_mid_batch(
 async def test_model_server_down_for_a_while(
     stack_options: StackOptions, reference_catalog: Catalog
 ) -> None:
-    state = embedded.start_stack(stack_options)
-    client = await connect(state)
-    ids = await submit(client, state, reference_catalog, batch(80, 503))
-    await eventually(lambda: records(state) >= 5, within=120, what="a part of the batch done")
+    state, client, ids = await batch_under_way(stack_options, reference_catalog, 80, 503, 5)
     embedded.stop_models(state.home)
     assert records(state) < 80, "the batch finished before the outage; the test proves nothing"
     await asyncio.sleep(OUTAGE_SECONDS)  # the outage itself, not a wait for a state

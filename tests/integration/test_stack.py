@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import socket
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +30,7 @@ from modelbaton.pipeline import search_attributes
 from modelbaton.stack import embedded, processes
 from modelbaton.stack.embedded import StackOptions, StackState
 from modelbaton.stack.processes import ProcessRecord
+from waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -60,13 +60,6 @@ async def custom_attributes(state: StackState) -> dict[str, int]:
         ListSearchAttributesRequest(namespace=state.namespace)
     )
     return dict(listed.custom_attributes)
-
-
-def wait_dead(record: ProcessRecord, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while processes.is_ours(record):
-        assert time.monotonic() < deadline, f"pid {record.pid} still runs"
-        time.sleep(0.1)
 
 
 async def test_restart_keeps_workflows_and_registers_search_attributes(home: Path) -> None:
@@ -124,7 +117,7 @@ async def test_restart_keeps_workflows_and_registers_search_attributes(home: Pat
     # SQLite file survives even SIGKILL.
     crashed = temporal_record(restarted)
     os.kill(crashed.pid, signal.SIGKILL)
-    wait_dead(crashed)
+    await eventually(lambda: not processes.is_ours(crashed), within=10, what="the server gone")
     assert not embedded.stack_status(home).running
     recovered = embedded.start_stack(options(home, ui=False))
     assert not recovered.already_running

@@ -43,8 +43,7 @@ def classify_error(exc: BaseException) -> tuple[int, str] | None:
     if isinstance(exc, UnreachableError):
         return EXIT_UNREACHABLE, str(exc)
     if isinstance(exc, StackError):
-        text = str(exc)
-        return (EXIT_USAGE if "no Temporal address" in text else EXIT_FINDING), text
+        return EXIT_FINDING, str(exc)
     if isinstance(exc, ModelBatonError):
         return EXIT_USAGE, str(exc)
     if isinstance(exc, RPCError):

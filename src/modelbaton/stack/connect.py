@@ -17,7 +17,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 
-from modelbaton.errors import StackError, UnreachableError
+from modelbaton.errors import ConfigError, StackError, UnreachableError
 
 STACK_FILE = "stack.json"
 
@@ -51,7 +51,7 @@ def connect_config(home: Path | None = None) -> dict[str, Any]:
             config["target_host"] = state["temporal_address"]
             config.setdefault("namespace", state.get("namespace", "default"))
     if not config.get("target_host"):
-        raise StackError(
+        raise ConfigError(
             "no Temporal address: set TEMPORAL_ADDRESS (and TEMPORAL_NAMESPACE), select a "
             "profile with TEMPORAL_PROFILE, or start the embedded stack with 'baton dev up'"
         )
