@@ -26,7 +26,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from modelbaton.contracts import DeploymentStrategy
-from modelbaton.contracts.rollout import ModelRef, RolloutPlan
+from modelbaton.contracts.rollout import ModelRef, RolloutPlan, start_shadow
 from modelbaton.models.catalog import Catalog, load_catalog
 from modelbaton.models.client import make_http_client
 from modelbaton.models.resolver import CatalogSource
@@ -54,9 +54,18 @@ TEXT = (
     "invoice date 04/11/2026 remit payment to Northwind Traders"
 )
 #: Which model each release classifies with: the pre-patch code only knows output schema v1.
-MODEL = {"initial": "v1", "patched": "v2", "deprecated": "v2", "complete": "v2", "assigned": "v2"}
+MODEL = {
+    "initial": "v1",
+    "patched": "v2",
+    "deprecated": "v2",
+    "complete": "v2",
+    "assigned": "v2",
+    "shadow": "v2",
+}
 #: Releases whose workflows get a model assignment (and classify on a pool) instead of a config.
-ASSIGNED = {"assigned"}
+ASSIGNED = {"assigned", "shadow"}
+#: Releases whose workflows are shadowed by v3 (and by a second call of v2, the noise baseline).
+SHADOWED = {"shadow"}
 
 
 async def wait_state(handle: WorkflowHandle[object, object], state: WorkflowState) -> None:
@@ -91,10 +100,15 @@ async def run(
             model_id=config.model_id,
             baseline=ModelRef(version=version, output_schema_version=config.output_schema_version),
         )
+        if release in SHADOWED:
+            v3 = catalog.get("v3")
+            candidate = ModelRef(version="v3", output_schema_version=v3.output_schema_version)
+            plan = start_shadow(plan, candidate, 1.0, "record", noise_sample=1.0)
         assignment = plan.assign(doc.document_id, queue)
+        shadow = plan.shadow_for(doc.document_id, queue)
         return await client.start_workflow(
             "DocumentClassificationWorkflow",
-            workflow_input(doc, assignment, pipeline),
+            workflow_input(doc, assignment, pipeline, shadow),
             id=wid,
             task_queue=queue,
             result_type=ClassificationOutcome,
@@ -151,6 +165,7 @@ async def record(releases: list[str]) -> None:
                 async with (
                     build_worker(client, WorkerOptions(queue, release), acts),
                     build_pool_worker(client, queue, "v2", source, http),
+                    build_pool_worker(client, queue, "v3", source, http),
                 ):
                     for scenario in ("auto", "reviewed", "escalated"):
                         handle = await run(client, catalog, release, scenario, queue)
@@ -190,6 +205,26 @@ async def record(releases: list[str]) -> None:
                     )
                     await handle.result()
                 await save(handle, "assigned")
+            if "shadow" in releases:
+                # Started on the assigned release, finished on shadow code.
+                queue = "record-transition-shadow"
+                async with (
+                    build_worker(client, WorkerOptions(queue, "assigned"), acts),
+                    build_pool_worker(client, queue, "v2", source, http),
+                ):
+                    handle = await run(
+                        client, catalog, "assigned", "reviewed-resumed-on-shadow", queue
+                    )
+                    await wait_state(handle, WorkflowState.AWAITING_REVIEW)
+                async with (
+                    build_worker(client, WorkerOptions(queue, "shadow"), acts),
+                    build_pool_worker(client, queue, "v2", source, http),
+                ):
+                    await handle.execute_update(
+                        Current.submit_review, ReviewDecision(label="invoice", reviewer="rec")
+                    )
+                    await handle.result()
+                await save(handle, "shadow")
             store.close()
 
 

@@ -23,6 +23,7 @@ from modelbaton.models.resolver import CatalogSource
 from modelbaton.pipeline.activities import PipelineActivities
 from modelbaton.pipeline.intake import Document, validate_text
 from modelbaton.pipeline.messages import ClassificationOutcome
+from modelbaton.pipeline.releases import CURRENT_RELEASE
 from modelbaton.pipeline.starter import legacy_workflow_input, start_document, workflow_input
 from modelbaton.pipeline.store import ResultsStore
 from modelbaton.pipeline.worker import WorkerOptions, build_pool_worker, build_worker
@@ -75,8 +76,11 @@ class Pipeline:
         review_timeout: float = 3600,
     ) -> WorkflowHandle[Any, ClassificationOutcome]:
         """Start ``doc`` as ``baton submit`` does: assigned by ``plan`` (default: ``version``)."""
-        assignment = (plan or self.plan(version)).assign(doc.document_id, self.task_queue)
-        inp = workflow_input(doc, assignment, self.pipeline_section(threshold, review_timeout))
+        chosen = plan or self.plan(version)
+        assignment = chosen.assign(doc.document_id, self.task_queue)
+        shadow = chosen.shadow_for(doc.document_id, self.task_queue)
+        section = self.pipeline_section(threshold, review_timeout)
+        inp = workflow_input(doc, assignment, section, shadow)
         handle = await start_document(self.client, doc, inp, self.task_queue)
         assert handle is not None
         return handle
@@ -101,7 +105,7 @@ class Pipeline:
     @asynccontextmanager
     async def worker(
         self,
-        release: str = "assigned",
+        release: str = CURRENT_RELEASE,
         activities: list[object] | None = None,
         pools: Sequence[str] = ("v1", "v2", "v3"),
     ) -> AsyncIterator[None]:

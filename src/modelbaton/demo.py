@@ -189,9 +189,9 @@ async def run(
         console.print(f"{len(before.docs)} submitted; {len(waiting)} wait for human review")
 
         console.rule("[bold]3. deploy: restart the worker on the CURRENT release")
-        embedded.restart_workers(home, release="assigned")
+        embedded.restart_workers(home, release=embedded.DEFAULT_RELEASE)
         console.print(
-            "worker now runs releases/r5_assigned.py; in-flight workflows keep going; "
+            "worker now runs releases/r6_shadow.py; in-flight workflows keep going; "
             f"model pools polling: {', '.join(state.pools)}"
         )
 

@@ -40,6 +40,7 @@ RELEASE_PATHS = {
         ("deprecated", "r3_deprecated"),
         ("complete", "r4_complete"),
         ("assigned", "r5_assigned"),
+        ("shadow", "r6_shadow"),
     ]
 }
 #: Which recorded histories each release can replay (by the release that recorded them), as
@@ -50,6 +51,7 @@ CAN_REPLAY = {
     "deprecated": {"patched", "deprecated", "complete"},
     "complete": {"deprecated", "complete"},
     "assigned": {"initial", "prepatch-resumed", "patched", "deprecated", "assigned"},
+    "shadow": {"initial", "prepatch-resumed", "patched", "deprecated", "assigned", "shadow"},
 }
 
 
@@ -98,6 +100,7 @@ def test_release_by_history_matrix() -> None:
         "deprecated",
         "complete",
         "assigned",
+        "shadow",
     }
     for release, path in RELEASE_PATHS.items():
         outcomes = replay_histories([path], items, processes=1)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from modelbaton.cli import dev, models, ops, pipeline, rollout, schema
+from modelbaton.cli import dev, models, ops, pipeline, rollout, schema, shadow
 from modelbaton.cli._boundary import BoundaryGroup
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app.add_typer(schema.app, name="schema")
 app.add_typer(models.app, name="models")
 app.add_typer(dev.app, name="dev")
 app.add_typer(rollout.app, name="rollout")
+app.add_typer(shadow.app, name="shadow")
 pipeline.register(app)
 ops.register(app)
 

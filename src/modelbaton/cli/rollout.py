@@ -71,16 +71,68 @@ def _show_plan(plan: Any, as_json: bool, what: str) -> None:
 def _describe(plan: Any) -> str:
     if plan.candidate is None:
         return f"{plan.baseline.version} serves every document (revision {plan.revision})"
+    if plan.stage == "shadow":
+        noise = (
+            f", baseline called twice on {plan.noise_sample:.2%} of those"
+            if plan.noise_sample
+            else ""
+        )
+        return (
+            f"rollout {plan.rollout_id}: baseline {plan.baseline.version} serves every document; "
+            f"candidate {plan.candidate.version} shadows {plan.sample:.2%} of them{noise} "
+            f"(revision {plan.revision})"
+        )
     return (
         f"rollout {plan.rollout_id}: {plan.fraction:.2%} to candidate {plan.candidate.version}, "
         f"the rest to baseline {plan.baseline.version} (revision {plan.revision})"
     )
 
 
-def _change_by(by: str | None, reason: str) -> Any:
+def _change_by(by: str | None, reason: str, evidence: str = "") -> Any:
     from modelbaton.rollout.messages import ChangeBy
 
-    return ChangeBy(actor=_actor(by), reason=reason)
+    return ChangeBy(actor=_actor(by), reason=reason, evidence=evidence)
+
+
+ForceOption = typer.Option(
+    False, "--force", help="From the shadow stage: go on although the shadow verdict is NOT READY."
+)
+
+
+def _shadow_evidence(plan: Any, force: bool) -> str:
+    """The shadow report's verdict when leaving the shadow stage (refused when NOT READY unless
+    forced); empty in any other stage."""
+    if plan.stage != "shadow" or not plan.rollout_id:
+        return ""
+    from modelbaton.cli.shadow import load_report
+
+    try:
+        report = load_report(plan.rollout_id)
+    except typer.Exit:
+        if not force:
+            raise fail(
+                f"rollout {plan.rollout_id} has no shadow comparisons yet; wait for some or "
+                "pass --force"
+            ) from None
+        return f"forced with no shadow comparisons of {plan.rollout_id}"
+    if report.ready:
+        return str(report.summary())
+    if not force:
+        raise fail(f"refused: {report.summary()}; pass --force to go on anyway", code=1)
+    return f"forced past {report.summary()}"
+
+
+def _leave_shadow(task_queue: str | None, force: bool, by: str | None, reason: str) -> Any:
+    """The change author, with the shadow verdict as evidence when the plan is in shadow."""
+    plan = _run(task_queue, lambda r: r.plan())
+    return _change_by(by, reason, _shadow_evidence(plan, force))
+
+
+def _share(name: str, value: float, *, zero: bool = False) -> float:
+    low_ok = value >= 0.0 if zero else value > 0.0
+    if not (low_ok and value <= 1.0):
+        raise fail(f"{name} must be within {'[' if zero else '('}0, 1], got {value}")
+    return value
 
 
 def _fraction(value: float) -> float:
@@ -98,42 +150,83 @@ def start(
     salt: str | None = typer.Option(
         None, "--salt", help="Salt of the canary hash (default: random, kept in the plan)."
     ),
+    shadow: bool = typer.Option(
+        False,
+        "--shadow",
+        help="Shadow instead of canary: the baseline serves every document and the candidate "
+        "also answers --sample of them, for comparison only.",
+    ),
+    sample: float = typer.Option(
+        1.0, "--sample", help="With --shadow: share of business keys shadowed, in (0, 1]."
+    ),
+    noise_sample: float = typer.Option(
+        0.05,
+        "--noise-sample",
+        help="With --shadow: share of shadowed documents whose baseline is called twice "
+        "(the noise baseline), in [0, 1].",
+    ),
+    shadow_budget: float = typer.Option(
+        60.0,
+        "--shadow-budget",
+        help="With --shadow: seconds a shadow call may take, retries included; a document "
+        "never waits longer than this for its comparison.",
+    ),
     reason: str = ReasonOption,
     by: str | None = ActorOption,
     task_queue: str | None = QueueOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Start a rollout of CANDIDATE; its pool must be polling."""
+    """Start a rollout of CANDIDATE (a canary, or a shadow); its pool must be polling."""
     _fraction(fraction)
+    if shadow:
+        _share("--sample", sample)
+        _share("--noise-sample", noise_sample, zero=True)
+        if not shadow_budget > 0:
+            raise fail(f"--shadow-budget must be positive, got {shadow_budget}")
     change = _change_by(by, reason)
-    plan = _run(task_queue, lambda r: r.start(candidate, fraction, change, salt=salt))
+    plan = _run(
+        task_queue,
+        lambda r: r.start(
+            candidate,
+            fraction,
+            change,
+            salt=salt,
+            sample=sample if shadow else None,
+            noise_sample=noise_sample,
+            shadow_budget_seconds=shadow_budget,
+        ),
+    )
     _show_plan(plan, as_json, "started")
 
 
 @app.command("set")
 def set_(
     fraction: float = typer.Option(..., "--fraction", help="New candidate share, in [0, 1]."),
+    force: bool = ForceOption,
     reason: str = ReasonOption,
     by: str | None = ActorOption,
     task_queue: str | None = QueueOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Change the candidate fraction of the rollout in progress."""
+    """Change the candidate fraction of the rollout in progress; from the shadow stage, start
+    the canary (only on a READY shadow verdict, which goes into the audit trail)."""
     _fraction(fraction)
-    change = _change_by(by, reason)
+    change = _leave_shadow(task_queue, force, by, reason)
     plan = _run(task_queue, lambda r: r.set_fraction(fraction, change))
     _show_plan(plan, as_json, "changed")
 
 
 @app.command()
 def promote(
+    force: bool = ForceOption,
     reason: str = ReasonOption,
     by: str | None = ActorOption,
     task_queue: str | None = QueueOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Make the candidate the baseline of every new document."""
-    change = _change_by(by, reason)
+    """Make the candidate the baseline of every new document (from the shadow stage only on a
+    READY shadow verdict, which goes into the audit trail)."""
+    change = _leave_shadow(task_queue, force, by, reason)
     plan = _run(task_queue, lambda r: r.promote(change))
     _show_plan(plan, as_json, "promoted")
 

@@ -28,9 +28,12 @@ class Arm(StrEnum):
 
 
 class RolloutStage(StrEnum):
-    """``steady``: only the baseline serves; ``canary``: a fraction goes to the candidate."""
+    """``steady``: only the baseline serves; ``shadow``: the baseline serves every document and
+    the candidate also answers a sample, for comparison only; ``canary``: a fraction of documents
+    is served by the candidate."""
 
     STEADY = "steady"
+    SHADOW = "shadow"
     CANARY = "canary"
 
 
@@ -50,6 +53,12 @@ def threshold(fraction: float) -> int:
 def takes_candidate(key: str, salt: str, fraction: float) -> bool:
     """Whether ``key`` runs on the candidate at ``fraction``."""
     return bucket(key, salt) < threshold(fraction)
+
+
+#: Salt suffix of the second hash that picks the shadowed documents whose baseline is called twice.
+NOISE_SALT = ":noise"
+#: How long a shadow call may take, retries included, unless the rollout says otherwise.
+DEFAULT_SHADOW_BUDGET_SECONDS = 60.0
 
 
 def pool_task_queue(base: str, version: str) -> str:
@@ -77,6 +86,23 @@ class ModelAssignment(BaseModel):
     bucket: int | None = None
 
 
+class ShadowAssignment(BaseModel):
+    """The comparison calls of a shadowed document, recorded in its workflow input.
+
+    ``candidate`` answers on the candidate's pool; ``noise`` (on a sample of the sample) calls the
+    baseline a second time, so that the report can tell a model change from non-determinism.
+    Neither answer is ever used by the document: the workflow does not wait for them.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    rollout_id: str = Field(min_length=1)
+    candidate: ModelAssignment
+    noise: ModelAssignment | None = None
+    #: Bound of each shadow call, retries included: the rollout's choice, fixed at its start.
+    budget_seconds: float = Field(default=DEFAULT_SHADOW_BUDGET_SECONDS, gt=0)
+
+
 class ModelRef(BaseModel):
     """A model version's identity as the rollout holds it."""
 
@@ -101,6 +127,11 @@ class RolloutPlan(BaseModel):
     revision: int = 0
     #: How many rollouts this model id has had; the next rollout id is derived from it.
     serial: int = 0
+    #: Shadow stage: share of business keys the candidate also answers, and the share of those
+    #: whose baseline is called a second time (the noise baseline).
+    sample: float = 0.0
+    noise_sample: float = 0.0
+    shadow_budget_seconds: float = DEFAULT_SHADOW_BUDGET_SECONDS
 
     def assign(self, key: str, base_task_queue: str) -> ModelAssignment:
         """The assignment of the document with business key ``key``, decided once at start."""
@@ -117,10 +148,39 @@ class RolloutPlan(BaseModel):
             task_queue=pool_task_queue(base_task_queue, target.version),
             arm=arm,
             # Between rollouts nothing is being compared, so documents belong to none.
-            rollout_id=self.rollout_id if self.stage is RolloutStage.CANARY else None,
+            rollout_id=self.rollout_id if self.stage is not RolloutStage.STEADY else None,
             plan_revision=self.revision,
             key=key,
             bucket=b,
+        )
+
+    def shadow_for(self, key: str, base_task_queue: str) -> ShadowAssignment | None:
+        """The shadow calls of the document with business key ``key``, if it is sampled."""
+        if self.stage is not RolloutStage.SHADOW or self.candidate is None or not self.rollout_id:
+            return None
+        b = bucket(key, self.salt)
+        if b >= threshold(self.sample):
+            return None
+
+        def on(ref: ModelRef, arm: Arm) -> ModelAssignment:
+            return ModelAssignment(
+                model_id=self.model_id,
+                model_version=ref.version,
+                output_schema_version=ref.output_schema_version,
+                task_queue=pool_task_queue(base_task_queue, ref.version),
+                arm=arm,
+                rollout_id=self.rollout_id,
+                plan_revision=self.revision,
+                key=key,
+                bucket=b,
+            )
+
+        noisy = takes_candidate(key, self.salt + NOISE_SALT, self.noise_sample)
+        return ShadowAssignment(
+            rollout_id=self.rollout_id,
+            candidate=on(self.candidate, Arm.CANDIDATE),
+            noise=on(self.baseline, Arm.BASELINE) if noisy else None,
+            budget_seconds=self.shadow_budget_seconds,
         )
 
     @property
@@ -151,9 +211,7 @@ def _check_fraction(fraction: float) -> None:
         raise RolloutRefused(f"fraction must be within [0, 1], got {fraction}")
 
 
-def start_canary(plan: RolloutPlan, candidate: ModelRef, fraction: float, salt: str) -> RolloutPlan:
-    """A new rollout of ``candidate`` at ``fraction``; refused while another is in progress."""
-    _check_fraction(fraction)
+def _new_rollout(plan: RolloutPlan, candidate: ModelRef, salt: str) -> dict[str, object]:
     if plan.stage is not RolloutStage.STEADY or plan.candidate is not None:
         current = plan.candidate.version if plan.candidate else "?"
         raise RolloutRefused(
@@ -162,36 +220,81 @@ def start_canary(plan: RolloutPlan, candidate: ModelRef, fraction: float, salt: 
     if candidate.version == plan.baseline.version:
         raise RolloutRefused(f"candidate {candidate.version} is already the baseline")
     serial = plan.serial + 1
+    return {
+        "candidate": candidate,
+        "salt": salt,
+        "rollout_id": f"{plan.model_id}-{serial}",
+        "serial": serial,
+        "revision": plan.revision + 1,
+        "sample": 0.0,
+        "noise_sample": 0.0,
+        "fraction": 0.0,
+    }
+
+
+def start_canary(plan: RolloutPlan, candidate: ModelRef, fraction: float, salt: str) -> RolloutPlan:
+    """A new rollout of ``candidate`` at ``fraction``; refused while another is in progress."""
+    _check_fraction(fraction)
+    update = _new_rollout(plan, candidate, salt)
+    return plan.model_copy(update=update | {"fraction": fraction, "stage": RolloutStage.CANARY})
+
+
+def start_shadow(
+    plan: RolloutPlan,
+    candidate: ModelRef,
+    sample: float,
+    salt: str,
+    *,
+    noise_sample: float = 0.0,
+    budget_seconds: float = DEFAULT_SHADOW_BUDGET_SECONDS,
+) -> RolloutPlan:
+    """A new rollout whose candidate only shadows ``sample`` of the documents."""
+    if not 0.0 < sample <= 1.0:
+        raise RolloutRefused(f"shadow sample must be within (0, 1], got {sample}")
+    if not 0.0 <= noise_sample <= 1.0:
+        raise RolloutRefused(f"noise sample must be within [0, 1], got {noise_sample}")
+    if not budget_seconds > 0:
+        raise RolloutRefused(f"shadow budget must be positive, got {budget_seconds} s")
+    update = _new_rollout(plan, candidate, salt)
     return plan.model_copy(
-        update={
-            "candidate": candidate,
-            "fraction": fraction,
-            "salt": salt,
-            "stage": RolloutStage.CANARY,
-            "rollout_id": f"{plan.model_id}-{serial}",
-            "serial": serial,
-            "revision": plan.revision + 1,
+        update=update
+        | {
+            "stage": RolloutStage.SHADOW,
+            "sample": sample,
+            "noise_sample": noise_sample,
+            "shadow_budget_seconds": budget_seconds,
         }
     )
 
 
 def set_fraction(plan: RolloutPlan, fraction: float) -> RolloutPlan:
-    """The same rollout with another candidate fraction."""
+    """The same rollout with another candidate fraction; from the shadow stage this starts the
+    canary (and ends the shadowing)."""
     _check_fraction(fraction)
-    if plan.stage is not RolloutStage.CANARY:
+    if plan.stage is RolloutStage.STEADY or plan.candidate is None:
         raise RolloutRefused(f"no rollout in progress for {plan.model_id}; start one first")
-    return plan.model_copy(update={"fraction": fraction, "revision": plan.revision + 1})
+    return plan.model_copy(
+        update={
+            "fraction": fraction,
+            "stage": RolloutStage.CANARY,
+            "sample": 0.0,
+            "noise_sample": 0.0,
+            "revision": plan.revision + 1,
+        }
+    )
 
 
 def promote(plan: RolloutPlan) -> RolloutPlan:
     """The candidate becomes the baseline for every new document; the rollout ends."""
-    if plan.stage is not RolloutStage.CANARY or plan.candidate is None:
+    if plan.stage is RolloutStage.STEADY or plan.candidate is None:
         raise RolloutRefused(f"no rollout in progress for {plan.model_id}; nothing to promote")
     return plan.model_copy(
         update={
             "baseline": plan.candidate,
             "candidate": None,
             "fraction": 0.0,
+            "sample": 0.0,
+            "noise_sample": 0.0,
             "stage": RolloutStage.STEADY,
             "revision": plan.revision + 1,
         }
@@ -200,12 +303,14 @@ def promote(plan: RolloutPlan) -> RolloutPlan:
 
 def abort(plan: RolloutPlan) -> RolloutPlan:
     """Every new document goes to the baseline again; the rollout ends."""
-    if plan.stage is not RolloutStage.CANARY or plan.candidate is None:
+    if plan.stage is RolloutStage.STEADY or plan.candidate is None:
         raise RolloutRefused(f"no rollout in progress for {plan.model_id}; nothing to abort")
     return plan.model_copy(
         update={
             "candidate": None,
             "fraction": 0.0,
+            "sample": 0.0,
+            "noise_sample": 0.0,
             "stage": RolloutStage.STEADY,
             "revision": plan.revision + 1,
         }

@@ -35,6 +35,33 @@ class PipelineSection(BaseModel):
         return self.routes.get(label, self.default_route)
 
 
+class ShadowGate(BaseModel):
+    """The ``[shadow_gate]`` table: what a shadow must show before its candidate may serve."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_documents: int = Field(default=200, ge=1, description="Documents both arms answered")
+    min_agreement: float = Field(
+        default=0.85, ge=0.0, le=1.0, description="Lower bound of the agreement's 95 % interval"
+    )
+    max_error_rate: float = Field(
+        default=0.01, ge=0.0, le=1.0, description="Candidate errors over shadowed documents"
+    )
+    max_schema_errors: int = Field(default=0, ge=0, description="Malformed candidate outputs")
+    max_p95_latency_ratio: float = Field(
+        default=1.5, gt=0.0, description="Candidate p95 latency over the baseline's"
+    )
+    accuracy_alpha: float = Field(
+        default=0.05,
+        gt=0.0,
+        lt=1.0,
+        description="McNemar significance under which a less accurate candidate fails",
+    )
+    target_width: float = Field(
+        default=0.05, gt=0.0, lt=1.0, description="Agreement interval width the report aims at"
+    )
+
+
 @dataclass(frozen=True)
 class CatalogEntry:
     """A catalog model version plus where the bundled server finds its artifact, if it does."""
@@ -52,6 +79,7 @@ class Catalog:
     pipeline: PipelineSection
     base_url: str
     by_version: dict[str, CatalogEntry] = field(default_factory=dict, compare=False)
+    shadow_gate: ShadowGate = field(default_factory=ShadowGate)
 
     def get(self, version: str) -> ModelVersionConfig:
         try:
@@ -71,6 +99,7 @@ class Catalog:
             pipeline=self.pipeline,
             base_url=self.base_url,
             by_version={e.config.version: e for e in entries},
+            shadow_gate=self.shadow_gate,
         )
 
     @property
@@ -90,7 +119,7 @@ def _err(path: Path, where: str, msg: str) -> CatalogError:
 
 
 #: The tables a catalog may have.
-_TOP_LEVEL_KEYS = frozenset({"server", "pipeline", "models"})
+_TOP_LEVEL_KEYS = frozenset({"server", "pipeline", "models", "shadow_gate"})
 
 
 def _entry(path: Path, idx: int, raw: Any, base_url: str) -> CatalogEntry:
@@ -171,8 +200,22 @@ def parse_catalog(path: Path, doc: Mapping[str, Any], base_url: str | None = Non
             f"field 'primary': {pipeline.primary!r} is not a catalog version "
             f"(known: {', '.join(by_version)})",
         )
+    raw_gate = doc.get("shadow_gate", {})
+    if not isinstance(raw_gate, Mapping):
+        raise _err(path, "[shadow_gate]", "must be a table")
+    try:
+        gate = ShadowGate.model_validate(dict(raw_gate))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fld = ".".join(str(p) for p in first["loc"]) or "<table>"
+        raise _err(path, "[shadow_gate]", f"field '{fld}': {first['msg']}") from None
     return Catalog(
-        path=path, entries=entries, pipeline=pipeline, base_url=url, by_version=by_version
+        path=path,
+        entries=entries,
+        pipeline=pipeline,
+        base_url=url,
+        by_version=by_version,
+        shadow_gate=gate,
     )
 
 

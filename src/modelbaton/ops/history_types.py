@@ -30,11 +30,13 @@ WORKFLOW_TYPES: Mapping[str, tuple[type[BaseModel], type[BaseModel] | None]] = {
     m.WORKFLOW_TYPE: (m.ClassifyDocumentInput, m.ClassificationOutcome),
     rm.ROLLOUT_WORKFLOW_TYPE: (rm.RolloutInput, None),
 }
-#: Activity type -> (input type, result type).
-ACTIVITY_TYPES: Mapping[str, tuple[type[BaseModel], type[BaseModel]]] = {
+#: Activity type -> (input type, result type or None).
+ACTIVITY_TYPES: Mapping[str, tuple[type[BaseModel], type[BaseModel] | None]] = {
     m.CLASSIFY_V1: (m.ClassifyActivityInput, NormalizedClassificationResult),
     m.CLASSIFY_V2: (m.ClassifyActivityInput, NormalizedClassificationResult),
     m.PROCESS_RESULT: (m.ProcessInput, m.ProcessOutput),
+    m.SHADOW_CLASSIFY: (m.ClassifyActivityInput, m.ArmAnswer),
+    m.RECORD_SHADOW: (m.ShadowRecordInput, None),
 }
 #: Update name -> (argument type, result type).
 UPDATE_TYPES: Mapping[str, tuple[type[BaseModel], type[BaseModel]]] = {
@@ -124,8 +126,9 @@ def check_history(history: WorkflowHistory, source: str) -> tuple[int, list[Deco
         elif t == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             c = e.activity_task_completed_event_attributes
             name = scheduled.get(c.scheduled_event_id, "")
-            if name in ACTIVITY_TYPES:
-                attempt(e.event_id, f"{name} result", c.result, ACTIVITY_TYPES[name][1])
+            activity_result = ACTIVITY_TYPES.get(name, (None, None))[1]
+            if activity_result is not None:
+                attempt(e.event_id, f"{name} result", c.result, activity_result)
         elif t == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
             u = e.workflow_execution_update_accepted_event_attributes
             req = u.accepted_request

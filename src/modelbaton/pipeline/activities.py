@@ -24,7 +24,7 @@ import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from modelbaton.contracts import NormalizedClassificationResult, normalize
+from modelbaton.contracts import ModelVersionConfig, NormalizedClassificationResult, normalize
 from modelbaton.errors import ConfigError, ModelBatonError, ModelEndpointError, ModelOutputError
 from modelbaton.models.client import call_model_endpoint
 from modelbaton.models.resolver import CatalogSource
@@ -33,12 +33,18 @@ from modelbaton.pipeline.messages import (
     CLASSIFY_V1,
     CLASSIFY_V2,
     PROCESS_RESULT,
+    RECORD_SHADOW,
+    SHADOW_CLASSIFY,
+    ArmAnswer,
     ClassifyActivityInput,
     Outcome,
     ProcessInput,
     ProcessOutput,
+    ShadowRecordInput,
 )
 from modelbaton.pipeline.store import ResultsStore
+from modelbaton.shadow.compare import comparison_row
+from modelbaton.shadow.store import ShadowStore
 
 #: Destination for documents whose review timed out.
 ESCALATION_ROUTE = "review_escalations"
@@ -63,27 +69,33 @@ class ClassifyActivities:
         self._http = http
         self._only_version = only_version
 
+    def _resolve(self, inp: ClassifyActivityInput, expected_schema: int) -> ModelVersionConfig:
+        """The catalog configuration of the model ``inp`` names, refused when misrouted."""
+        model_id, version, schema = inp.identity()
+        if self._only_version is not None and version != self._only_version:
+            raise ConfigError(
+                f"the pool of {self._only_version} received document {inp.document_id} for "
+                f"{version}; its task queue {activity.info().task_queue} is misrouted"
+            )
+        config = self._catalog.resolve(model_id, version)
+        if schema != expected_schema or config.output_schema_version != expected_schema:
+            # A misrouted assignment or an edited catalog is a deploy mistake; retrying
+            # cannot fix it.
+            raise ConfigError(
+                f"{activity.info().activity_type} reads output schema v{expected_schema}, but "
+                f"model {version} is assigned v{schema} and the catalog declares "
+                f"v{config.output_schema_version}"
+            )
+        return config
+
     async def _classify(
         self, inp: ClassifyActivityInput, expected_schema: int
     ) -> NormalizedClassificationResult:
         try:
-            model_id, version, schema = inp.identity()
-            if self._only_version is not None and version != self._only_version:
-                raise ConfigError(
-                    f"the pool of {self._only_version} received document {inp.document_id} for "
-                    f"{version}; its task queue {activity.info().task_queue} is misrouted"
-                )
-            config = self._catalog.resolve(model_id, version)
-            if schema != expected_schema or config.output_schema_version != expected_schema:
-                # A misrouted assignment or an edited catalog is a deploy mistake; retrying
-                # cannot fix it.
-                raise ConfigError(
-                    f"{activity.info().activity_type} reads output schema v{expected_schema}, but "
-                    f"model {version} is assigned v{schema} and the catalog declares "
-                    f"v{config.output_schema_version}"
-                )
+            config = self._resolve(inp, expected_schema)
         except ModelBatonError as exc:
             raise to_application_error(exc) from None
+        version = config.version
         try:
             raw = await call_model_endpoint(config, inp.text, client=self._http)
             return normalize(raw, config)
@@ -116,6 +128,26 @@ class ClassifyActivities:
         """Classify with a model whose raw output is schema v2 (positional scores, class order)."""
         return await self._classify(inp, 2)
 
+    @activity.defn(name=SHADOW_CLASSIFY)
+    async def shadow_classify(self, inp: ClassifyActivityInput) -> ArmAnswer:
+        """Classify for comparison only: a permanent error (malformed output, a schema or
+        normalizer error, a misconfiguration) is returned in the answer, not raised; a transient
+        one is raised, so it is retried within the shadow budget the workflow set."""
+        _, version, schema = inp.identity()
+        try:
+            config = self._resolve(inp, schema)
+            raw = await call_model_endpoint(config, inp.text, client=self._http)
+            result = normalize(raw, config)
+        except ModelEndpointError as exc:
+            if not exc.retryable:
+                return ArmAnswer(
+                    model_version=version, error_type=type(exc).__name__, error=str(exc)
+                )
+            raise to_application_error(exc) from None
+        except ModelBatonError as exc:
+            return ArmAnswer(model_version=version, error_type=type(exc).__name__, error=str(exc))
+        return ArmAnswer(model_version=version, result=result)
+
     def for_schema(self, schema: int) -> object:
         """The classify activity that reads output schema ``schema``."""
         # Each method is named after the activity it defines.
@@ -127,6 +159,10 @@ class ClassifyActivities:
     def all(self) -> list[object]:
         return [self.classify_document_v1, self.classify_document_v2]
 
+    def for_pool(self, schema: int) -> list[object]:
+        """A model version's pool: its schema's classify activity and the shadow call."""
+        return [self.for_schema(schema), self.shadow_classify]
+
 
 class PipelineActivities:
     """The workflow worker's activities: the downstream write, and classify for old histories."""
@@ -135,6 +171,7 @@ class PipelineActivities:
         self, store: ResultsStore, catalog: CatalogSource, http: httpx.AsyncClient
     ) -> None:
         self._store = store
+        self._shadows = ShadowStore(store.engine)
         self._catalog = catalog
         self.classify = ClassifyActivities(catalog, http)
 
@@ -170,6 +207,15 @@ class PipelineActivities:
             record_id=written.record_id, destination=written.destination, created=written.created
         )
 
+    @activity.defn(name=RECORD_SHADOW)
+    async def record_shadow_comparison(self, inp: ShadowRecordInput) -> None:
+        """Compare the arms' answers and store the row of (rollout, document)."""
+        await asyncio.to_thread(self._shadows.record, comparison_row(inp))
+
     def all(self) -> list[object]:
         """Every activity of the workflow worker, for ``Worker(activities=...)``."""
-        return [*self.classify.all(), self.process_classification_result]
+        return [
+            *self.classify.all(),
+            self.process_classification_result,
+            self.record_shadow_comparison,
+        ]

@@ -18,7 +18,7 @@ from modelbaton.contracts import (
     ModelVersionConfig,
     NormalizedClassificationResult,
 )
-from modelbaton.contracts.rollout import ModelAssignment
+from modelbaton.contracts.rollout import ModelAssignment, ShadowAssignment
 
 _TOLERANT = ConfigDict(extra="ignore")
 
@@ -30,6 +30,9 @@ CLASSIFY_V2 = "classify_document_v2"
 #: schema is missing here has no activity to run it (``baton schema check`` says so).
 CLASSIFY_ACTIVITIES: dict[int, str] = {1: CLASSIFY_V1, 2: CLASSIFY_V2}
 PROCESS_RESULT = "process_classification_result"
+#: The shadow call (any output schema) on a model's pool, and the comparison's write.
+SHADOW_CLASSIFY = "shadow_classify"
+RECORD_SHADOW = "record_shadow_comparison"
 
 
 class ClassifyDocumentInput(BaseModel):
@@ -46,6 +49,7 @@ class ClassifyDocumentInput(BaseModel):
     source: str | None = None
     deployment: DeploymentStrategy | None = None
     assignment: ModelAssignment | None = None
+    shadow: ShadowAssignment | None = None
     review_threshold: float = Field(default=0.55, ge=0.0, le=1.0)
     review_timeout: timedelta = timedelta(days=1)
 
@@ -75,6 +79,39 @@ class ClassifyActivityInput(BaseModel):
             c = self.config
             return c.model_id, c.version, c.output_schema_version
         raise ValueError(f"document {self.document_id}: classify input names no model")
+
+
+class ArmAnswer(BaseModel):
+    """One model's answer to a document in a shadow comparison: a canonical result or an error.
+
+    The shadow call returns it with errors recorded, not raised (a malformed output, a schema or
+    normalizer error); the workflow adds ``latency_ms``, measured the same way for every arm: from
+    the workflow scheduling the calls to the answer reaching it.
+    """
+
+    model_config = _TOLERANT
+
+    model_version: str
+    result: NormalizedClassificationResult | None = None
+    error_type: str | None = None
+    error: str | None = None
+    latency_ms: float | None = None
+
+
+class ShadowRecordInput(BaseModel):
+    """Input of ``record_shadow_comparison``: both arms' answers, stored once per document and
+    rollout (a later call for the same pair replaces the row, e.g. to add the reviewed label)."""
+
+    model_config = _TOLERANT
+
+    rollout_id: str
+    document_id: str
+    workflow_id: str
+    run_id: str
+    baseline: ArmAnswer
+    candidate: ArmAnswer
+    noise: ArmAnswer | None = None
+    reviewed_label: str | None = None
 
 
 class ReviewDecision(BaseModel):

@@ -17,6 +17,7 @@ from modelbaton.pipeline.messages import WORKFLOW_TYPE
 
 PATCH_CLASSIFY_V2 = "PATCH_CLASSIFY_V2"
 PATCH_MODEL_ASSIGNMENT = "PATCH_MODEL_ASSIGNMENT"
+PATCH_SHADOW = "PATCH_SHADOW"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,12 @@ PATCHES: tuple[PatchInfo, ...] = (
         WORKFLOW_TYPE,
         "classify on the assigned model's pool queue, by its output schema, resolving the "
         "endpoint at call time (input records identity, not configuration)",
+    ),
+    PatchInfo(
+        PATCH_SHADOW,
+        WORKFLOW_TYPE,
+        "call a shadowed rollout's candidate beside the primary classify, without waiting for "
+        "it, and record the comparison",
     ),
 )
 

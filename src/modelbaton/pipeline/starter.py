@@ -20,7 +20,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from modelbaton.contracts import DeploymentStrategy
-from modelbaton.contracts.rollout import ModelAssignment, RolloutPlan
+from modelbaton.contracts.rollout import ModelAssignment, RolloutPlan, ShadowAssignment
 from modelbaton.models.catalog import PipelineSection
 from modelbaton.pipeline import search_attributes as sa
 from modelbaton.pipeline.intake import Document
@@ -63,14 +63,19 @@ class SubmitReport:
 
 
 def workflow_input(
-    doc: Document, assignment: ModelAssignment, pipeline: PipelineSection
+    doc: Document,
+    assignment: ModelAssignment,
+    pipeline: PipelineSection,
+    shadow: ShadowAssignment | None = None,
 ) -> ClassifyDocumentInput:
-    """The workflow input of ``doc``: identity of the model it runs on, never its endpoint."""
+    """The workflow input of ``doc``: identity of the model it runs on (and of the model that
+    shadows it, if sampled), never an endpoint."""
     return ClassifyDocumentInput(
         document_id=doc.document_id,
         text=doc.text,
         source=doc.source,
         assignment=assignment,
+        shadow=shadow,
         review_threshold=pipeline.review_threshold,
         review_timeout=timedelta(seconds=pipeline.review_timeout_seconds),
     )
@@ -196,10 +201,12 @@ async def submit_documents(
     gate = asyncio.Semaphore(concurrency)
 
     async def one(doc: Document) -> None:
-        assignment = plan.assign(key or doc.document_id, task_queue)
+        business_key = key or doc.document_id
+        assignment = plan.assign(business_key, task_queue)
+        shadow = plan.shadow_for(business_key, task_queue)
         async with gate:
             await start_document(
-                client, doc, workflow_input(doc, assignment, pipeline), task_queue, report
+                client, doc, workflow_input(doc, assignment, pipeline, shadow), task_queue, report
             )
         if on_progress:
             on_progress(1)

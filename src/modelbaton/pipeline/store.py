@@ -24,6 +24,7 @@ from sqlalchemy import (
     Engine,
     Float,
     Integer,
+    MetaData,
     String,
     create_engine,
     delete,
@@ -164,7 +165,7 @@ class ResultsStore:
         self.url = url
         self.engine = make_engine(url)
         _Base.metadata.create_all(self.engine)
-        _add_missing_columns(self.engine)
+        add_missing_columns(self.engine, _Base.metadata)
 
     def write(self, row: dict[str, Any]) -> WriteResult:
         """Store ``row`` as its document's current record; see the module docstring."""
@@ -254,10 +255,11 @@ class ResultsStore:
         self.engine.dispose()
 
 
-def _add_missing_columns(engine: Engine) -> None:
-    """Add the nullable columns a database made by an older release lacks."""
+def add_missing_columns(engine: Engine, metadata: MetaData) -> None:
+    """Add the nullable columns of ``metadata``'s tables that a database made by an older
+    release lacks."""
     inspector = inspect(engine)
-    for table in _Base.metadata.sorted_tables:
+    for table in metadata.sorted_tables:
         have = {c["name"] for c in inspector.get_columns(table.name)}
         for column in table.columns:
             if column.name in have:

@@ -88,13 +88,14 @@ def build_pool_worker(
     *,
     graceful_shutdown: timedelta = timedelta(seconds=10),
 ) -> Worker:
-    """The pool of model ``version``: its classify activity alone, on its own queue."""
+    """The pool of model ``version`` on its own queue: its classify activity, and the shadow
+    call that answers for comparison when it is a shadowed candidate."""
     config = catalog.current().get(version)
     classify = ClassifyActivities(catalog, http, only_version=version)
     return Worker(
         client,
         task_queue=pool_task_queue(base_task_queue, version),
-        activities=[classify.for_schema(config.output_schema_version)],  # type: ignore[list-item]
+        activities=classify.for_pool(config.output_schema_version),  # type: ignore[arg-type]
         max_concurrent_activities=config.max_concurrent,
         graceful_shutdown_timeout=graceful_shutdown,
     )

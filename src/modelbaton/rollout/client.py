@@ -24,6 +24,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from modelbaton.contracts.rollout import (
+    DEFAULT_SHADOW_BUDGET_SECONDS,
     Arm,
     AuditEntry,
     ModelRef,
@@ -32,7 +33,6 @@ from modelbaton.contracts.rollout import (
     pool_task_queue,
 )
 from modelbaton.contracts.rollout import set_fraction as check_fraction
-from modelbaton.contracts.rollout import start_canary as check_start
 from modelbaton.errors import RolloutError
 from modelbaton.models.catalog import Catalog
 from modelbaton.pipeline.messages import WORKFLOW_TYPE
@@ -43,7 +43,7 @@ from modelbaton.rollout.messages import (
     StartCanaryRequest,
     rollout_workflow_id,
 )
-from modelbaton.rollout.workflow import PLAN_MEMO, RolloutWorkflow
+from modelbaton.rollout.workflow import PLAN_MEMO, RolloutWorkflow, planned_start
 
 
 def model_ref(catalog: Catalog, version: str) -> ModelRef:
@@ -136,17 +136,32 @@ class Rollouts:
         *,
         salt: str | None = None,
         require_pool: bool = True,
+        sample: float | None = None,
+        noise_sample: float = 0.0,
+        shadow_budget_seconds: float = DEFAULT_SHADOW_BUDGET_SECONDS,
     ) -> RolloutPlan:
-        """Start a rollout of ``candidate`` at ``fraction`` (creating the rollout workflow)."""
+        """Start a rollout of ``candidate`` (creating the rollout workflow): a canary at
+        ``fraction``, or with ``sample`` a shadow of that share of documents."""
         ref = model_ref(self.catalog, candidate)
         if self.catalog.get(candidate).model_id != self.model_id:
             raise RolloutError(
                 f"{candidate} is a version of {self.catalog.get(candidate).model_id}, "
                 f"not of {self.model_id}"
             )
+        request = StartCanaryRequest(
+            candidate=ref,
+            fraction=fraction,
+            salt=salt,
+            sample=sample,
+            noise_sample=noise_sample,
+            shadow_budget_seconds=shadow_budget_seconds,
+            actor=by.actor,
+            reason=by.reason,
+            evidence=by.evidence,
+        )
         current = await self.plan()
         try:
-            check_start(current, ref, fraction, salt or "check")
+            planned_start(current, request, salt or "check")
         except RolloutRefused as exc:
             raise RolloutError(f"refused: {exc}") from None
         if require_pool:
@@ -159,9 +174,6 @@ class Rollouts:
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             memo={PLAN_MEMO: initial.model_dump(mode="json")},
-        )
-        request = StartCanaryRequest(
-            candidate=ref, fraction=fraction, salt=salt, actor=by.actor, reason=by.reason
         )
         try:
             plan: RolloutPlan = await self.client.execute_update_with_start_workflow(
@@ -178,7 +190,9 @@ class Rollouts:
             check_fraction(await self.plan(), fraction)
         except RolloutRefused as exc:
             raise RolloutError(f"refused: {exc}") from None
-        request = SetFractionRequest(fraction=fraction, actor=by.actor, reason=by.reason)
+        request = SetFractionRequest(
+            fraction=fraction, actor=by.actor, reason=by.reason, evidence=by.evidence
+        )
         return await self._update(RolloutWorkflow.set_fraction, request)
 
     async def promote(self, by: ChangeBy) -> RolloutPlan:
@@ -203,9 +217,10 @@ class Rollouts:
         """Per arm of ``rollout_id``: running, completed, failed, waiting for review."""
         result: dict[str, ArmCounts] = {}
         for arm in Arm:
+            # Rollout ids count per pipeline, so the pipeline's queue is part of the question.
             query = (
-                f'WorkflowType = "{WORKFLOW_TYPE}" AND RolloutId = "{rollout_id}" '
-                f'AND RolloutArm = "{arm.value}"'
+                f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{self.task_queue}" '
+                f'AND RolloutId = "{rollout_id}" AND RolloutArm = "{arm.value}"'
             )
             counted = await self.client.count_workflows(f"{query} GROUP BY ExecutionStatus")
             by_status: dict[str, int] = {}

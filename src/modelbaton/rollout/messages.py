@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelbaton.contracts.rollout import AuditEntry, ModelRef, RolloutPlan
+from modelbaton.contracts.rollout import (
+    DEFAULT_SHADOW_BUDGET_SECONDS,
+    AuditEntry,
+    ModelRef,
+    RolloutPlan,
+)
 
 ROLLOUT_WORKFLOW_TYPE = "ModelRollout"
 _TOLERANT = ConfigDict(extra="ignore")
@@ -31,12 +36,20 @@ class ChangeBy(BaseModel):
 
     actor: str = Field(min_length=1)
     reason: str = ""
+    #: What the change was based on (e.g. the shadow report's verdict), kept in the audit trail.
+    evidence: str = ""
 
 
 class StartCanaryRequest(ChangeBy):
+    """Start a rollout: a canary at ``fraction``, or, when ``sample`` is set, a shadow of that
+    share of documents (the candidate answers for comparison only)."""
+
     candidate: ModelRef
     fraction: float
     salt: str | None = None
+    sample: float | None = None
+    noise_sample: float = 0.0
+    shadow_budget_seconds: float = DEFAULT_SHADOW_BUDGET_SECONDS
 
 
 class SetFractionRequest(ChangeBy):

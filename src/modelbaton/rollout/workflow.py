@@ -13,7 +13,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from modelbaton.contracts import rollout as decide
-    from modelbaton.contracts.rollout import AuditEntry, RolloutPlan
+    from modelbaton.contracts.rollout import AuditEntry, RolloutPlan, RolloutStage
     from modelbaton.rollout.messages import (
         ROLLOUT_WORKFLOW_TYPE,
         ChangeBy,
@@ -52,6 +52,8 @@ class RolloutWorkflow:
 
     def _apply(self, plan: RolloutPlan, by: ChangeBy, action: str, detail: str) -> RolloutPlan:
         self._plan = plan
+        if by.evidence:
+            detail = f"{detail}; {by.evidence}"
         self._audit.append(
             AuditEntry(
                 at=workflow.now(),
@@ -67,9 +69,16 @@ class RolloutWorkflow:
 
     @workflow.update
     def start_canary(self, req: StartCanaryRequest) -> RolloutPlan:
-        """Start a rollout of ``req.candidate`` at ``req.fraction``."""
-        salt = req.salt or str(workflow.uuid4())
-        plan = decide.start_canary(self._plan, req.candidate, req.fraction, salt)
+        """Start a rollout of ``req.candidate``: a canary at ``req.fraction``, or a shadow of
+        ``req.sample`` of the documents."""
+        plan = planned_start(self._plan, req, req.salt or str(workflow.uuid4()))
+        if req.sample is not None:
+            detail = (
+                f"{plan.rollout_id}: candidate {req.candidate.version} shadows baseline "
+                f"{plan.baseline.version} on {req.sample:.2%} of documents "
+                f"(noise baseline on {req.noise_sample:.2%} of those)"
+            )
+            return self._apply(plan, req, "start-shadow", detail)
         detail = (
             f"{plan.rollout_id}: candidate {req.candidate.version} against baseline "
             f"{plan.baseline.version} at {req.fraction:.2%}"
@@ -78,16 +87,19 @@ class RolloutWorkflow:
 
     @start_canary.validator
     def _check_start(self, req: StartCanaryRequest) -> None:
-        decide.start_canary(self._plan, req.candidate, req.fraction, req.salt or "check")
+        planned_start(self._plan, req, req.salt or "check")
 
     @workflow.update
     def set_fraction(self, req: SetFractionRequest) -> RolloutPlan:
-        """Move the candidate fraction; raising it only moves keys to the candidate."""
-        before = self._plan.fraction
-        plan = decide.set_fraction(self._plan, req.fraction)
-        return self._apply(
-            plan, req, "set-fraction", f"fraction {before:.2%} -> {req.fraction:.2%}"
-        )
+        """Move the candidate fraction; raising it only moves keys to the candidate. From the
+        shadow stage this starts the canary."""
+        old = self._plan
+        plan = decide.set_fraction(old, req.fraction)
+        if old.stage is RolloutStage.SHADOW:
+            detail = f"shadow -> canary at {req.fraction:.2%}"
+        else:
+            detail = f"fraction {old.fraction:.2%} -> {req.fraction:.2%}"
+        return self._apply(plan, req, "set-fraction", detail)
 
     @set_fraction.validator
     def _check_fraction(self, req: SetFractionRequest) -> None:
@@ -122,3 +134,17 @@ class RolloutWorkflow:
     def view(self) -> RolloutView:
         """The plan and the audit trail."""
         return RolloutView(plan=self._plan, audit=self._audit)
+
+
+def planned_start(plan: RolloutPlan, req: StartCanaryRequest, salt: str) -> RolloutPlan:
+    """The plan a start request makes of ``plan`` (raises RolloutRefused when not allowed)."""
+    if req.sample is not None:
+        return decide.start_shadow(
+            plan,
+            req.candidate,
+            req.sample,
+            salt,
+            noise_sample=req.noise_sample,
+            budget_seconds=req.shadow_budget_seconds,
+        )
+    return decide.start_canary(plan, req.candidate, req.fraction, salt)

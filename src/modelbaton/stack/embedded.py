@@ -48,7 +48,7 @@ from modelbaton.stack.processes import ProcessRecord, StopResult
 
 #: The worker validates release names itself; naming the default here (rather than importing
 #: the pipeline's releases) keeps ``baton dev status`` and ``down`` free of workflow imports.
-DEFAULT_RELEASE = "assigned"
+DEFAULT_RELEASE = "shadow"
 TEMPORAL = "temporal"
 MODELS = "models"
 WORKER_PREFIX = "worker-"

@@ -3,7 +3,8 @@
 All share the workflow type name, so any of them can resume the others' histories where the
 patching rules allow it. ``RELEASES`` maps a release name to its workflow class. ``deprecated`` and
 ``complete`` are the later lifecycle stages of ``PATCH_CLASSIFY_V2`` as they would ship on top of
-``patched``; ``assigned`` adds ``PATCH_MODEL_ASSIGNMENT`` on top of ``patched``.
+``patched``; ``assigned`` adds ``PATCH_MODEL_ASSIGNMENT`` on top of ``patched``, and ``shadow``
+adds ``PATCH_SHADOW`` on top of ``assigned``.
 
 Release modules are imported only when asked for: the workflow sandbox re-imports a workflow's
 module, and with it this package, for every workflow run, so importing all five here cost about
@@ -21,11 +22,12 @@ _MODULES = {
     "deprecated": "r3_deprecated",
     "complete": "r4_complete",
     "assigned": "r5_assigned",
+    "shadow": "r6_shadow",
 }
-CURRENT_RELEASE = "assigned"
+CURRENT_RELEASE = "shadow"
 #: Releases that shipped, in order: today's code must replay every history they recorded.
 #: ``deprecated`` and ``complete`` never shipped; they serve the lifecycle matrix tests.
-SHIPPED = ("initial", "patched", "assigned")
+SHIPPED = ("initial", "patched", "assigned", "shadow")
 
 
 class _Releases(Mapping[str, type]):

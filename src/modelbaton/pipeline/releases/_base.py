@@ -71,6 +71,8 @@ class DocumentClassificationBase:
         self._review: ReviewDecision | None = None
         self._escalated = False
         self._assignment: ModelAssignment | None = None
+        #: The final label and how it was decided, once known (before the downstream write).
+        self._final: tuple[str, Outcome] | None = None
 
     @staticmethod
     def _legacy_config(inp: ClassifyDocumentInput) -> ModelVersionConfig:
@@ -88,6 +90,9 @@ class DocumentClassificationBase:
     ) -> tuple[str, NormalizedClassificationResult]:
         """Return (branch, canonical result). Overridden by each release."""
         raise NotImplementedError
+
+    async def _after_processed(self) -> None:
+        """What a release does after the downstream write, before completing (nothing here)."""
 
     async def _call_classifier(
         self, inp: ClassifyDocumentInput, activity_name: str, config: ModelVersionConfig
@@ -179,6 +184,7 @@ class DocumentClassificationBase:
                 workflow.upsert_search_attributes([sa.REVIEW_STATE.value_set("reviewed")])
 
         self._state = WorkflowState.PROCESSING
+        self._final = (final_label, outcome)
         info = workflow.info()
         processed = await workflow.execute_activity_method(
             PipelineActivities.process_classification_result,
@@ -198,6 +204,7 @@ class DocumentClassificationBase:
             retry_policy=PROCESS_RETRY,
         )
         self._state = WorkflowState.DONE
+        await self._after_processed()
         return ClassificationOutcome(
             document_id=inp.document_id,
             branch=branch,

@@ -1,0 +1,2 @@
+"""Shadow comparison: per-document comparison rows, their table, and the report that gates
+promotion (``baton shadow report``)."""
