@@ -136,6 +136,8 @@ def row(**kw: Any) -> ShadowComparison:
         "only_baseline_classes": [],
         "only_candidate_classes": [],
         "baseline_latency_ms": 100.0,
+        "baseline_confidence": 0.6,
+        "candidate_confidence": 0.6,
         "candidate_latency_ms": 100.0,
     }
     return ShadowComparison(**(values | kw))
@@ -144,7 +146,10 @@ def row(**kw: Any) -> ShadowComparison:
 def test_report_figures_and_verdict_worked_by_hand() -> None:
     # 8 agree, 2 disagree (a -> b); one schema error; reviewed: 4 documents.
     rows = [row(document_id=f"d{i}") for i in range(8)]
-    rows += [row(document_id=f"x{i}", candidate_label="b", agree=False) for i in range(2)]
+    rows += [
+        row(document_id=f"x{i}", candidate_label="b", agree=False, candidate_confidence=0.5)
+        for i in range(2)
+    ]
     rows.append(
         row(
             document_id="e",
@@ -167,6 +172,11 @@ def test_report_figures_and_verdict_worked_by_hand() -> None:
     # Wilson 95 % for 8/10, worked by hand: (0.4902, 0.9433).
     assert (low, high) == (pytest.approx(0.4902, abs=1e-4), pytest.approx(0.9433, abs=1e-4))
     assert report.confusion == {"a": {"a": 8, "b": 2}}
+    assert report.confidence_delta == {
+        "mean": pytest.approx(-0.02),
+        "p50": 0.0,
+        "mean_abs": pytest.approx(0.02),
+    }
     assert report.schema_errors == 1
     assert report.reviewed is not None
     assert (report.reviewed["only_baseline_right"], report.reviewed["only_candidate_right"]) == (

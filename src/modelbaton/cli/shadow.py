@@ -104,6 +104,12 @@ def render(r: Any) -> None:
             "Jensen-Shannon distance",
             f"p50 {js['p50']:.3f}, p90 {js['p90']:.3f}, max {js['max']:.3f}",
         )
+    if r.confidence_delta:
+        cd = r.confidence_delta
+        facts.add_row(
+            "confidence, candidate minus baseline",
+            f"mean {cd['mean']:+.3f}, median {cd['p50']:+.3f}, mean absolute {cd['mean_abs']:.3f}",
+        )
     if r.only_candidate_classes or r.only_baseline_classes:
         facts.add_row(
             "classes one side lacks",

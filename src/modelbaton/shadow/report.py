@@ -2,6 +2,7 @@
 
 Every figure comes from the ``shadow_comparisons`` rows of one rollout:
 
+- the confidence difference (candidate minus baseline) on documents both answered;
 - agreement of the two arms' labels on documents both answered, with a Wilson 95 % interval, and
   how many more documents the interval needs to reach the target width;
 - the confusion between baseline and candidate labels, the Jensen-Shannon distance between their
@@ -79,6 +80,7 @@ class ShadowReport:
     more_documents_for_width: int | None = None
     confusion: dict[str, dict[str, int]] = field(default_factory=dict)
     distance: dict[str, float] | None = None
+    confidence_delta: dict[str, float] | None = None
     only_baseline_classes: dict[str, int] = field(default_factory=dict)
     only_candidate_classes: dict[str, int] = field(default_factory=dict)
     candidate_errors: dict[str, int] = field(default_factory=dict)
@@ -130,6 +132,7 @@ class ShadowReport:
             "more_documents_for_width": self.more_documents_for_width,
             "confusion": self.confusion,
             "js_distance": self.distance,
+            "confidence_delta": self.confidence_delta,
             "only_baseline_classes": self.only_baseline_classes,
             "only_candidate_classes": self.only_candidate_classes,
             "candidate_errors": self.candidate_errors,
@@ -168,6 +171,19 @@ def build_report(
                 "p50": float(p50),
                 "p90": float(p90),
                 "max": float(distances.max()),
+            }
+        deltas = np.asarray(
+            [
+                r.candidate_confidence - r.baseline_confidence
+                for r in compared
+                if r.candidate_confidence is not None and r.baseline_confidence is not None
+            ]
+        )
+        if deltas.size:
+            report.confidence_delta = {
+                "mean": float(deltas.mean()),
+                "p50": float(np.percentile(deltas, 50)),
+                "mean_abs": float(np.abs(deltas).mean()),
             }
         report.only_baseline_classes = dict(
             Counter(c for r in compared for c in r.only_baseline_classes)
