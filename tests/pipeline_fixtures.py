@@ -17,6 +17,7 @@ from temporalio.client import Client, WorkflowHandle
 
 from modelbaton.contracts import DeploymentStrategy, ModelVersionConfig
 from modelbaton.contracts.rollout import ModelRef, RolloutPlan
+from modelbaton.controller.activities import ControllerActivities
 from modelbaton.models.catalog import Catalog
 from modelbaton.models.client import make_http_client
 from modelbaton.models.resolver import CatalogSource
@@ -112,7 +113,10 @@ class Pipeline:
         """The workflow worker of ``release`` plus a pool per version in ``pools``."""
         async with AsyncExitStack() as stack:
             http = await stack.enter_async_context(make_http_client())
-            acts = activities or PipelineActivities(self.store, self.source, http).all()
+            acts = activities or [
+                *PipelineActivities(self.store, self.source, http).all(),
+                *ControllerActivities(self.client, self.source, self.store).all(),
+            ]
             options = WorkerOptions(task_queue=self.task_queue, release=release)
             await stack.enter_async_context(build_worker(self.client, options, acts))
             for version in pools:

@@ -132,6 +132,10 @@ class RolloutPlan(BaseModel):
     sample: float = 0.0
     noise_sample: float = 0.0
     shadow_budget_seconds: float = DEFAULT_SHADOW_BUDGET_SECONDS
+    #: How the last rollout ended ("promoted" or "aborted"; None while one runs or before any),
+    #: and its candidate, so that a rollback after an abort still knows whom it concerned.
+    ended: str | None = None
+    last_candidate: str | None = None
 
     def assign(self, key: str, base_task_queue: str) -> ModelAssignment:
         """The assignment of the document with business key ``key``, decided once at start."""
@@ -222,6 +226,8 @@ def _new_rollout(plan: RolloutPlan, candidate: ModelRef, salt: str) -> dict[str,
     serial = plan.serial + 1
     return {
         "candidate": candidate,
+        "ended": None,
+        "last_candidate": None,
         "salt": salt,
         "rollout_id": f"{plan.model_id}-{serial}",
         "serial": serial,
@@ -291,6 +297,8 @@ def promote(plan: RolloutPlan) -> RolloutPlan:
     return plan.model_copy(
         update={
             "baseline": plan.candidate,
+            "ended": "promoted",
+            "last_candidate": plan.candidate.version,
             "candidate": None,
             "fraction": 0.0,
             "sample": 0.0,
@@ -307,6 +315,8 @@ def abort(plan: RolloutPlan) -> RolloutPlan:
         raise RolloutRefused(f"no rollout in progress for {plan.model_id}; nothing to abort")
     return plan.model_copy(
         update={
+            "ended": "aborted",
+            "last_candidate": plan.candidate.version,
             "candidate": None,
             "fraction": 0.0,
             "sample": 0.0,

@@ -45,6 +45,7 @@ UPDATE_TYPES: Mapping[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "set_fraction": (rm.SetFractionRequest, RolloutPlan),
     "promote": (rm.ChangeBy, RolloutPlan),
     "abort": (rm.ChangeBy, RolloutPlan),
+    "note": (rm.NoteRequest, RolloutPlan),
 }
 
 

@@ -31,10 +31,17 @@ class StuckWorkflow:
         return any("NonDeterministic" in p or "Nondeterminism" in p for p in self.problems)
 
 
-async def stuck_workflows(client: Client, limit: int = 1000) -> list[StuckWorkflow]:
-    """Running workflows the server reports as failing their workflow tasks."""
+def _within(query: str, where: str) -> str:
+    return f"{query} AND {where}" if where else query
+
+
+async def stuck_workflows(
+    client: Client, limit: int = 1000, *, where: str = ""
+) -> list[StuckWorkflow]:
+    """Running workflows the server reports as failing their workflow tasks (of those ``where``
+    selects, a visibility condition, when given)."""
     found: list[StuckWorkflow] = []
-    async for wf in client.list_workflows(PROBLEM_QUERY, limit=limit):
+    async for wf in client.list_workflows(_within(PROBLEM_QUERY, where), limit=limit):
         problems = list(wf.typed_search_attributes.get(REPORTED_PROBLEMS) or [])
         found.append(StuckWorkflow(wf.id, wf.workflow_type, problems))
     return sorted(found, key=lambda s: s.workflow_id)
@@ -100,15 +107,16 @@ async def _failure_reason(client: Client, workflow_id: str, run_id: str) -> str:
 
 
 async def retrying_activities(
-    client: Client, longer_than: timedelta, limit: int = 500
+    client: Client, longer_than: timedelta, limit: int = 500, *, where: str = ""
 ) -> list[RetryingActivity]:
     """Pending activities of running workflows that have failed for longer than ``longer_than``.
 
-    Looks at up to ``limit`` running workflows (one describe each).
+    Looks at up to ``limit`` running workflows (one describe each), of those ``where`` selects
+    when given.
     """
     now = datetime.now(UTC)
     found: list[RetryingActivity] = []
-    async for wf in client.list_workflows(RUNNING_QUERY, limit=limit):
+    async for wf in client.list_workflows(_within(RUNNING_QUERY, where), limit=limit):
         handle = client.get_workflow_handle(wf.id, run_id=wf.run_id)
         described = await handle.describe()
         failing = [p for p in described.raw_description.pending_activities if p.attempt >= 2]

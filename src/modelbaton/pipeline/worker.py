@@ -63,15 +63,17 @@ def build_worker(
 ) -> Worker:
     """A worker for ``options.release`` (or explicit ``workflows``) and the given activities.
 
-    The rollout workflow is registered beside the document workflow, on the pipeline's queue.
+    The rollout workflow and the rollout controller are registered beside the document
+    workflow, on the pipeline's queue.
     """
+    from modelbaton.controller.workflow import RolloutControllerWorkflow
     from modelbaton.rollout.workflow import RolloutWorkflow
 
     chosen = list(workflows) if workflows is not None else [workflow_class(options.release)]
     return Worker(
         client,
         task_queue=options.task_queue,
-        workflows=[*chosen, RolloutWorkflow],
+        workflows=[*chosen, RolloutWorkflow, RolloutControllerWorkflow],
         activities=list(activities),  # type: ignore[arg-type]
         max_concurrent_activities=options.max_concurrent_activities,
         max_concurrent_workflow_tasks=options.max_concurrent_workflow_tasks,
@@ -114,6 +116,8 @@ async def _serve(worker: Worker, ready: str) -> None:
 
 async def run_worker(client: Client, settings: Settings, options: WorkerOptions) -> None:
     """Run until SIGINT or SIGTERM, then let in-flight activities finish within the grace period."""
+    from modelbaton.controller.activities import ControllerActivities
+
     workflow_class(options.release)  # fail fast on a bad release name
     catalog = CatalogSource(settings.catalog_path, base_url=settings.model_base_url)
     catalog.current()  # fail fast on a bad catalog
@@ -122,7 +126,8 @@ async def run_worker(client: Client, settings: Settings, options: WorkerOptions)
         store = ResultsStore(settings.database_url)
         stack.callback(store.close)
         acts = PipelineActivities(store, catalog, http)
-        worker = build_worker(client, options, acts.all())
+        controller = ControllerActivities(client, catalog, store)
+        worker = build_worker(client, options, [*acts.all(), *controller.all()])
         await _serve(
             worker,
             f"worker ready: task queue {options.task_queue}, release {options.release}, "

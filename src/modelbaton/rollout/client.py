@@ -38,6 +38,7 @@ from modelbaton.models.catalog import Catalog
 from modelbaton.pipeline.messages import WORKFLOW_TYPE
 from modelbaton.rollout.messages import (
     ChangeBy,
+    NoteRequest,
     RolloutInput,
     SetFractionRequest,
     StartCanaryRequest,
@@ -202,6 +203,10 @@ class Rollouts:
     async def abort(self, by: ChangeBy) -> RolloutPlan:
         """Send every new document to the baseline again."""
         return await self._update(RolloutWorkflow.abort, by)
+
+    async def note(self, req: NoteRequest) -> RolloutPlan:
+        """Add an entry to the audit trail (needs the rollout workflow to exist)."""
+        return await self._update(RolloutWorkflow.note, req)
 
     async def audit(self) -> list[AuditEntry]:
         """The audit trail (a query: needs a workflow worker); empty when no rollout exists."""

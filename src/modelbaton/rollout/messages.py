@@ -63,3 +63,10 @@ class RolloutView(BaseModel):
 
     plan: RolloutPlan
     audit: list[AuditEntry]
+
+
+class NoteRequest(ChangeBy):
+    """An audit trail entry that changes nothing (a controller's decision and its values)."""
+
+    action: str = Field(min_length=1)
+    detail: str = ""

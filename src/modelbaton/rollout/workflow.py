@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from modelbaton.rollout.messages import (
         ROLLOUT_WORKFLOW_TYPE,
         ChangeBy,
+        NoteRequest,
         RolloutInput,
         RolloutView,
         SetFractionRequest,
@@ -129,6 +130,21 @@ class RolloutWorkflow:
     @abort.validator
     def _check_abort(self, req: ChangeBy) -> None:
         decide.abort(self._plan)
+
+    @workflow.update
+    def note(self, req: NoteRequest) -> RolloutPlan:
+        """Add an audit entry without changing the plan (a controller's gate decision)."""
+        self._audit.append(
+            AuditEntry(
+                at=workflow.now(),
+                actor=req.actor,
+                action=req.action,
+                reason=req.reason,
+                revision=self._plan.revision,
+                detail=req.detail,
+            )
+        )
+        return self._plan
 
     @workflow.query
     def view(self) -> RolloutView:

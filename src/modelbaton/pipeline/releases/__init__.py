@@ -47,4 +47,21 @@ class _Releases(Mapping[str, type]):
 
 RELEASES: Mapping[str, type] = _Releases()
 
-__all__ = ["CURRENT_RELEASE", "RELEASES", "SHIPPED"]
+#: The raw output schemas each release can classify with (rollback scenario C: a release that
+#: cannot serve the baseline's schema any more).
+_SERVES: Mapping[str, frozenset[int]] = {
+    "initial": frozenset({1}),
+    "patched": frozenset({1, 2}),
+    "deprecated": frozenset({2}),
+    "complete": frozenset({2}),
+    "assigned": frozenset({1, 2}),
+    "shadow": frozenset({1, 2}),
+}
+
+
+def serves_schema(release: str, schema: int) -> bool:
+    """Whether ``release``'s workflow code has a classify path for output schema ``schema``."""
+    return schema in _SERVES.get(release, frozenset())
+
+
+__all__ = ["CURRENT_RELEASE", "RELEASES", "SHIPPED", "serves_schema"]

@@ -1,0 +1,140 @@
+"""Inputs, outputs and state of the controller workflow and its activities: recorded in
+history, so tolerant readers that evolve by adding optional fields."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelbaton.controller.gates import GateResult, Metrics
+from modelbaton.controller.plan import RolloutPlanFile
+from modelbaton.rollout.messages import ChangeBy
+
+CONTROLLER_WORKFLOW_TYPE = "RolloutController"
+_TOLERANT = ConfigDict(extra="ignore")
+
+
+def controller_workflow_id(task_queue: str, model_id: str) -> str:
+    """One controller at a time per pipeline (its task queue) and model id."""
+    return f"rollout-controller-{task_queue}-{model_id}"
+
+
+class Phase(StrEnum):
+    APPLYING = "applying"
+    BAKING = "baking"
+    PAUSED = "paused"
+    ROLLING_BACK = "rolling-back"
+    PROMOTED = "promoted"
+    ABORTED = "aborted"
+
+
+class ControllerState(BaseModel):
+    """Where the controller is; carried across continue-as-new."""
+
+    model_config = _TOLERANT
+
+    step: int = 0
+    phase: Phase = Phase.APPLYING
+    step_started_at: datetime | None = None
+    paused: bool = False
+    last_results: list[GateResult] = Field(default_factory=list)
+    last_metrics: Metrics | None = None
+    breach_at: datetime | None = None
+    fraction_zero_at: datetime | None = None
+    abort_reason: str = ""
+    rolled_back: list[str] = Field(default_factory=list)
+
+
+class ControllerInput(BaseModel):
+    """Start (or continue-as-new) input of the controller workflow."""
+
+    model_config = _TOLERANT
+
+    plan: RolloutPlanFile
+    task_queue: str
+    model_id: str
+    started_by: ChangeBy
+    state: ControllerState = Field(default_factory=ControllerState)
+
+
+class ControllerView(BaseModel):
+    """Answer of the controller's ``status`` query."""
+
+    model_config = _TOLERANT
+
+    plan: RolloutPlanFile
+    state: ControllerState
+    rollout_id: str | None = None
+
+
+class ApplyStepRequest(BaseModel):
+    """Make the rollout plan match step ``index`` of the controller's plan."""
+
+    model_config = _TOLERANT
+
+    task_queue: str
+    plan: RolloutPlanFile
+    index: int
+    by: ChangeBy
+
+
+class ApplyStepResult(BaseModel):
+    model_config = _TOLERANT
+
+    rollout_id: str | None
+    baseline: str
+    fraction: float
+    detail: str
+
+
+class MeasureRequest(BaseModel):
+    """Measure rollout ``rollout_id`` (per arm, and its shadow when ``shadow_documents``)."""
+
+    model_config = _TOLERANT
+
+    task_queue: str
+    rollout_id: str
+    retrying_after_seconds: float = 10.0
+    shadow_documents: int | None = None
+
+
+class InFlightRequest(BaseModel):
+    """Count the running documents still assigned to ``version`` on the pipeline's queue."""
+
+    model_config = _TOLERANT
+
+    task_queue: str
+    version: str
+
+
+class NoteRequest(BaseModel):
+    """An audit trail entry in the rollout workflow: a controller decision and its values."""
+
+    model_config = _TOLERANT
+
+    task_queue: str
+    by: ChangeBy
+    action: str
+    detail: str
+
+
+class RollbackRequest(BaseModel):
+    """Roll back rollout ``rollout_id`` by scenario (see ``controller.rollback``)."""
+
+    model_config = _TOLERANT
+
+    task_queue: str
+    rollout_id: str
+    restart_on_baseline: bool
+    by: ChangeBy
+
+
+class RollbackResult(BaseModel):
+    model_config = _TOLERANT
+
+    scenario: str
+    aborted_at: datetime | None = None
+    actions: list[str] = Field(default_factory=list)
+    restarted: list[str] = Field(default_factory=list)

@@ -1,0 +1,225 @@
+"""A rollout plan in TOML: the steps a controller drives a candidate through, and its gates.
+
+    candidate = "v3"
+    on_failure = "restart-on-baseline"   # or "let-finish"
+
+    [gates]
+    max_failure_rate_increase = 0.05     # candidate minus baseline, failures and retrying
+
+    [[steps]]
+    kind = "shadow"                      # the candidate answers a sample, for comparison only
+    sample = 0.5
+    documents = 100                      # comparisons needed before the shadow verdict counts
+    max_wait = "30m"                     # then the controller pauses for a person
+
+    [[steps]]
+    kind = "canary"                      # a share of documents runs on the candidate
+    fraction = 0.05
+    bake = "5m"                          # at least this long, and
+    min_documents = 50                   # at least this many candidate documents, before passing
+
+    [[steps]]
+    kind = "promote"
+
+Durations are numbers of seconds or strings such as ``"90s"``, ``"5m"``, ``"1h"``. Every error
+names the file, the step and the field.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from modelbaton.errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a string like ``"90s"``, ``"5m"``, ``"1.5h"``."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    else:
+        raise ValueError(f'expected a duration such as 30, "90s", "5m" or "1h", got {value!r}')
+    if seconds < 0:
+        raise ValueError(f"a duration must not be negative, got {value!r}")
+    return seconds
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _seconds(v: object) -> float:
+    return parse_duration(v)
+
+
+class ShadowStep(_Strict):
+    """The candidate shadows ``sample`` of the documents until ``documents`` comparisons (or
+    ``duration`` seconds) are in; the shadow verdict gates the next step."""
+
+    kind: Literal["shadow"]
+    sample: float = Field(default=1.0, gt=0.0, le=1.0)
+    noise_sample: float = Field(default=0.05, ge=0.0, le=1.0)
+    documents: int = Field(default=100, ge=1)
+    duration: float = Field(default=0.0, ge=0.0, description="Seconds the shadow runs at least")
+    max_wait: float = Field(default=3600.0, gt=0.0)
+    budget: float = Field(default=60.0, gt=0.0, description="Seconds a shadow call may take")
+
+    _durations = field_validator("duration", "max_wait", "budget", mode="before")(_seconds)
+
+
+class CanaryStep(_Strict):
+    """``fraction`` of the documents runs on the candidate for at least ``bake`` seconds and
+    ``min_documents`` candidate documents before the gates may pass."""
+
+    kind: Literal["canary"]
+    fraction: float = Field(gt=0.0, le=1.0)
+    bake: float = Field(default=300.0, ge=0.0)
+    min_documents: int = Field(default=20, ge=1)
+    max_wait: float = Field(default=3600.0, gt=0.0)
+
+    _durations = field_validator("bake", "max_wait", mode="before")(_seconds)
+
+
+class PromoteStep(_Strict):
+    """The candidate becomes the baseline of every new document."""
+
+    kind: Literal["promote"]
+
+
+class DrainStep(_Strict):
+    """Wait until no document still runs on the old baseline, up to ``deadline``."""
+
+    kind: Literal["drain"]
+    deadline: float = Field(default=3600.0, gt=0.0)
+    on_deadline: Literal["wait", "report", "terminate"] = "report"
+
+    _durations = field_validator("deadline", mode="before")(_seconds)
+
+
+Step = Annotated[ShadowStep | CanaryStep | PromoteStep | DrainStep, Field(discriminator="kind")]
+
+
+class Gates(_Strict):
+    """Thresholds checked between steps; ``None`` turns a gate off."""
+
+    max_failure_rate_increase: float | None = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="Candidate share of failed or retrying documents minus the baseline's",
+    )
+    max_stuck: int | None = Field(
+        default=0, ge=0, description="Candidate workflows stuck on workflow-task problems"
+    )
+    max_p95_latency_ratio: float | None = Field(
+        default=3.0, gt=0.0, description="Candidate p95 start-to-close latency over the baseline's"
+    )
+    max_review_share_increase: float | None = Field(
+        default=0.2, ge=0.0, le=1.0, description="Candidate share sent to review minus baseline's"
+    )
+    max_accuracy_drop: float | None = Field(
+        default=0.05, ge=0.0, le=1.0, description="Baseline minus candidate accuracy on reviews"
+    )
+    min_reviewed: int = Field(
+        default=20, ge=1, description="Reviewed documents per arm before accuracy counts"
+    )
+    require_shadow_ready: bool = True
+    retrying_after: float = Field(
+        default=10.0, ge=0.0, description="Seconds a classify attempt may keep failing unnoticed"
+    )
+
+    _durations = field_validator("retrying_after", mode="before")(_seconds)
+
+
+class RolloutPlanFile(_Strict):
+    """A whole plan as read from TOML."""
+
+    candidate: str = Field(min_length=1)
+    on_failure: Literal["restart-on-baseline", "let-finish"] = "restart-on-baseline"
+    poll: float = Field(default=5.0, gt=0.0, description="Seconds between gate measurements")
+    gates: Gates = Field(default_factory=Gates)
+    steps: list[Step] = Field(min_length=1)
+
+    _durations = field_validator("poll", mode="before")(_seconds)
+
+    @field_validator("steps")
+    @classmethod
+    def _order(cls, steps: list[Any]) -> list[Any]:
+        kinds = [s.kind for s in steps]
+        if "promote" in kinds:
+            after = kinds[kinds.index("promote") + 1 :]
+            if any(k != "drain" for k in after):
+                raise ValueError("only a drain step may follow the promote step")
+            if kinds.count("promote") > 1:
+                raise ValueError("a plan promotes once")
+        if "drain" in kinds and "promote" not in kinds[: kinds.index("drain")]:
+            raise ValueError("a drain step must come after the promote step")
+        if "shadow" in kinds and any(k == "canary" for k in kinds[: kinds.index("shadow")]):
+            raise ValueError("a shadow step must come before the canary steps")
+        fractions = [s.fraction for s in steps if s.kind == "canary"]
+        if fractions != sorted(fractions):
+            raise ValueError(f"canary fractions must not decrease, got {fractions}")
+        return steps
+
+
+_PLAN = TypeAdapter(RolloutPlanFile)
+
+
+def _where(loc: tuple[Any, ...], doc: dict[str, Any]) -> str:
+    """``steps[2] (canary): fraction`` from a pydantic error location."""
+    parts: list[str] = []
+    i = 0
+    while i < len(loc):
+        item = loc[i]
+        if item == "steps" and i + 1 < len(loc) and isinstance(loc[i + 1], int):
+            index = loc[i + 1]
+            kind = ""
+            steps = doc.get("steps")
+            if isinstance(steps, list) and index < len(steps) and isinstance(steps[index], dict):
+                kind = f" ({steps[index].get('kind', '?')})"
+            parts.append(f"steps[{index + 1}]{kind}")
+            i += 2
+            # The discriminator's tag (e.g. "canary") is not a field: skip it.
+            if (
+                i < len(loc)
+                and isinstance(loc[i], str)
+                and loc[i] in ("shadow", "canary", "promote", "drain")
+            ):
+                i += 1
+            continue
+        parts.append(str(item))
+        i += 1
+    return ".".join(parts) or "<plan>"
+
+
+def parse_plan(doc: dict[str, Any], source: str = "<plan>") -> RolloutPlanFile:
+    """Validate a decoded plan; the error names the source, the step and the field."""
+    try:
+        return _PLAN.validate_python(doc)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"{source}: {_where(tuple(first['loc']), doc)}: {first['msg']}") from None
+
+
+def load_plan(path: Path) -> RolloutPlanFile:
+    """Read and validate a plan file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read rollout plan: {exc.strerror or exc}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_plan(doc, str(path))
