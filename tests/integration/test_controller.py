@@ -8,13 +8,20 @@ import contextlib
 import dataclasses
 import itertools
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from temporalio.client import WorkflowExecutionStatus
 
+from modelbaton.contracts import ModelVersionConfig
 from modelbaton.controller.client import Controllers
 from modelbaton.controller.messages import Phase
 from modelbaton.controller.plan import parse_plan
+from modelbaton.models.reference import load_or_train
+from modelbaton.models.server import serve_in_thread
 from modelbaton.pipeline.starter import submit_documents
 from modelbaton.rollout.client import Rollouts
 from modelbaton.rollout.messages import ChangeBy
@@ -106,3 +113,94 @@ async def test_good_candidate_is_promoted_through_every_step(pipeline: Pipeline)
     assert "shadow verdict READY" in shadow_pass.detail
     versions = {r.model_version for r in pipeline.store.records()}
     assert versions == {"v2", "v3"}
+
+
+def switchable_v3(model_cache: Path) -> FastAPI:
+    """The real v3 model behind an endpoint that starts answering 500 when told to."""
+    model = load_or_train("v3", model_cache)
+    app = FastAPI()
+    app.state.broken = False
+
+    @app.post("/classify")
+    async def classify(body: dict[str, Any]) -> JSONResponse:
+        if app.state.broken:
+            return JSONResponse({"detail": "model crashed"}, status_code=500)
+        return JSONResponse(model.render(str(body["text"])))
+
+    return app
+
+
+BAD_PLAN = {
+    "candidate": "bad",
+    "poll": 1,
+    "gates": {"retrying_after": 3, "max_p95_latency_ratio": 10},
+    "steps": [
+        {"kind": "canary", "fraction": 0.1, "bake": 2, "min_documents": 3},
+        {"kind": "canary", "fraction": 0.25, "bake": 120, "min_documents": 40},
+        {"kind": "promote"},
+    ],
+}
+
+
+@pytest.mark.timeout(300)
+async def test_bad_candidate_is_stopped_at_the_25_percent_step_and_rolled_back(
+    pipeline: Pipeline, model_cache: Path
+) -> None:
+    app = switchable_v3(model_cache)
+    with serve_in_thread(app) as url:
+        pipeline.add_model(
+            ModelVersionConfig(
+                model_id="doc-classifier",
+                version="bad",
+                endpoint=f"{url}/classify",
+                output_schema_version=2,
+            )
+        )
+        controllers = Controllers(pipeline.client, pipeline.catalog, pipeline.task_queue)
+        rollouts = Rollouts(pipeline.client, pipeline.catalog, pipeline.task_queue)
+        async with pipeline.worker(pools=["v2", "bad"]):
+            async with traffic(pipeline) as started:
+                await eventually(lambda: rollouts.pool_pollers("bad"), what="pool polling")
+                await controllers.run(parse_plan(BAD_PLAN), BY)
+
+                async def at_25() -> bool:
+                    view = await controllers.status()
+                    return view is not None and view.state.step == 1
+
+                await eventually(at_25, within=60, what="the 25 % step")
+                app.state.broken = True
+                result = await controllers.handle().result()
+            await all_closed(pipeline, list(started))
+            audit = await rollouts.audit()
+            candidate_runs = await pipeline.client.count_workflows(
+                f'TaskQueue = "{pipeline.task_queue}" AND RolloutArm = "candidate"'
+            )
+        ids = list(started)
+    assert result.phase is Phase.ABORTED
+    assert result.step == 1
+    assert "failure rate fail" in result.abort_reason
+    plan = await rollouts.plan()
+    assert (plan.baseline.version, plan.candidate, plan.ended) == ("v2", None, "aborted")
+    actions = [a.action for a in audit]
+    assert "controller-gate-fail" in actions
+    rollback = next(a for a in audit if a.action == "controller-rollback")
+    assert rollback.detail.startswith("scenario B (restart-on-baseline)")
+    assert result.rolled_back  # documents stuck on the broken candidate were restarted
+    # Every document ends with exactly one current record, from a model that answered.
+    records = {r.document_id: r for r in pipeline.store.records()}
+    assert len(records) == len(ids)
+    for wid in ids:
+        described = await pipeline.client.get_workflow_handle(wid).describe()
+        assert described.status is WorkflowExecutionStatus.COMPLETED, wid
+    for wid in result.rolled_back:
+        doc_id = wid.removeprefix("classify-")
+        assert records[doc_id].model_version == "v2"
+    assert {r.model_version for r in records.values()} <= {"v2", "bad"}
+    assert result.breach_at is not None
+    assert result.fraction_zero_at is not None
+    lag = (result.fraction_zero_at - result.breach_at).total_seconds()
+    print(
+        f"breach -> fraction 0: {lag:.2f} s; candidate-arm workflows: {candidate_runs.count}; "
+        f"restarted on baseline: {len(result.rolled_back)}; documents: {len(ids)}"
+    )
+    assert 0 <= lag < 30
