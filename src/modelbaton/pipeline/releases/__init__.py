@@ -50,4 +50,17 @@ class _Releases(Mapping[str, type]):
 
 RELEASES: Mapping[str, type] = _Releases()
 
-__all__ = ["CURRENT_RELEASE", "RELEASES", "SHIPPED"]
+
+def serves_schema(release: str, schema: int) -> bool:
+    """Whether a new workflow on ``release`` can classify with a model of raw output ``schema``.
+
+    Each release module declares ``SERVES_SCHEMAS``. False for ``complete`` and schema 1: that is
+    rollback scenario C, where the old path is gone and must come back as a new patch
+    (``restored``). Raises ``KeyError`` for an unknown release.
+    """
+    module = importlib.import_module(f"{__name__}.{_MODULES[release]}")
+    served: frozenset[int] = module.SERVES_SCHEMAS
+    return schema in served
+
+
+__all__ = ["CURRENT_RELEASE", "RELEASES", "SHIPPED", "serves_schema"]
