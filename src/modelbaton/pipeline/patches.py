@@ -18,6 +18,7 @@ from modelbaton.pipeline.messages import WORKFLOW_TYPE
 PATCH_CLASSIFY_V2 = "PATCH_CLASSIFY_V2"
 PATCH_MODEL_ASSIGNMENT = "PATCH_MODEL_ASSIGNMENT"
 PATCH_SHADOW = "PATCH_SHADOW"
+PATCH_RESTORE_V1 = "PATCH_RESTORE_V1"
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,13 @@ PATCHES: tuple[PatchInfo, ...] = (
         WORKFLOW_TYPE,
         "call a shadowed rollout's candidate beside the primary classify, without waiting for "
         "it, and record the comparison",
+    ),
+    PatchInfo(
+        PATCH_RESTORE_V1,
+        WORKFLOW_TYPE,
+        "rollback scenario C (release restored, not shipped): bring back the schema-1 path that "
+        "complete removed, classifying by the configured model's output schema; histories "
+        "without the marker keep complete's v2-only path",
     ),
 )
 

@@ -4,7 +4,8 @@ All share the workflow type name, so any of them can resume the others' historie
 patching rules allow it. ``RELEASES`` maps a release name to its workflow class. ``deprecated`` and
 ``complete`` are the later lifecycle stages of ``PATCH_CLASSIFY_V2`` as they would ship on top of
 ``patched``; ``assigned`` adds ``PATCH_MODEL_ASSIGNMENT`` on top of ``patched``, and ``shadow``
-adds ``PATCH_SHADOW`` on top of ``assigned``.
+adds ``PATCH_SHADOW`` on top of ``assigned``. ``restored`` adds ``PATCH_RESTORE_V1`` on top of
+``complete``: the rollback of scenario C, the removed schema-1 path brought back as a new patch.
 
 Release modules are imported only when asked for: the workflow sandbox re-imports a workflow's
 module, and with it this package, for every workflow run, so importing all five here cost about
@@ -23,10 +24,12 @@ _MODULES = {
     "complete": "r4_complete",
     "assigned": "r5_assigned",
     "shadow": "r6_shadow",
+    "restored": "r7_restored",
 }
 CURRENT_RELEASE = "shadow"
 #: Releases that shipped, in order: today's code must replay every history they recorded.
-#: ``deprecated`` and ``complete`` never shipped; they serve the lifecycle matrix tests.
+#: ``deprecated``, ``complete`` and ``restored`` never shipped; they serve the lifecycle matrix
+#: tests.
 SHIPPED = ("initial", "patched", "assigned", "shadow")
 
 
@@ -47,21 +50,17 @@ class _Releases(Mapping[str, type]):
 
 RELEASES: Mapping[str, type] = _Releases()
 
-#: The raw output schemas each release can classify with (rollback scenario C: a release that
-#: cannot serve the baseline's schema any more).
-_SERVES: Mapping[str, frozenset[int]] = {
-    "initial": frozenset({1}),
-    "patched": frozenset({1, 2}),
-    "deprecated": frozenset({2}),
-    "complete": frozenset({2}),
-    "assigned": frozenset({1, 2}),
-    "shadow": frozenset({1, 2}),
-}
-
 
 def serves_schema(release: str, schema: int) -> bool:
-    """Whether ``release``'s workflow code has a classify path for output schema ``schema``."""
-    return schema in _SERVES.get(release, frozenset())
+    """Whether a new workflow on ``release`` can classify with a model of raw output ``schema``.
+
+    Each release module declares ``SERVES_SCHEMAS``. False for ``complete`` and schema 1: that is
+    rollback scenario C, where the old path is gone and must come back as a new patch
+    (``restored``). Raises ``KeyError`` for an unknown release.
+    """
+    module = importlib.import_module(f"{__name__}.{_MODULES[release]}")
+    served: frozenset[int] = module.SERVES_SCHEMAS
+    return schema in served
 
 
 __all__ = ["CURRENT_RELEASE", "RELEASES", "SHIPPED", "serves_schema"]

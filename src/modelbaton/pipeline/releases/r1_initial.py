@@ -16,6 +16,10 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
+#: New workflows classify with schema-1 models only.
+SERVES_SCHEMAS: frozenset[int] = frozenset({1})
+
+
 @workflow.defn(name=WORKFLOW_TYPE)
 class DocumentClassificationWorkflow(DocumentClassificationBase):
     """Pre-patch code: only the v1 path exists."""

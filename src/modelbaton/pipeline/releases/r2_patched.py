@@ -24,6 +24,10 @@ with workflow.unsafe.imports_passed_through():
     from modelbaton.pipeline.patches import PATCH_CLASSIFY_V2
 
 
+#: New workflows take the v2 branch, which refuses a schema-1 model (measured).
+SERVES_SCHEMAS: frozenset[int] = frozenset({2})
+
+
 @workflow.defn(name=WORKFLOW_TYPE)
 class DocumentClassificationWorkflow(DocumentClassificationBase):
     """Patched code: ``workflow.patched(PATCH_CLASSIFY_V2)`` chooses the path."""

@@ -20,6 +20,10 @@ with workflow.unsafe.imports_passed_through():
     from modelbaton.pipeline.patches import PATCH_CLASSIFY_V2
 
 
+#: New workflows classify with schema-2 models only.
+SERVES_SCHEMAS: frozenset[int] = frozenset({2})
+
+
 @workflow.defn(name=WORKFLOW_TYPE)
 class DocumentClassificationWorkflow(DocumentClassificationBase):
     """Deprecated patch: ``deprecate_patch`` keeps histories with and without markers replaying."""

@@ -20,6 +20,10 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
+#: New workflows classify with schema-2 models only: a schema-1 model has no path (scenario C).
+SERVES_SCHEMAS: frozenset[int] = frozenset({2})
+
+
 @workflow.defn(name=WORKFLOW_TYPE)
 class DocumentClassificationWorkflow(DocumentClassificationBase):
     """Complete: no patch call left."""

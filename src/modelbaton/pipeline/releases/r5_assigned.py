@@ -27,6 +27,10 @@ with workflow.unsafe.imports_passed_through():
     from modelbaton.pipeline.patches import PATCH_CLASSIFY_V2, PATCH_MODEL_ASSIGNMENT
 
 
+#: New (assigned) workflows classify with a model of either raw output schema.
+SERVES_SCHEMAS: frozenset[int] = frozenset({1, 2})
+
+
 @workflow.defn(name=WORKFLOW_TYPE)
 class DocumentClassificationWorkflow(DocumentClassificationBase):
     """Assigned code: pool dispatch by output schema, with both older paths kept for replay."""

@@ -62,6 +62,10 @@ SHADOW_RETRY = RetryPolicy(
 RECORD_BUDGET = timedelta(minutes=10)
 
 
+#: New (assigned) workflows classify with a model of either raw output schema.
+SERVES_SCHEMAS: frozenset[int] = frozenset({1, 2})
+
+
 @workflow.defn(name=WORKFLOW_TYPE)
 class DocumentClassificationWorkflow(DocumentClassificationBase):
     """Assigned code plus the shadow comparison of sampled documents."""
