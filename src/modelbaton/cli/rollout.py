@@ -7,6 +7,7 @@ import getpass
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -41,8 +42,15 @@ def _actor(by: str | None) -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def _run(task_queue: str | None, action: Callable[[Any], Awaitable[Any]]) -> Any:
-    """Connect, build the pipeline's rollout operations, run ``action`` on them."""
+def _run(
+    task_queue: str | None,
+    action: Callable[[Any], Awaitable[Any]],
+    *,
+    controller: bool = False,
+) -> Any:
+    """Connect, build the pipeline's rollout operations (or its controller's, with
+    ``controller``), run ``action`` on them."""
+    from modelbaton.controller.client import Controllers
     from modelbaton.models.catalog import load_catalog
     from modelbaton.rollout.client import Rollouts
     from modelbaton.settings import Settings
@@ -53,7 +61,8 @@ def _run(task_queue: str | None, action: Callable[[Any], Awaitable[Any]]) -> Any
     async def main() -> Any:
         catalog = load_catalog(settings.catalog_path, base_url=settings.model_base_url)
         client = await connect(settings.home)
-        return await action(Rollouts(client, catalog, task_queue or settings.task_queue))
+        kind = Controllers if controller else Rollouts
+        return await action(kind(client, catalog, task_queue or settings.task_queue))
 
     try:
         return asyncio.run(main())
@@ -208,8 +217,11 @@ def set_(
     task_queue: str | None = QueueOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Change the candidate fraction of the rollout in progress; from the shadow stage, start
-    the canary (only on a READY shadow verdict, which goes into the audit trail)."""
+    """Change the candidate fraction of the rollout in progress.
+
+    From the shadow stage this starts the canary, only on a READY shadow verdict (or --force);
+    the verdict goes into the audit trail.
+    """
     _fraction(fraction)
     change = _leave_shadow(task_queue, force, by, reason)
     plan = _run(task_queue, lambda r: r.set_fraction(fraction, change))
@@ -224,8 +236,11 @@ def promote(
     task_queue: str | None = QueueOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Make the candidate the baseline of every new document (from the shadow stage only on a
-    READY shadow verdict, which goes into the audit trail)."""
+    """Make the candidate the baseline of every new document.
+
+    From the shadow stage only on a READY shadow verdict (or --force); the verdict goes into
+    the audit trail.
+    """
     change = _leave_shadow(task_queue, force, by, reason)
     plan = _run(task_queue, lambda r: r.promote(change))
     _show_plan(plan, as_json, "promoted")
@@ -238,10 +253,104 @@ def abort(
     task_queue: str | None = QueueOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Send every new document to the baseline again (running documents keep their arm)."""
+    """Send every new document to the baseline again (running documents keep their arm).
+
+    When a controller drives the rollout, it is aborted instead and rolls back as its plan says.
+    """
     change = _change_by(by, reason)
+
+    async def stop(c: Any) -> Any:
+        if await c.running():
+            await c.abort(change)
+            return None
+        return False
+
+    if _run(task_queue, stop, controller=True) is None:
+        emit(
+            {"controller": "aborting"},
+            as_json,
+            lambda: console.print(
+                "controller aborting: it rolls back as its plan says; follow it with "
+                "'baton rollout status --watch'"
+            ),
+        )
+        return
     plan = _run(task_queue, lambda r: r.abort(change))
     _show_plan(plan, as_json, "aborted")
+
+
+@app.command("run")
+def run_plan(
+    plan_file: Path = typer.Argument(..., help="The rollout plan: steps and gates, in TOML."),
+    reason: str = ReasonOption,
+    by: str | None = ActorOption,
+    task_queue: str | None = QueueOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Run a rollout plan (TOML) unattended.
+
+    The controller applies each step, measures its gates, and promotes, pauses, or aborts and
+    rolls back by itself.
+    """
+    from modelbaton.controller.plan import load_plan
+
+    try:
+        plan = load_plan(plan_file)
+    except ModelBatonError as exc:
+        raise fail_error(exc) from None
+    change = _change_by(by, reason)
+    workflow_id = _run(task_queue, lambda c: c.run(plan, change), controller=True)
+    emit(
+        {"controller": workflow_id, "candidate": plan.candidate, "steps": len(plan.steps)},
+        as_json,
+        lambda: console.print(
+            f"controller {escape(workflow_id)} runs {len(plan.steps)} steps for candidate "
+            f"{escape(plan.candidate)}; follow it with 'baton rollout status --watch'"
+        ),
+    )
+
+
+def _steer(what: str, task_queue: str | None, by: str | None, reason: str, as_json: bool) -> None:
+    change = _change_by(by, reason)
+    state = _run(task_queue, lambda c: getattr(c, what)(change), controller=True)
+    emit(
+        state.model_dump(mode="json"),
+        as_json,
+        lambda: console.print(f"controller {what}: at step {state.step + 1}, {state.phase.value}"),
+    )
+
+
+@app.command()
+def pause(
+    reason: str = ReasonOption,
+    by: str | None = ActorOption,
+    task_queue: str | None = QueueOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Hold the controller at its current step (the fraction stays) until resumed."""
+    _steer("pause", task_queue, by, reason, as_json)
+
+
+@app.command()
+def resume(
+    reason: str = ReasonOption,
+    by: str | None = ActorOption,
+    task_queue: str | None = QueueOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Let a paused controller measure its step again."""
+    _steer("resume", task_queue, by, reason, as_json)
+
+
+@app.command()
+def skip(
+    reason: str = ReasonOption,
+    by: str | None = ActorOption,
+    task_queue: str | None = QueueOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Pass the controller's current step by hand (recorded as such) and go on."""
+    _steer("skip", task_queue, by, reason, as_json)
 
 
 @app.command()
@@ -262,7 +371,9 @@ def status(
 
     def once() -> None:
         report = _run(task_queue, lambda r: rollout_status(r, rollout_id))
-        emit(report.as_dict(), as_json, lambda: _render_status(report))
+        view = _run(task_queue, lambda c: c.status(), controller=True)
+        data = report.as_dict() | {"controller": view.model_dump(mode="json") if view else None}
+        emit(data, as_json, lambda: _render_status(report, view))
 
     if not watch:
         once()
@@ -281,9 +392,29 @@ def status(
         return
 
 
-def _render_status(report: Any) -> None:
+def _render_controller(view: Any) -> None:
+    from modelbaton.controller.workflow import describe_step
+
+    state, steps = view.state, view.plan.steps
+    at = min(state.step + 1, len(steps))
+    console.print(
+        f"[bold]controller[/]: {escape(state.phase.value)}, step {at} of {len(steps)} "
+        f"(candidate {escape(view.plan.candidate)})"
+    )
+    for i, step in enumerate(steps):
+        mark = "done" if i < state.step else ("now" if i == state.step else "")
+        console.print(f"  {i + 1}. {escape(describe_step(step))} {mark}")
+    for result in state.last_results:
+        console.print(f"  gate {escape(result.line())}")
+    if state.abort_reason:
+        console.print(f"  [red]{escape(state.abort_reason)}[/]")
+
+
+def _render_status(report: Any, view: Any = None) -> None:
     plan = report.plan
     console.print(f"[bold]{escape(plan.model_id)}[/]: {escape(_describe(plan))}")
+    if view is not None:
+        _render_controller(view)
     if report.arms:
         table = Table("arm", "running", "waiting for review", "completed", "failed")
         for arm, counts in report.arms.items():

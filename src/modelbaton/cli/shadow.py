@@ -64,8 +64,11 @@ def report(
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Agreement with its interval, confusion, distances, errors, latency, reviewed accuracy,
-    noise baseline and the verdict; exits 0 when READY, 1 when NOT READY."""
+    """A shadow's comparison and its verdict: exit 0 when READY, 1 when NOT READY.
+
+    Agreement with its interval, confusion, distances, errors, latency, reviewed accuracy and
+    the noise baseline.
+    """
     if target_width is not None and not 0.0 < target_width < 1.0:
         raise fail(f"--target-width must be within (0, 1), got {target_width}")
     try:

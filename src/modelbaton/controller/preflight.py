@@ -1,0 +1,226 @@
+"""``baton preflight``: the article's pre-upgrade checklist as one command.
+
+Each check ends as pass, fail or n/a, with its reason; any fail makes the command exit 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from temporalio.client import Client
+
+from modelbaton.contracts import OUTPUT_SCHEMAS
+from modelbaton.models.catalog import Catalog
+from modelbaton.models.schemas import compare, resolve
+from modelbaton.ops.defaults import DEFAULT_WORKFLOWS
+from modelbaton.ops.patches import patch_report
+from modelbaton.ops.problems import stuck_workflows
+from modelbaton.ops.replay import fetch_histories, replay_histories
+from modelbaton.pipeline.messages import CLASSIFY_ACTIVITIES, WORKFLOW_TYPE
+from modelbaton.pipeline.releases import CURRENT_RELEASE, serves_schema
+from modelbaton.pipeline.store import ResultsStore
+from modelbaton.rollout.client import Rollouts
+from modelbaton.shadow.report import build_report
+from modelbaton.shadow.store import ShadowStore
+
+
+class Status(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    NA = "n/a"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"check": self.name, "status": self.status.value, "reason": self.reason}
+
+
+@dataclass
+class Preflight:
+    candidate: str
+    baseline: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status is not Status.FAIL for c in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "candidate": self.candidate,
+            "baseline": self.baseline,
+            "ok": self.ok,
+            "checks": [c.as_dict() for c in self.checks],
+        }
+
+
+def _schema_check(catalog: Catalog, versions: list[str], release: str) -> Check:
+    problems: list[str] = []
+    for version in versions:
+        schema = catalog.get(version).output_schema_version
+        registered = OUTPUT_SCHEMAS.get(schema)
+        if registered is None or not callable(registered.normalizer):
+            problems.append(f"{version}: output schema v{schema} has no normalizer")
+        if schema not in CLASSIFY_ACTIVITIES:
+            problems.append(f"{version}: no classify activity reads output schema v{schema}")
+        if not serves_schema(release, schema):
+            problems.append(
+                f"{version}: release {release} has no classify path for output schema v{schema}"
+            )
+    if problems:
+        return Check("output schemas and normalizers", Status.FAIL, "; ".join(problems))
+    schemas = sorted({catalog.get(v).output_schema_version for v in versions})
+    return Check(
+        "output schemas and normalizers",
+        Status.PASS,
+        f"output schema(s) {', '.join(f'v{s}' for s in schemas)} declared, normalized, read by "
+        f"a classify activity and served by release {release}",
+    )
+
+
+def _compatibility(catalog: Catalog, baseline: str, candidate: str) -> Check:
+    pair = compare(resolve(baseline, catalog), resolve(candidate, catalog), catalog)
+    if pair.backward_ok and pair.forward_ok:
+        return Check("compatibility", Status.PASS, f"{baseline} <-> {candidate}: nothing breaks")
+    broken = [
+        c.as_dict().get("what", str(c))
+        for c in pair.changes
+        if c.breaks_forward or c.breaks_backward
+    ]
+    directions = ", ".join(
+        d for d, ok in (("backward", pair.backward_ok), ("forward", pair.forward_ok)) if not ok
+    )
+    if pair.covered_by_normalizers:
+        return Check(
+            "compatibility",
+            Status.PASS,
+            f"{baseline} -> {candidate} breaks {directions} ({len(broken)} changes), all absorbed "
+            f"by the normalizers: {pair.coverage}",
+        )
+    return Check(
+        "compatibility",
+        Status.FAIL,
+        f"{baseline} -> {candidate} breaks {directions} and the normalizers do not absorb it: "
+        f"{'; '.join(str(b) for b in broken[:3])}",
+    )
+
+
+async def run_preflight(
+    client: Client,
+    catalog: Catalog,
+    store: ResultsStore,
+    task_queue: str,
+    candidate: str,
+    *,
+    release: str = CURRENT_RELEASE,
+    replay_limit: int = 500,
+) -> Preflight:
+    """Every check of the pre-upgrade checklist for ``candidate`` against the baseline in force."""
+    rollouts = Rollouts(client, catalog, task_queue)
+    plan = await rollouts.plan()
+    baseline = plan.baseline.version
+    catalog.get(candidate)  # an unknown candidate is a usage error, raised here
+    result = Preflight(candidate=candidate, baseline=baseline)
+    add = result.checks.append
+    add(_schema_check(catalog, [baseline, candidate], release))
+    if candidate == baseline:
+        add(Check("compatibility", Status.FAIL, f"{candidate} is already the baseline"))
+    else:
+        add(_compatibility(catalog, baseline, candidate))
+
+    # Replay of the pipeline's running workflows against the code about to run.
+    query = (
+        f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{task_queue}" '
+        'AND ExecutionStatus = "Running"'
+    )
+    items = await fetch_histories(client, query, limit=replay_limit)
+    if not items:
+        add(Check("replay of live histories", Status.NA, "no running workflows to replay"))
+    else:
+        outcomes = await asyncio.to_thread(
+            replay_histories, list(DEFAULT_WORKFLOWS), items, processes=1
+        )
+        failed = [o for o in outcomes if not o.ok]
+        if failed:
+            first = failed[0]
+            add(
+                Check(
+                    "replay of live histories",
+                    Status.FAIL,
+                    f"{len(failed)} of {len(outcomes)} running workflows do not replay on "
+                    f"today's code; first: {first.workflow_id}: {first.error_type}",
+                )
+            )
+        else:
+            add(
+                Check(
+                    "replay of live histories",
+                    Status.PASS,
+                    f"{len(outcomes)} running workflows replay on today's code",
+                )
+            )
+
+    # The candidate's latest shadow, if it had one.
+    shadows = ShadowStore(store.engine)
+    rows_by_rollout = [
+        (rid, rows)
+        for rid in reversed(await asyncio.to_thread(shadows.rollouts))
+        if (rows := await asyncio.to_thread(shadows.rows, rid))
+        and rows[0].candidate_version == candidate
+    ]
+    if not rows_by_rollout:
+        add(Check("shadow verdict", Status.NA, f"{candidate} was never shadowed"))
+    else:
+        rid, rows = rows_by_rollout[0]
+        report = build_report(rid, rows, catalog.shadow_gate)
+        add(
+            Check(
+                "shadow verdict",
+                Status.PASS if report.ready else Status.FAIL,
+                f"rollout {rid}: {report.summary()}",
+            )
+        )
+
+    # Patches: advice only (a patch that can go is never a reason to hold an upgrade).
+    patches = await patch_report(client)
+    removable = [p["patch_id"] for p in patches if p["advice"] != "keep"]
+    add(
+        Check(
+            "patches",
+            Status.PASS,
+            f"{len(patches)} patches; may be deprecated or removed: {', '.join(removable)}"
+            if removable
+            else f"{len(patches)} patches, all still needed",
+        )
+    )
+
+    stuck = await stuck_workflows(client, where=f'TaskQueue = "{task_queue}"')
+    add(
+        Check(
+            "stuck workflows",
+            Status.FAIL if stuck else Status.PASS,
+            f"{len(stuck)} stuck, e.g. {stuck[0].workflow_id}: {'; '.join(stuck[0].problems)[:200]}"
+            if stuck
+            else "none stuck on workflow-task problems",
+        )
+    )
+
+    idle = [v for v in dict.fromkeys([baseline, candidate]) if await rollouts.pool_pollers(v) == 0]
+    add(
+        Check(
+            "model pools polling",
+            Status.FAIL if idle else Status.PASS,
+            f"no worker polls the pool of {', '.join(idle)}"
+            if idle
+            else f"pools of {baseline} and {candidate} are polling",
+        )
+    )
+    return result
