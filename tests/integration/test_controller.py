@@ -7,6 +7,10 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
+import os
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,7 @@ from modelbaton.contracts import ModelVersionConfig
 from modelbaton.controller.client import Controllers
 from modelbaton.controller.messages import Phase
 from modelbaton.controller.plan import parse_plan
+from modelbaton.models.client import make_http_client
 from modelbaton.models.reference import load_or_train
 from modelbaton.models.server import serve_in_thread
 from modelbaton.pipeline.starter import submit_documents
@@ -204,3 +209,80 @@ async def test_bad_candidate_is_stopped_at_the_25_percent_step_and_rolled_back(
         f"restarted on baseline: {len(result.rolled_back)}; documents: {len(ids)}"
     )
     assert 0 <= lag < 30
+
+
+@contextlib.contextmanager
+def worker_process(pipeline: Pipeline, home: Path) -> Any:
+    """``baton worker`` (the workflow worker: document, rollout and controller workflows) as a
+    child process of this test, so it can be killed for real."""
+    env = os.environ | {
+        "TEMPORAL_ADDRESS": pipeline.client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": pipeline.client.namespace,
+        "MODELBATON_HOME": str(home),
+        "MODELBATON_TASK_QUEUE": pipeline.task_queue,
+        "MODELBATON_MODEL_BASE_URL": pipeline.catalog.base_url,
+        "MODELBATON_DATABASE_URL": pipeline.store.url,
+    }
+    baton = Path(sys.executable).parent / "baton"
+    log = (home / f"worker-{time.monotonic_ns()}.log").open("w")
+    proc = subprocess.Popen(
+        [str(baton), "worker"], env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+KILL_PLAN = {
+    "candidate": "v3",
+    "poll": 1,
+    "steps": [
+        {"kind": "canary", "fraction": 0.5, "bake": 15, "min_documents": 3},
+        {"kind": "promote"},
+    ],
+}
+
+
+@pytest.mark.timeout(300)
+async def test_killing_the_workflow_worker_mid_bake_loses_no_place(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    controllers = Controllers(pipeline.client, pipeline.catalog, pipeline.task_queue)
+    rollouts = Rollouts(pipeline.client, pipeline.catalog, pipeline.task_queue)
+    home = tmp_path / "home"
+    home.mkdir()
+    async with contextlib.AsyncExitStack() as pools:
+        http = await pools.enter_async_context(make_http_client())
+        for version in ("v2", "v3"):
+            await pools.enter_async_context(pipeline.pool(version, http))
+        await eventually(lambda: rollouts.pool_pollers("v3"), what="v3 pool polling")
+        with worker_process(pipeline, home) as first:
+            await controllers.run(parse_plan(KILL_PLAN), BY)
+
+            async def baking() -> bool:
+                view = await controllers.status()
+                return view is not None and view.state.phase is Phase.BAKING
+
+            await eventually(baking, within=60, what="the controller baking")
+            first.kill()  # SIGKILL: no graceful shutdown
+            first.wait()
+        with worker_process(pipeline, home):
+            async with traffic(pipeline) as started:
+                result = await controllers.handle().result()
+            await all_closed(pipeline, list(started))
+            audit = await rollouts.audit()
+    assert result.phase is Phase.PROMOTED
+    actions = [a.action for a in audit]
+    # The step was applied once: the new worker resumed the bake, it did not start over.
+    assert actions.count("controller-step") == 2
+    assert actions.count("start") == 1
+    assert actions[-1] == "controller-done"
