@@ -86,7 +86,11 @@ def test_plan_file(tmp_path: Path) -> None:
         '[[steps]]\nkind = "canary"\nfraction = 0.05\nbake = "5m"\n'
         '[[steps]]\nkind = "promote"\n[[steps]]\nkind = "drain"\ndeadline = "1h"\n'
     )
+    path.write_text(
+        path.read_text().replace("max_stuck = 1", "max_stuck = 1\nmax_p95_latency_ratio = false")
+    )
     loaded = load_plan(path)
+    assert loaded.gates.max_p95_latency_ratio is None
     assert loaded.poll == 2.0
     assert loaded.gates.max_stuck == 1
     assert [s.kind for s in loaded.steps] == ["shadow", "canary", "promote", "drain"]

@@ -110,8 +110,13 @@ class DrainStep(_Strict):
 Step = Annotated[ShadowStep | CanaryStep | PromoteStep | DrainStep, Field(discriminator="kind")]
 
 
+def _off(v: object) -> object:
+    """``false`` in TOML (which has no null) turns a gate off."""
+    return None if v is False else v
+
+
 class Gates(_Strict):
-    """Thresholds checked between steps; ``None`` turns a gate off."""
+    """Thresholds checked between steps; ``false`` (or ``None``) turns a gate off."""
 
     max_failure_rate_increase: float | None = Field(
         default=0.05,
@@ -140,6 +145,14 @@ class Gates(_Strict):
     )
 
     _durations = field_validator("retrying_after", mode="before")(_seconds)
+    _switches = field_validator(
+        "max_failure_rate_increase",
+        "max_stuck",
+        "max_p95_latency_ratio",
+        "max_review_share_increase",
+        "max_accuracy_drop",
+        mode="before",
+    )(_off)
 
 
 class RolloutPlanFile(_Strict):
