@@ -4,10 +4,13 @@
 2. Submit a batch classified by model v1; uncertain documents wait at the review checkpoint.
 3. Restart the worker on the current release (the deploy), while those documents are in flight.
 4. Submit a second batch: each document is assigned model v2 and runs on v2's worker pool.
-5. Start a rollout of candidate v3 at 30 %: a third batch splits by business key between the v2
-   and v3 pools; visibility counts each arm; the rollout is promoted, with its audit trail.
-6. Complete every pending review (the reviewer gives the document's true class).
-7. Summarize: per branch and model version, all results in the canonical contract, zero
+5. The rollout controller upgrades to v3 unattended while documents keep arriving: a shadow of
+   every document until its verdict is READY, a 30 % canary, the promotion.
+6. A bad candidate, v4, whose endpoint answers 500: the controller stops it at its first canary
+   step, aborts and restarts its documents on the baseline (rollback scenario B); the audit
+   trail of both rollouts is printed.
+7. Complete every pending review (the reviewer gives the document's true class).
+8. Summarize: per branch and model version, all results in the canonical contract, zero
    failures; then stop everything that was started.
 """
 
@@ -23,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client, WorkflowHandle
@@ -30,9 +35,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from modelbaton.contracts import DeploymentStrategy, NormalizedClassificationResult, normalize
 from modelbaton.contracts.rollout import RolloutPlan
+from modelbaton.controller.client import Controllers
+from modelbaton.controller.messages import ControllerState
+from modelbaton.controller.plan import parse_plan
+from modelbaton.controller.workflow import describe_step
 from modelbaton.models.catalog import Catalog, PipelineSection, load_catalog
 from modelbaton.models.client import call_model_endpoint, make_http_client
 from modelbaton.models.corpus import generate_documents
+from modelbaton.models.server import serve_in_thread
 from modelbaton.pipeline.intake import Document, validate_text
 from modelbaton.pipeline.messages import (
     ClassificationOutcome,
@@ -47,6 +57,25 @@ from modelbaton.settings import Settings
 from modelbaton.stack import embedded
 
 DEMO_QUEUE = "modelbaton-demo"
+#: The controller's plans: seconds, not hours, so the demo sees every step.
+UPGRADE_PLAN: dict[str, Any] = {
+    "candidate": "v3",
+    "poll": 1,
+    "steps": [
+        {"kind": "shadow", "sample": 1.0, "documents": 60, "noise_sample": 0.1, "budget": 30},
+        {"kind": "canary", "fraction": 0.3, "bake": 5, "min_documents": 5},
+        {"kind": "promote"},
+    ],
+}
+BAD_PLAN: dict[str, Any] = {
+    "candidate": "v4",
+    "poll": 1,
+    "gates": {"retrying_after": 3},
+    "steps": [
+        {"kind": "canary", "fraction": 0.2, "bake": 120, "min_documents": 20},
+        {"kind": "promote"},
+    ],
+}
 
 
 @dataclass
@@ -92,6 +121,78 @@ async def submit(
         )
     arms = ", ".join(f"{arm}: {n}" for arm, n in sorted(report.by_arm().items()))
     Console().print(f"assignments: {arms}")
+
+
+async def feed(
+    client: Client,
+    batch: Batch,
+    source: Batch,
+    rollouts: Rollouts,
+    pipeline: PipelineSection,
+    every: float = 0.25,
+) -> None:
+    """Submit ``source``'s documents one by one, each assigned by the plan in force then, until
+    cancelled or exhausted (as documents arrive in production during a rollout)."""
+    for doc in source.docs:
+        await submit_documents(client, [doc], await rollouts.plan(), pipeline, DEMO_QUEUE)
+        batch.docs.append(doc)
+        batch.truth[doc.workflow_id] = source.truth[doc.workflow_id]
+        batch.handles[doc.workflow_id] = client.get_workflow_handle(
+            doc.workflow_id, result_type=ClassificationOutcome
+        )
+        await asyncio.sleep(every)
+
+
+async def follow_controller(
+    console: Console, controllers: Controllers, feeding: asyncio.Task[None]
+) -> ControllerState:
+    """Print each change of the controller's step and phase until it finishes."""
+    last = ""
+    handle = controllers.handle()
+    while True:
+        view = await controllers.status()
+        if view is not None:
+            s = view.state
+            at = min(s.step, len(view.plan.steps) - 1)
+            line = f"  step {at + 1}/{len(view.plan.steps)} {describe_step(view.plan.steps[at])}: "
+            line += s.phase.value
+            if s.last_results:
+                line += " | " + ", ".join(
+                    r.line() if r.gate in ("shadow", "drain") else f"{r.gate} {r.verdict.value}"
+                    for r in s.last_results
+                )
+            if line != last:
+                console.print(line, highlight=False)
+                last = line
+        described = await handle.describe()
+        if described.status is not None and described.status.name != "RUNNING":
+            feeding.cancel()
+            state: ControllerState = await handle.result()
+            return state
+        await asyncio.sleep(1.0)
+
+
+def broken_endpoint() -> FastAPI:
+    """A model endpoint that crashed: every call answers 500."""
+    app = FastAPI()
+
+    @app.post("/classify")
+    async def classify() -> JSONResponse:
+        return JSONResponse({"detail": "CUDA error: out of memory"}, status_code=500)
+
+    return app
+
+
+def demo_catalog(home: Path, packaged: Path, broken_url: str) -> Path:
+    """The packaged catalog plus v4, a candidate whose endpoint is broken."""
+    path = home / "catalog.toml"
+    path.write_text(
+        packaged.read_text()
+        + "\n[[models]]\n"
+        + 'model_id = "doc-classifier"\nversion = "v4"\n'
+        + f'endpoint = "{broken_url}/classify"\noutput_schema_version = 2\ntimeout_seconds = 5.0\n'
+    )
+    return path
 
 
 async def settle(batch: Batch, within: float = 120.0) -> dict[str, str]:
@@ -146,6 +247,23 @@ async def show_raw_vs_canonical(console: Console, catalog: Catalog, text: str) -
 async def run(
     console: Console, home: Path, per_batch: int, review_threshold: float, keep: bool = False
 ) -> int:
+    packaged = Settings.from_env().catalog_path
+    before = os.environ.get("MODELBATON_CATALOG")
+    with serve_in_thread(broken_endpoint()) as broken_url:
+        # The stack's processes (and this one) read the catalog from here, v4 included.
+        os.environ["MODELBATON_CATALOG"] = str(demo_catalog(home, packaged, broken_url))
+        try:
+            return await run_stack(console, home, per_batch, review_threshold, keep)
+        finally:
+            if before is None:
+                os.environ.pop("MODELBATON_CATALOG", None)
+            else:
+                os.environ["MODELBATON_CATALOG"] = before
+
+
+async def run_stack(
+    console: Console, home: Path, per_batch: int, review_threshold: float, keep: bool
+) -> int:
     settings = Settings.from_env()
     options = embedded.StackOptions(
         home=home,
@@ -153,7 +271,7 @@ async def run(
         release="initial",
         task_queue=DEMO_QUEUE,
         ephemeral_ports=True,
-        pools=("v2", "v3"),
+        pools=("v2", "v3", "v4"),
     )
     console.rule("[bold]1. embedded stack, worker on the PRE-PATCH release")
     console.print(
@@ -175,8 +293,12 @@ async def run(
         pipeline = catalog.pipeline.model_copy(update={"review_threshold": review_threshold})
         before = make_batch("before", per_batch, seed=101)
         after = make_batch("after", per_batch, seed=202)
-        canary = make_batch("canary", per_batch * 2, seed=303)
+        upgrade_source = make_batch("upgrade", 400, seed=303)
+        bad_source = make_batch("bad", 400, seed=404)
+        upgrade = Batch("upgrade", [], {})
+        bad = Batch("bad-candidate", [], {})
         rollouts = Rollouts(client, catalog, DEMO_QUEUE)
+        controllers = Controllers(client, catalog, DEMO_QUEUE)
 
         await show_raw_vs_canonical(console, catalog, before.docs[0].text)
 
@@ -211,30 +333,56 @@ async def run(
         }
         console.print(f"in flight per model version (Temporal visibility): {in_flight}")
 
-        console.rule("[bold]5. rollout: candidate v3 takes 30 % of business keys")
-        by = ChangeBy(actor="demo", reason="v3 adds the tax_form class")
-        plan = await rollouts.start("v3", 0.3, by)
+        console.rule("[bold]5. the rollout controller upgrades to v3 while documents arrive")
         console.print(
-            f"rollout {plan.rollout_id} (revision {plan.revision}): "
-            f"{plan.fraction:.0%} to {plan.candidate.version if plan.candidate else '?'}"
+            "plan: shadow every document until 60 comparisons are in and the verdict is READY; "
+            "30 % canary for 5 s and 5 candidate documents; promote"
         )
-        await submit(client, canary, plan, pipeline)
-        await settle(canary)
-        arms = await rollouts.arm_counts(plan.rollout_id or "")
-        for arm, counts in arms.items():
-            console.print(f"  {arm}: {counts.as_dict()} (Temporal visibility)")
-        await rollouts.promote(ChangeBy(actor="demo", reason="canary looked healthy"))
-        report = await rollout_status(rollouts, plan.rollout_id)
-        trail = Table("revision", "who", "action", "what", "why", title="rollout audit trail")
+        by = ChangeBy(actor="demo", reason="v3 adds the tax_form class")
+        await controllers.run(parse_plan(UPGRADE_PLAN), by)
+        feeding = asyncio.create_task(feed(client, upgrade, upgrade_source, rollouts, pipeline))
+        ctl = await follow_controller(console, controllers, feeding)
+        after_upgrade = await rollouts.plan()
+        first = after_upgrade.rollout_id
+        console.print(
+            f"controller {ctl.phase.value}: baseline is now {after_upgrade.baseline.version}"
+        )
+        await settle(upgrade)
+
+        console.rule("[bold]6. a bad candidate: v4's endpoint answers 500")
+        console.print("plan: 20 % canary for 120 s and 20 documents; promote")
+        by = ChangeBy(actor="demo", reason="v4: new weights")
+        await controllers.run(parse_plan(BAD_PLAN), by)
+        feeding = asyncio.create_task(feed(client, bad, bad_source, rollouts, pipeline))
+        ctl = await follow_controller(console, controllers, feeding)
+        second = (await rollouts.plan()).rollout_id
+        on_v4 = await client.count_workflows(
+            f"TaskQueue = '{DEMO_QUEUE}' AND RolloutId = '{second}' AND RolloutArm = 'candidate'"
+        )
+        lag = (
+            f"{(ctl.fraction_zero_at - ctl.breach_at).total_seconds():.1f} s"
+            if ctl.fraction_zero_at and ctl.breach_at
+            else "n/a"
+        )
+        console.print(f"controller {ctl.phase.value} at step {ctl.step + 1}: {ctl.abort_reason}")
+        console.print(
+            f"gate breach -> candidate fraction 0: {lag}; documents that ran on v4: "
+            f"{on_v4.count}; restarted on the baseline: {len(ctl.rolled_back)}"
+        )
+        await settle(bad)
+        report = await rollout_status(rollouts, second)
+        trail = Table(
+            "when", "who", "action", "what", title=f"rollout audit trail ({first}, {second})"
+        )
         for entry in report.audit:
-            trail.add_row(
-                str(entry.revision), entry.actor, entry.action, entry.detail, entry.reason
-            )
+            if entry.revision == 0:
+                continue
+            trail.add_row(entry.at.strftime("%H:%M:%S"), entry.actor, entry.action, entry.detail)
         console.print(trail)
 
-        console.rule("[bold]6. reviewers complete every pending review")
+        console.rule("[bold]7. reviewers complete every pending review")
         reviewed = 0
-        for batch in (before, after, canary):
+        for batch in (before, after, upgrade, bad):
             for wid, handle in batch.handles.items():
                 view = await handle.query(DocumentClassificationWorkflow.status)
                 if view.state is WorkflowState.AWAITING_REVIEW:
@@ -246,19 +394,19 @@ async def run(
         console.print(f"{reviewed} reviews submitted")
 
         outcomes: list[ClassificationOutcome] = []
-        for batch in (before, after, canary):
+        for batch in (before, after, upgrade, bad):
             for handle in batch.handles.values():
                 outcomes.append(await asyncio.wait_for(handle.result(), 120))
-        return await summarize(console, outcomes, [before, after, canary])
+        return await summarize(console, outcomes, [before, after, upgrade, bad])
     finally:
         if keep:
-            console.rule("[bold]7. the stack keeps running (--keep)")
+            console.rule("[bold]8. the stack keeps running (--keep)")
             console.print(f"Temporal Web UI: {state.ui_url}")
             console.print(f'point this shell at it: eval "$(baton dev env --home {home})"')
             console.print("then: baton rollout status, baton pending, baton results")
             console.print(f"stop it: baton dev down --home {home}")
         else:
-            console.rule("[bold]7. stopping everything the demo started")
+            console.rule("[bold]8. stopping everything the demo started")
             for stopped in embedded.stop_stack(home):
                 console.print(f"stopped {stopped}")
 

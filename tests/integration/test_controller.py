@@ -24,6 +24,7 @@ from modelbaton.contracts import ModelVersionConfig
 from modelbaton.controller.client import Controllers
 from modelbaton.controller.messages import Phase
 from modelbaton.controller.plan import parse_plan
+from modelbaton.controller.workflow import RolloutControllerWorkflow
 from modelbaton.models.client import make_http_client
 from modelbaton.models.reference import load_or_train
 from modelbaton.models.server import serve_in_thread
@@ -91,6 +92,7 @@ GOOD_PLAN = {
         {"kind": "canary", "fraction": 0.25, "bake": 3, "min_documents": 4},
         {"kind": "canary", "fraction": 0.5, "bake": 3, "min_documents": 4},
         {"kind": "promote"},
+        {"kind": "drain", "deadline": 60, "on_deadline": "report"},
     ],
 }
 
@@ -110,8 +112,10 @@ async def test_good_candidate_is_promoted_through_every_step(pipeline: Pipeline)
     plan = await rollouts.plan()
     assert (plan.baseline.version, plan.candidate, plan.ended) == ("v3", None, "promoted")
     actions = [a.action for a in audit]
-    assert actions.count("controller-gate-pass") == 3
+    assert actions.count("controller-gate-pass") == 4
     assert actions[-1] == "controller-done"
+    drained = [a.detail for a in audit if a.action == "controller-gate-pass"][-1]
+    assert "drain pass (0 documents still on v2)" in drained
     fractions = [a.detail for a in audit if a.action == "set-fraction"]
     assert fractions == ["shadow -> canary at 25.00%", "fraction 25.00% -> 50.00%"]
     shadow_pass = next(a for a in audit if a.action == "controller-gate-pass")
@@ -286,3 +290,43 @@ async def test_killing_the_workflow_worker_mid_bake_loses_no_place(
     assert actions.count("controller-step") == 2
     assert actions.count("start") == 1
     assert actions[-1] == "controller-done"
+
+
+async def test_a_long_bake_continues_as_new_and_keeps_its_place(pipeline: Pipeline) -> None:
+    from modelbaton.controller.messages import ControllerInput
+
+    rollouts = Rollouts(pipeline.client, pipeline.catalog, pipeline.task_queue)
+    controllers = Controllers(pipeline.client, pipeline.catalog, pipeline.task_queue)
+    plan = parse_plan(
+        {
+            "candidate": "v3",
+            "poll": 0.2,
+            "steps": [
+                {"kind": "canary", "fraction": 0.5, "bake": 8, "min_documents": 2},
+                {"kind": "promote"},
+            ],
+        }
+    )
+    async with pipeline.worker(pools=["v2", "v3"]):
+        async with traffic(pipeline, every=0.3) as started:
+            await eventually(lambda: rollouts.pool_pollers("v3"), what="v3 pool polling")
+            handle = await pipeline.client.start_workflow(
+                RolloutControllerWorkflow.run,
+                ControllerInput(
+                    plan=plan,
+                    task_queue=pipeline.task_queue,
+                    model_id="doc-classifier",
+                    started_by=BY,
+                    max_history_events=80,
+                ),
+                id=controllers.workflow_id,
+                task_queue=pipeline.task_queue,
+            )
+            result = await handle.result()  # follows the continued runs
+        await all_closed(pipeline, list(started))
+        audit = [a.action for a in await rollouts.audit()]
+    runs = [wf async for wf in pipeline.client.list_workflows(f'WorkflowId = "{handle.id}"')]
+    assert len(runs) > 2  # continued as new at least twice
+    assert result.phase is Phase.PROMOTED
+    assert audit.count("start") == 1  # no run applied the canary step again
+    assert audit.count("controller-step") == 2

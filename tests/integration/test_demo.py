@@ -15,6 +15,7 @@ from modelbaton.stack import embedded, processes
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.timeout(480)
 async def test_demo_keep_then_dev_down(
     tmp_path: Path, model_cache: Path, reference_catalog: Catalog
 ) -> None:
@@ -30,6 +31,9 @@ async def test_demo_keep_then_dev_down(
         assert result.exit_code == 0, result.output
         assert "demo OK" in result.output
         assert "rollout audit trail" in result.output
+        assert "controller promoted: baseline is now v3" in result.output
+        assert "controller aborted at step 1" in result.output
+        assert "controller-rollback" in result.output
         assert "baton dev down --home" in result.output
         status = embedded.stack_status(home)
         assert status.running

@@ -57,6 +57,11 @@ class ControllerInput(BaseModel):
     model_id: str
     started_by: ChangeBy
     state: ControllerState = Field(default_factory=ControllerState)
+    #: Continue as new past this many history events (the default suits any plan; tests lower it).
+    max_history_events: int = 4_000
+    #: The baseline the plan started from (what a drain step waits out); set by the first step.
+    old_baseline: str | None = None
+    rollout_id: str | None = None
 
 
 class ControllerView(BaseModel):

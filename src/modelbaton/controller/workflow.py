@@ -47,8 +47,6 @@ with workflow.unsafe.imports_passed_through():
     from modelbaton.controller.plan import CanaryStep, DrainStep, ShadowStep
     from modelbaton.rollout.messages import ChangeBy
 
-#: Continue as new well before the server's history limits (a measurement is a few events).
-MAX_HISTORY_EVENTS = 4_000
 _TIMEOUT = timedelta(minutes=2)
 _RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 
@@ -71,8 +69,8 @@ class RolloutControllerWorkflow:
     def __init__(self, inp: ControllerInput) -> None:
         self._inp = inp
         self._state = inp.state.model_copy(deep=True)
-        self._rollout_id: str | None = None
-        self._old_baseline: str | None = None
+        self._rollout_id: str | None = inp.rollout_id
+        self._old_baseline: str | None = inp.old_baseline
         self._skip: ChangeBy | None = None
         self._abort: ChangeBy | None = None
 
@@ -124,7 +122,7 @@ class RolloutControllerWorkflow:
             start_to_close_timeout=_TIMEOUT,
             retry_policy=_RETRY,
         )
-        if self._old_baseline is None or result.rollout_id != self._rollout_id:
+        if self._old_baseline is None:
             self._old_baseline = result.baseline
         self._rollout_id = result.rollout_id
         return result
@@ -267,11 +265,23 @@ class RolloutControllerWorkflow:
         )
 
     def _continue_as_new_if_long(self) -> None:
+        """Continue as new when history grows, at a quiet moment: no update being handled, no
+        skip or abort waiting to be acted on (they would be lost with this run)."""
+        if self._skip is not None or self._abort is not None:
+            return
+        if not workflow.all_handlers_finished():
+            return
         info = workflow.info()
-        if info.is_continue_as_new_suggested() or info.get_current_history_length() > (
-            MAX_HISTORY_EVENTS
+        if (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() > self._inp.max_history_events
         ):
-            workflow.continue_as_new(self._inp.model_copy(update={"state": self._state}))
+            carried = {
+                "state": self._state,
+                "old_baseline": self._old_baseline,
+                "rollout_id": self._rollout_id,
+            }
+            workflow.continue_as_new(self._inp.model_copy(update=carried))
 
     def _finished(self) -> bool:
         return self._state.phase in (Phase.PROMOTED, Phase.ABORTED, Phase.ROLLING_BACK)
