@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from modelbaton.cli import dev, models, ops, pipeline, rollout, schema, shadow
+from modelbaton.cli import dev, models, ops, pipeline, rollout, schema, shadow, ui
 from modelbaton.cli._boundary import BoundaryGroup
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.add_typer(rollout.app, name="rollout")
 app.add_typer(shadow.app, name="shadow")
 pipeline.register(app)
 ops.register(app)
+app.command()(ui.ui)
 
 
 def _version(value: bool) -> None:
