@@ -268,6 +268,13 @@ async def test_an_action_without_the_token_is_refused(pipeline: Pipeline) -> Non
             async with httpx.AsyncClient(base_url=url) as http:
                 ro = await http.post("/actions/abort", headers={"Authorization": "Bearer x"})
                 assert ro.status_code == 403
+    # No worker answers the audit trail's query now: the page says so and shows the rest.
+    with dashboard(pipeline) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            page = await http.get("/")
+    assert page.status_code == 200
+    assert "audit trail unavailable: no workflow worker answered its query within 5 s" in page.text
+    assert 'data-testid="arm-baseline-running"' in page.text
 
 
 def cli(*args: str, **env: str) -> Any:
@@ -289,9 +296,12 @@ def test_baton_ui_refuses_bad_input(tmp_path: Path) -> None:
         busy = cli("--port", port, MODELBATON_HOME=home)
     assert busy.exit_code == 2
     assert f"cannot listen on 127.0.0.1:{port}" in busy.output
+    bad_db = cli("--port", "0", MODELBATON_HOME=home, MODELBATON_DATABASE_URL="mysql://x/y")
+    assert bad_db.exit_code == 2
+    assert "cannot open the results database (MODELBATON_DATABASE_URL)" in bad_db.output
     unknown = cli("--nope")
     assert unknown.exit_code == 2
-    for result in (no_token, bad_url, busy):
+    for result in (no_token, bad_url, busy, bad_db):
         assert len(result.output.strip().splitlines()) == 1
 
 

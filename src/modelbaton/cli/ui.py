@@ -76,5 +76,10 @@ def ui(
         raise fail(f"cannot listen on {host}:{port}: {exc.strerror}; pass another --port") from None
     bound = sock.getsockname()[1]
     mode = "actions allowed with the token" if config.action_token else "read-only"
-    typer.echo(f"dashboard on http://{host}:{bound} ({mode}); Ctrl-C stops it", err=False)
-    serve(create_app(config), sock)
+    try:
+        app = create_app(config)  # opens the results database
+    except Exception as exc:  # SQLAlchemy's errors too: one line, never a traceback
+        sock.close()
+        raise fail(f"cannot open the results database (MODELBATON_DATABASE_URL): {exc}") from None
+    typer.echo(f"dashboard on http://{host}:{bound} ({mode}); Ctrl-C stops it")
+    serve(app, sock)

@@ -22,6 +22,7 @@ template under ``templates/panels/``), :attr:`RolloutView.steps` (a controller a
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,9 @@ from modelbaton.shadow.store import ShadowComparison, ShadowStore
 
 #: How many of a rollout's document workflows the page lists (most recent first).
 LISTED_WORKFLOWS = 12
+#: Seconds the audit trail's query may take: it needs a workflow worker, and without one the
+#: server holds the query until its deadline, which must not stall the page.
+AUDIT_TIMEOUT = 5.0
 #: Points drawn at most on an "over time" chart (evenly spaced, the last one always kept).
 MAX_POINTS = 60
 
@@ -517,7 +521,12 @@ async def build_view(
     audit: list[AuditEntry] = []
     if plan.revision:
         try:
-            audit = await rollouts.audit()
+            audit = await asyncio.wait_for(rollouts.audit(), AUDIT_TIMEOUT)
+        except TimeoutError:
+            problems.append(
+                f"audit trail unavailable: no workflow worker answered its query within "
+                f"{AUDIT_TIMEOUT:.0f} s (steps and history need one)"
+            )
         except (ModelBatonError, RPCError) as exc:
             problems.append(f"audit trail unavailable (is a workflow worker running?): {exc}")
     cut = segments(audit)
