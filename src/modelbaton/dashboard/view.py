@@ -169,7 +169,9 @@ class WorkflowRow:
 @dataclass(frozen=True)
 class Panel:
     """A section another feature adds to a rollout's page: ``template`` is the name of a Jinja
-    template under ``templates/`` that draws ``data`` (it receives ``panel`` and ``rollout``)."""
+    template under ``templates/`` that draws ``data``; it sees ``panel``, ``r`` (the
+    :class:`RolloutView`) and ``view`` (the :class:`DashboardView`). ``panels/facts.html`` draws
+    any ``data`` given as a list of (label, value) pairs, values already with their units."""
 
     key: str
     title: str
