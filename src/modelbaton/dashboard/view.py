@@ -581,7 +581,8 @@ async def _rollout(
     counts = await source.rollouts.arm_counts(rollout_id)
     shadow = None
     try:
-        rows = ShadowStore(source.engine).rows(rollout_id)
+        # SQLAlchemy is synchronous: keep the server's event loop free for other requests.
+        rows = await asyncio.to_thread(ShadowStore(source.engine).rows, rollout_id)
     except Exception as exc:  # the page stays up when the results database does not answer
         problems.append(f"shadow comparisons unavailable: {exc}")
         rows = []
