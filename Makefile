@@ -7,7 +7,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --locked --no-sync
 
-.PHONY: help install postgres demo test test-fast lint format typecheck bench clean
+.PHONY: help install postgres chromium demo test test-fast lint format typecheck bench clean
 
 help:
 	@echo "make demo | test | lint | format | bench | clean"
@@ -25,6 +25,10 @@ install: .venv/.synced
 # The PostgreSQL server binaries the tests start a throwaway server from (apt; needs root or sudo).
 postgres:
 	scripts/install-postgres
+
+# Debian's Chromium, which the dashboard's browser test drives through Playwright (apt; root or sudo).
+chromium:
+	scripts/install-chromium
 
 demo: install
 	$(RUN) baton demo

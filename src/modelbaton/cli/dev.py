@@ -46,10 +46,16 @@ def _render_status(status: StackStatus) -> None:
     console.print(f"stack in {status.home}: {verdict} (started {state.started_at})")
     console.print(f"  Temporal   {state.temporal_address}  namespace {state.namespace}")
     console.print(f"  Web UI     {state.ui_url or '(headless)'}")
+    console.print(f"  dashboard  {state.dashboard_url or '(not started)'}")
     console.print(f"  models     {state.model_base_url or '(not started)'}")
     console.print(f"  task queue {state.task_queue}  release {state.release}")
     console.print(f"  pools      {', '.join(state.pools) or '(none)'}")
     console.print(f"  client     temporal --config-file {state.home / embedded.CLIENT_CONFIG_FILE}")
+    if state.workers or state.pools:
+        host = state.temporal_address.rpartition(":")[0]
+        console.print(
+            f"  metrics    http://{host}:<port>/metrics of each worker and pool (port below)"
+        )
     table = Table("process", "pid", "state", "port", "log")
     for proc in status.processes:
         record = proc.record
@@ -92,6 +98,10 @@ def up(
     namespace: str = typer.Option("default", help="Temporal namespace (created if missing)."),
     models: bool = typer.Option(True, "--models/--no-models", help="Start the model server."),
     ui: bool = typer.Option(True, "--ui/--no-ui", help="Serve the Temporal Web UI."),
+    dashboard: bool = typer.Option(
+        True, "--dashboard/--no-dashboard", help="Serve the rollout dashboard (baton ui)."
+    ),
+    dashboard_port: int = typer.Option(8700, min=1, max=65535, help="Rollout dashboard port."),
     ephemeral_ports: bool = typer.Option(
         False, "--ephemeral-ports", help="Let the OS pick free ports instead of the port options."
     ),
@@ -117,6 +127,8 @@ def up(
         namespace=namespace,
         models=models,
         ui=ui,
+        dashboard=dashboard,
+        dashboard_port=dashboard_port,
         ephemeral_ports=ephemeral_ports,
     )
     if not as_json:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from modelbaton.cli import dev, models, ops, pipeline, rollout, schema, shadow, upgrade
+from modelbaton.cli import dev, models, ops, pipeline, rollout, schema, shadow, ui, upgrade
 from modelbaton.cli._boundary import BoundaryGroup
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.add_typer(shadow.app, name="shadow")
 pipeline.register(app)
 ops.register(app)
 upgrade.register(app)
+app.command()(ui.ui)
 
 
 def _version(value: bool) -> None:

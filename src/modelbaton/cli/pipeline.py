@@ -55,6 +55,12 @@ def worker(
     max_concurrent_workflow_tasks: int = typer.Option(
         8, min=1, help="Workflow worker: workflow tasks run at once (CPU-bound replay)."
     ),
+    metrics: str | None = typer.Option(
+        None,
+        "--metrics",
+        help="Serve Prometheus metrics (Temporal's SDK metrics and ours per model version and "
+        "arm) at http://HOST:PORT/metrics.",
+    ),
 ) -> None:
     """Run a workflow worker (a release, the rollout workflow, shared activities) or a model pool,
     until SIGINT or SIGTERM."""
@@ -63,6 +69,7 @@ def worker(
 
     settings = Settings.from_env()
     queue = task_queue or settings.task_queue
+    runtime = _metrics_runtime(metrics) if metrics else None
     if pool is not None:
         from modelbaton.pipeline.worker import run_pool
 
@@ -72,7 +79,7 @@ def worker(
             raise fail_error(exc) from None
 
         async def pool_main() -> None:
-            client = await connect(settings.home)
+            client = await connect(settings.home, runtime=runtime)
             await run_pool(client, settings, queue, pool)
 
         try:
@@ -88,13 +95,27 @@ def worker(
     )
 
     async def main() -> None:
-        client = await connect(settings.home)
+        client = await connect(settings.home, runtime=runtime)
         await run_worker(client, settings, options)
 
     try:
         asyncio.run(main())
     except ModelBatonError as exc:
         raise fail_error(exc) from None
+
+
+def _metrics_runtime(address: str) -> Any:
+    """The Temporal runtime that serves ``--metrics HOST:PORT``; a bad or taken address is a
+    usage error."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise fail(f"--metrics must be HOST:PORT, got {address!r}")
+    from modelbaton.metrics import metrics_runtime
+
+    try:
+        return metrics_runtime(address)
+    except Exception as exc:  # the SDK core reports a failed bind as a plain exception
+        raise fail(f"cannot serve metrics at {address}: {exc}") from None
 
 
 def _collect(

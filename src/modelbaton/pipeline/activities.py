@@ -18,12 +18,14 @@ workflow's retry policy can list the permanent ones and operators see the same n
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from modelbaton import metrics
 from modelbaton.contracts import ModelVersionConfig, NormalizedClassificationResult, normalize
 from modelbaton.errors import ConfigError, ModelBatonError, ModelEndpointError, ModelOutputError
 from modelbaton.models.client import call_model_endpoint
@@ -48,6 +50,10 @@ from modelbaton.shadow.store import ShadowStore
 
 #: Destination for documents whose review timed out.
 ESCALATION_ROUTE = "review_escalations"
+
+
+def _ms_since(started: float) -> float:
+    return (time.monotonic() - started) * 1000
 
 
 def to_application_error(exc: ModelBatonError) -> ApplicationError:
@@ -96,10 +102,14 @@ class ClassifyActivities:
         except ModelBatonError as exc:
             raise to_application_error(exc) from None
         version = config.version
+        started = time.monotonic()
         try:
             raw = await call_model_endpoint(config, inp.text, client=self._http)
-            return normalize(raw, config)
+            result = normalize(raw, config)
+            metrics.classify_done(version, "primary", _ms_since(started), None)
+            return result
         except ModelBatonError as exc:
+            metrics.classify_done(version, "primary", _ms_since(started), type(exc).__name__)
             activity.logger.warning("classify %s with %s failed: %s", inp.document_id, version, exc)
             error = to_application_error(exc)
             waited = (datetime.now(UTC) - activity.info().scheduled_time).total_seconds()
@@ -134,18 +144,22 @@ class ClassifyActivities:
         normalizer error, a misconfiguration) is returned in the answer, not raised; a transient
         one is raised, so it is retried within the shadow budget the workflow set."""
         _, version, schema = inp.identity()
+        started = time.monotonic()
         try:
             config = self._resolve(inp, schema)
             raw = await call_model_endpoint(config, inp.text, client=self._http)
             result = normalize(raw, config)
         except ModelEndpointError as exc:
+            metrics.classify_done(version, "shadow", _ms_since(started), type(exc).__name__)
             if not exc.retryable:
                 return ArmAnswer(
                     model_version=version, error_type=type(exc).__name__, error=str(exc)
                 )
             raise to_application_error(exc) from None
         except ModelBatonError as exc:
+            metrics.classify_done(version, "shadow", _ms_since(started), type(exc).__name__)
             return ArmAnswer(model_version=version, error_type=type(exc).__name__, error=str(exc))
+        metrics.classify_done(version, "shadow", _ms_since(started), None)
         return ArmAnswer(model_version=version, result=result)
 
     def for_schema(self, schema: int) -> object:
@@ -203,6 +217,8 @@ class PipelineActivities:
         }
         # SQLAlchemy is synchronous: keep it off the event loop that serves other activities.
         written = await asyncio.to_thread(self._store.write, row)
+        if written.created:  # a retry that finds its own record is not a second document
+            metrics.document_written(inp.result.model_version, inp.arm, inp.outcome.value)
         return ProcessOutput(
             record_id=written.record_id, destination=written.destination, created=written.created
         )
@@ -210,7 +226,12 @@ class PipelineActivities:
     @activity.defn(name=RECORD_SHADOW)
     async def record_shadow_comparison(self, inp: ShadowRecordInput) -> None:
         """Compare the arms' answers and store the row of (rollout, document)."""
-        await asyncio.to_thread(self._shadows.record, comparison_row(inp))
+        row = comparison_row(inp)
+        await asyncio.to_thread(self._shadows.record, row)
+        if inp.reviewed_label is None:  # the later record with the reviewed label is no new one
+            metrics.shadow_compared(
+                inp.baseline.model_version, inp.candidate.model_version, row.get("agree")
+            )
 
     def all(self) -> list[object]:
         """Every activity of the workflow worker, for ``Worker(activities=...)``."""

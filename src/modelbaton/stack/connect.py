@@ -16,6 +16,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import Runtime
 
 from modelbaton.errors import ConfigError, StackError, UnreachableError
 
@@ -58,10 +59,13 @@ def connect_config(home: Path | None = None) -> dict[str, Any]:
     return config
 
 
-async def connect(home: Path | None = None) -> Client:
-    """Connect with the pydantic data converter, which every client of ours must use."""
+async def connect(home: Path | None = None, *, runtime: Runtime | None = None) -> Client:
+    """Connect with the pydantic data converter, which every client of ours must use; on
+    ``runtime`` when given (a worker's, serving its metrics)."""
     config = connect_config(home)
     target = config.pop("target_host")
+    if runtime is not None:
+        config["runtime"] = runtime
     try:
         return await Client.connect(target, data_converter=pydantic_data_converter, **config)
     except RuntimeError as exc:

@@ -53,6 +53,7 @@ TEMPORAL = "temporal"
 MODELS = "models"
 WORKER_PREFIX = "worker-"
 POOL_PREFIX = "pool-"
+DASHBOARD = "dashboard"
 CLIENT_CONFIG_FILE = "temporal.toml"
 #: Seconds a worker may take from spawn to polling (imports, connecting).
 WORKER_TIMEOUT = 120.0
@@ -81,6 +82,9 @@ class StackOptions:
     namespace: str = "default"
     models: bool = True
     ui: bool = True
+    #: The rollout dashboard (``baton ui``); off unless asked for (``baton dev up`` asks).
+    dashboard: bool = False
+    dashboard_port: int = 8700
     ephemeral_ports: bool = False
     host: str = "127.0.0.1"
     temporal_timeout: float = 60.0
@@ -102,6 +106,8 @@ class StackState:
     release: str
     started_at: str
     processes: list[ProcessRecord] = field(default_factory=list)
+    #: The rollout dashboard's URL (``baton ui``), when the stack runs one.
+    dashboard_url: str | None = None
     #: True when ``start_stack`` found this stack already running and started nothing.
     #: Not persisted.
     already_running: bool = False
@@ -135,6 +141,7 @@ class StackState:
             "task_queue": self.task_queue,
             "release": self.release,
             "started_at": self.started_at,
+            "dashboard_url": self.dashboard_url,
             "client_config_file": str(self.home / CLIENT_CONFIG_FILE),
             "processes": [p.to_dict() for p in self.processes],
         }
@@ -152,6 +159,7 @@ class StackState:
             release=str(data.get("release", DEFAULT_RELEASE)),
             started_at=str(data.get("started_at", "")),
             processes=[ProcessRecord.from_dict(p) for p in data.get("processes", [])],
+            dashboard_url=data.get("dashboard_url"),
         )
 
 
@@ -267,6 +275,8 @@ def _choose_ports(options: StackOptions) -> dict[str, int]:
         wanted.append(("ui", options.ui_port, "--ui-port"))
     if options.models:
         wanted.append((MODELS, options.model_port, "--model-port"))
+    if options.dashboard:
+        wanted.append((DASHBOARD, options.dashboard_port, "--dashboard-port"))
     chosen: dict[str, int] = {}
     if options.ephemeral_ports:
         for name, _, _ in wanted:
@@ -545,6 +555,9 @@ def _start(options: StackOptions) -> StackState:
         state = _spawn_pools(state, versions, options.worker_timeout)
         component = "workers"
         state = _spawn_workers(state, options.workers, options.worker_timeout)
+        if options.dashboard:
+            component = DASHBOARD
+            state = _spawn_dashboard(state, options.host, ports[DASHBOARD])
         return state
     except BaseException as exc:
         # BaseException: Ctrl-C (KeyboardInterrupt) must also stop what was started.
@@ -559,6 +572,38 @@ def _start(options: StackOptions) -> StackState:
         raise
 
 
+def _metrics_flag(state: StackState) -> tuple[list[str], int]:
+    """``--metrics HOST:PORT`` on a free port for a worker or pool (recorded as its port)."""
+    host = state.temporal_address.rpartition(":")[0]
+    port = processes.free_port(host)
+    return ["--metrics", f"{host}:{port}"], port
+
+
+def _spawn_dashboard(state: StackState, host: str, port: int) -> StackState:
+    """Start ``baton ui`` for the stack's pipeline and wait until it answers."""
+    url = f"http://{host}:{port}"
+    command = [str(_venv_bin() / "baton"), "ui", "--host", host, "--port", str(port)]
+    if state.ui_url:
+        command += ["--temporal-ui", state.ui_url]
+    record = processes.spawn(
+        DASHBOARD,
+        command,
+        state.home / "logs" / "dashboard.log",
+        _child_env(state),
+        port=port,
+        cwd=state.home,
+    )
+    state = replace(state, processes=[*state.processes, record], dashboard_url=url)
+    _write_state(state)
+    processes.wait_until(
+        record,
+        lambda: _model_server_healthy(url),
+        timeout=WORKER_TIMEOUT,
+        what=f"a 200 from {url}/healthz",
+    )
+    return state
+
+
 def _spawn_workers(state: StackState, count: int, timeout: float) -> StackState:
     """Start ``count`` workers for ``state`` and wait until they poll; record them as they start."""
     env = _child_env(state)
@@ -566,11 +611,13 @@ def _spawn_workers(state: StackState, count: int, timeout: float) -> StackState:
     started: list[ProcessRecord] = []
     for i in range(1, count + 1):
         name = f"{WORKER_PREFIX}{i}"
+        flag, port = _metrics_flag(state)
         worker = processes.spawn(
             name,
-            [baton, "worker", "--task-queue", state.task_queue, "--release", state.release],
+            [baton, "worker", "--task-queue", state.task_queue, "--release", state.release, *flag],
             state.home / "logs" / f"{name}.log",
             env,
+            port=port,
             cwd=state.home,
         )
         started.append(worker)
@@ -611,11 +658,13 @@ def _spawn_pools(
         if version in state.pools:
             continue
         name = f"{POOL_PREFIX}{version}"
+        flag, port = _metrics_flag(state)
         pool = processes.spawn(
             name,
-            [baton, "worker", "--task-queue", state.task_queue, "--pool", version],
+            [baton, "worker", "--task-queue", state.task_queue, "--pool", version, *flag],
             state.home / "logs" / f"{name}.log",
             env,
+            port=port,
             cwd=state.home,
         )
         started.append(pool)
