@@ -339,3 +339,59 @@ def test_baton_ui_serves_and_says_when_temporal_does_not_answer(tmp_path: Path) 
         proc.wait(timeout=20)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+async def test_the_controller_on_the_page_and_its_pause_action(pipeline: Pipeline) -> None:
+    from modelbaton.controller.client import Controllers
+    from modelbaton.controller.messages import Phase
+    from modelbaton.controller.plan import parse_plan
+
+    rollouts = Rollouts(pipeline.client, pipeline.catalog, pipeline.task_queue)
+    controllers = Controllers(pipeline.client, pipeline.catalog, pipeline.task_queue)
+    plan = parse_plan(
+        {
+            "candidate": "v3",
+            "poll": 1,
+            "steps": [
+                {"kind": "canary", "fraction": 0.2, "bake": "10m", "min_documents": 1},
+                {"kind": "canary", "fraction": 0.6, "bake": "10m"},
+                {"kind": "promote"},
+            ],
+        }
+    )
+    async with pipeline.worker(pools=["v2", "v3"]):
+        await eventually(lambda: rollouts.pool_pollers("v3"), what="v3's pool polling")
+        await controllers.run(plan, BY)
+
+        async def baking() -> bool:
+            view = await controllers.status()
+            return view is not None and view.state.phase is Phase.BAKING
+
+        await eventually(baking, what="the controller baking")
+        with dashboard(pipeline, token="s3cret-token") as url:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+                page = (await http.get("/")).text
+                assert 'data-testid="facts-controller"' in page
+                assert "canary 20% (bake 600 s, 1 documents)" in page
+                # The steps still to come are on the timeline, as planned.
+                assert "canary 60% (bake 600 s, 20 documents)" in page
+                assert "planned" in page
+                refused = await http.post("/actions/pause")
+                assert refused.status_code == 401
+                paused = await http.post(
+                    "/actions/pause",
+                    data={"reason": "looks odd", "by": "bob"},
+                    headers={"Authorization": "Bearer s3cret-token", "Accept": "application/json"},
+                )
+                assert paused.status_code == 200, paused.text
+        view = await controllers.status()
+        assert view is not None
+        assert view.state.paused
+        audit = await rollouts.audit()
+        await controllers.abort(BY)
+        await controllers.handle().result()
+    assert (audit[-1].action, audit[-1].actor, audit[-1].reason) == (
+        "controller-pause",
+        "bob",
+        "looks odd",
+    )

@@ -28,6 +28,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from modelbaton.controller import dashboard as controller_ui
 from modelbaton.dashboard import charts
 from modelbaton.dashboard.view import DashboardSource, PanelProvider, build_view
 from modelbaton.errors import ModelBatonError, RolloutError
@@ -51,14 +52,14 @@ async def _promote(rollouts: Rollouts, by: ChangeBy) -> Any:
     return await rollouts.promote(by)
 
 
-async def _abort(rollouts: Rollouts, by: ChangeBy) -> Any:
-    return await rollouts.abort(by)
-
-
-#: The actions the page offers when enabled. A "pause" appears here once the rollout workflow
-#: (the controller) has such an update: add it to this mapping or pass ``actions=`` to
-#: :func:`create_app`.
-DEFAULT_ACTIONS: dict[str, Action] = {"promote": _promote, "abort": _abort}
+#: The actions the page offers when enabled; pause, resume and abort go through the rollout
+#: controller when one drives the rollout (abort falls back to the rollout itself).
+DEFAULT_ACTIONS: dict[str, Action] = {
+    "promote": _promote,
+    "pause": controller_ui.pause,
+    "resume": controller_ui.resume,
+    "abort": controller_ui.abort,
+}
 
 
 @dataclass
@@ -74,7 +75,7 @@ class UiConfig:
     #: None: read-only (no action is offered, every action request is refused).
     action_token: str | None = None
     actions: dict[str, Action] = field(default_factory=lambda: dict(DEFAULT_ACTIONS))
-    panel_providers: Sequence[PanelProvider] = ()
+    panel_providers: Sequence[PanelProvider] = (controller_ui.controller_panel,)
 
 
 def _session_value(token: str) -> str:
@@ -205,7 +206,10 @@ def create_app(config: UiConfig) -> FastAPI:
         actor = (form.get("by") or [""])[0] or f"dashboard@{socket.gethostname()}"
         rollouts = (await source()).rollouts
         try:
-            evidence = await _shadow_evidence(rollouts, store, config.catalog)
+            # Only leaving the shadow stage needs its verdict; stopping never does.
+            evidence = (
+                await _shadow_evidence(rollouts, store, config.catalog) if name == "promote" else ""
+            )
             plan = await action(rollouts, ChangeBy(actor=actor, reason=reason, evidence=evidence))
         except ModelBatonError as exc:
             message = " ".join(str(exc).split())
