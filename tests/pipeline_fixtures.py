@@ -51,6 +51,19 @@ class Pipeline:
         self.catalog = self.catalog.extended(config)
         self.source = CatalogSource.fixed(self.catalog)
 
+    def add_endpoint(self, version: str, url: str, **config: Any) -> None:
+        """Declare ``version``, a schema-2 model of this test's catalog served at ``url``
+        (a scripted endpoint: ``POST {url}/classify``)."""
+        self.add_model(
+            ModelVersionConfig(
+                model_id="doc-classifier",
+                version=version,
+                endpoint=f"{url}/classify",
+                output_schema_version=2,
+                **config,
+            )
+        )
+
     def doc(self, text: str = INVOICE) -> Document:
         # A unique suffix keeps content-derived ids unique per test.
         return validate_text(f"{text}\nref {uuid.uuid4().hex}", "test")

@@ -20,7 +20,6 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from temporalio.client import WorkflowExecutionStatus
 
-from modelbaton.contracts import ModelVersionConfig
 from modelbaton.controller.client import Controllers
 from modelbaton.controller.messages import Phase
 from modelbaton.controller.plan import parse_plan
@@ -157,14 +156,7 @@ async def test_bad_candidate_is_stopped_at_the_25_percent_step_and_rolled_back(
 ) -> None:
     app = switchable_v3(model_cache)
     with serve_in_thread(app) as url:
-        pipeline.add_model(
-            ModelVersionConfig(
-                model_id="doc-classifier",
-                version="bad",
-                endpoint=f"{url}/classify",
-                output_schema_version=2,
-            )
-        )
+        pipeline.add_endpoint("bad", url)
         controllers = Controllers(pipeline.client, pipeline.catalog, pipeline.task_queue)
         rollouts = Rollouts(pipeline.client, pipeline.catalog, pipeline.task_queue)
         async with pipeline.worker(pools=["v2", "bad"]):

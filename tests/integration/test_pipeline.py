@@ -24,7 +24,7 @@ from temporalio.exceptions import ApplicationError
 from typer.testing import CliRunner
 
 from modelbaton.cli.main import app as baton
-from modelbaton.contracts import ModelVersionConfig, NormalizedClassificationResult
+from modelbaton.contracts import NormalizedClassificationResult
 from modelbaton.models.catalog import Catalog
 from modelbaton.models.client import make_http_client
 from modelbaton.models.server import serve_in_thread
@@ -280,14 +280,7 @@ async def test_malformed_model_output_fails_document_without_retry(pipeline: Pip
     bad = {"label": "a", "confidence": 0.9, "raw_scores": [0.9, 0.1], "class_order": ["a"]}
     app = control_app([(200, bad)])
     with serve_in_thread(app) as url:
-        pipeline.add_model(
-            ModelVersionConfig(
-                model_id="doc-classifier",
-                version="bad",
-                endpoint=f"{url}/classify",
-                output_schema_version=2,
-            )
-        )
+        pipeline.add_endpoint("bad", url)
         async with pipeline.worker(pools=["bad"]):
             handle = await pipeline.start(pipeline.doc(), "bad")
             with pytest.raises(WorkflowFailureError) as err:
@@ -304,14 +297,7 @@ async def test_malformed_model_output_fails_document_without_retry(pipeline: Pip
 async def test_server_errors_are_retried_then_succeed(pipeline: Pipeline) -> None:
     app = control_app([(503, {"detail": "warming up"}), (500, {"detail": "oops"}), (200, GOOD_V2)])
     with serve_in_thread(app) as url:
-        pipeline.add_model(
-            ModelVersionConfig(
-                model_id="doc-classifier",
-                version="flaky",
-                endpoint=f"{url}/classify",
-                output_schema_version=2,
-            )
-        )
+        pipeline.add_endpoint("flaky", url)
         async with pipeline.worker(pools=["flaky"]):
             out = await (await pipeline.start(pipeline.doc(), "flaky")).result()
     assert app.state.served == [503, 500, 200]

@@ -18,7 +18,6 @@ from test_pipeline import GOOD_V2, control_app
 from typer.testing import CliRunner
 
 from modelbaton.cli.main import app as baton
-from modelbaton.contracts import ModelVersionConfig
 from modelbaton.contracts.rollout import ModelRef, RolloutPlan, start_shadow
 from modelbaton.models.catalog import Catalog
 from modelbaton.models.corpus import BASE_CLASSES, generate_corpus, split_corpus
@@ -117,14 +116,7 @@ async def test_failing_candidate_leaves_primary_results_unchanged(
     app = control_app(responses)
     docs = [pipeline.doc(t) for t in INVOICES]
     with serve_in_thread(app) as url:
-        pipeline.add_model(
-            ModelVersionConfig(
-                model_id="doc-classifier",
-                version="bad",
-                endpoint=f"{url}/classify",
-                output_schema_version=2,
-            )
-        )
+        pipeline.add_endpoint("bad", url)
         plan = shadow_plan(pipeline, "bad", budget=budget)
         async with pipeline.worker(pools=["v2", "bad"]):
             handles = await asyncio.gather(*(pipeline.start(d, plan=plan) for d in docs))
@@ -159,15 +151,7 @@ async def test_workflow_done_before_its_shadow_still_records_the_comparison(
     pipeline: Pipeline,
 ) -> None:
     with serve_in_thread(slow_app(4.0)) as url:
-        pipeline.add_model(
-            ModelVersionConfig(
-                model_id="doc-classifier",
-                version="slow",
-                endpoint=f"{url}/classify",
-                output_schema_version=2,
-                timeout_seconds=10.0,
-            )
-        )
+        pipeline.add_endpoint("slow", url, timeout_seconds=10.0)
         plan = shadow_plan(pipeline, "slow", budget=30.0)
         shadows = ShadowStore(pipeline.store.engine)
         doc = pipeline.doc()
