@@ -1,4 +1,4 @@
-"""Helpers for Worker Versioning tests: versioned probe workers, and which build a workflow ran on."""
+"""Helpers for Worker Versioning tests: versioned probe workers, the build a workflow ran on."""
 
 from __future__ import annotations
 

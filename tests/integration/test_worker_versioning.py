@@ -132,16 +132,17 @@ async def test_refusals_unknown_build_and_no_pollers(client: Client, task_queue:
         await control.describe()
     async with probe_worker(client, task_queue, Build(deployment, "A")):
         await await_pollers(control, "A")
-        with pytest.raises(RolloutError, match="unknown build 'Z'.*known: A"):
+        with pytest.raises(RolloutError, match=r"unknown build 'Z'.*known: A"):
             await control.set_current("Z")
         async with probe_worker(client, task_queue, Build(deployment, "B")):
             await await_pollers(control, "B")
-        # B's worker is gone: its version exists but nothing polls it.
-        await eventually(
-            lambda: _no_pollers(control, "B"), within=90, what="B's poller forgotten"
-        )
+        # B's worker is gone: its version exists but nothing polls it. A short poller window
+        # (the default is 90 s, longer than an idle long poll) makes that visible at once.
+        impatient = DeploymentControl(client, deployment, poller_window=3.0)
+        await eventually(lambda: _no_pollers(impatient, "B"), within=30, what="B's poller aged out")
         with pytest.raises(RolloutError, match="has no worker polling"):
-            await control.set_current("B")
+            await impatient.set_current("B")
+        assert (await control.describe()).current is None
 
 
 async def _no_pollers(control: DeploymentControl, build_id: str) -> bool:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from modelbaton.cli import dev, models, ops, pipeline, rollout, schema
+from modelbaton.cli import deploy, dev, models, ops, pipeline, rollout, schema
 from modelbaton.cli._boundary import BoundaryGroup
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app.add_typer(dev.app, name="dev")
 app.add_typer(rollout.app, name="rollout")
 pipeline.register(app)
 ops.register(app)
+deploy.register(app)
 
 
 def _version(value: bool) -> None:

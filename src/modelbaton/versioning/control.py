@@ -42,6 +42,10 @@ from modelbaton.errors import RolloutError
 from modelbaton.versioning.builds import Build
 
 IDENTITY = "baton deploy"
+#: A poller counts as live if it polled this recently. The server records when a long poll
+#: started, and an idle worker's long poll lasts about a minute, so less would miss live workers;
+#: the server itself keeps stopped workers in the poller list for minutes.
+POLLER_WINDOW_SECONDS = 90.0
 
 
 def _status_name(value: int) -> str:
@@ -114,10 +118,18 @@ class RoutingChange:
 class DeploymentControl:
     """Routing of one Worker Deployment (the pipeline's) in the client's namespace."""
 
-    def __init__(self, client: Client, deployment: str, *, identity: str = IDENTITY) -> None:
+    def __init__(
+        self,
+        client: Client,
+        deployment: str,
+        *,
+        identity: str = IDENTITY,
+        poller_window: float = POLLER_WINDOW_SECONDS,
+    ) -> None:
         self._client = client
         self.deployment = deployment
         self._identity = identity
+        self._poller_window = poller_window
 
     @property
     def _svc(self) -> Any:
@@ -224,11 +236,13 @@ class DeploymentControl:
                     task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
                 )
             )
+            now = time.time()
             found += [
                 p.identity
                 for p in resp.pollers
                 if p.deployment_options.build_id == build_id
                 and p.deployment_options.deployment_name == self.deployment
+                and now - p.last_access_time.ToSeconds() <= self._poller_window
             ]
         return found
 
