@@ -309,7 +309,8 @@ def _drain(
         else:
             target, stopped = await _build_target(client, settings, source, deployment)
         if not as_json:
-            console.print(f"draining {escape(target.label)}: {escape(stopped)}")
+            # emoji=False: "dep:A: ..." must not become an emoji code.
+            console.print(f"draining {escape(target.label)} ({escape(stopped)})", emoji=False)
         with Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -444,10 +445,11 @@ def _render_drain(report: dict[str, Any]) -> None:
         return
     console.print(
         f"[green]drained[/] {escape(report['target'])} in {report['seconds']:.1f} s "
-        f"({report['initial']} in flight at the start)"
+        f"({report['initial']} in flight at the start)",
+        emoji=False,
     )
     nxt = report["next"]
-    console.print(escape(nxt["workers"]))
+    console.print(escape(nxt["workers"]), emoji=False)
     for p in nxt["patches"]:
         console.print(f"  patch {escape(p['patch_id'])}: {escape(p['advice'])}")
 
