@@ -101,6 +101,7 @@ class DrainResult:
             "action": self.action,
             "remaining": self.remaining,
             "terminated": self.terminated,
+            "drained_at": self.drained_at,
         }
 
 
