@@ -45,4 +45,11 @@ class _Releases(Mapping[str, type]):
 
 RELEASES: Mapping[str, type] = _Releases()
 
-__all__ = ["CURRENT_RELEASE", "RELEASES", "SHIPPED"]
+
+def class_path(release: str) -> str:
+    """``module:Class`` of a release's workflow (what ``baton replay-check --workflows`` takes);
+    KeyError for an unknown release."""
+    return f"{__name__}.{_MODULES[release]}:DocumentClassificationWorkflow"
+
+
+__all__ = ["CURRENT_RELEASE", "RELEASES", "SHIPPED", "class_path"]
