@@ -48,6 +48,12 @@ def _render_status(status: StackStatus) -> None:
     console.print(f"  Web UI     {state.ui_url or '(headless)'}")
     console.print(f"  models     {state.model_base_url or '(not started)'}")
     console.print(f"  task queue {state.task_queue}  release {state.release}")
+    console.print(
+        f"  build      {escape(state.worker_version)} (pinned workflows; baton deploy status)"
+        if state.worker_version
+        else "  build      (unversioned workers: code changes need patches)",
+        emoji=False,
+    )
     console.print(f"  pools      {', '.join(state.pools) or '(none)'}")
     console.print(f"  client     temporal --config-file {state.home / embedded.CLIENT_CONFIG_FILE}")
     table = Table("process", "pid", "state", "port", "log")
@@ -89,6 +95,14 @@ def up(
     ),
     task_queue: str = typer.Option(DEFAULT_TASK_QUEUE, help="Task queue the workers poll."),
     release: str = typer.Option(CURRENT_RELEASE, help="Workflow release the workers run."),
+    versioned: bool = typer.Option(
+        False,
+        "--versioned",
+        help="Run the workers as a Worker Deployment build (build id = the release), pinned.",
+    ),
+    build_id: str | None = typer.Option(
+        None, "--build-id", help="Build id of the workers (implies --versioned)."
+    ),
     namespace: str = typer.Option("default", help="Temporal namespace (created if missing)."),
     models: bool = typer.Option(True, "--models/--no-models", help="Start the model server."),
     ui: bool = typer.Option(True, "--ui/--no-ui", help="Serve the Temporal Web UI."),
@@ -114,6 +128,7 @@ def up(
         pools=None if pools is None else tuple(v.strip() for v in pools.split(",") if v.strip()),
         task_queue=task_queue,
         release=release,
+        build_id=build_id or (release if versioned else None),
         namespace=namespace,
         models=models,
         ui=ui,

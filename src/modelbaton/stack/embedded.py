@@ -87,6 +87,9 @@ class StackOptions:
     #: The model server's first start may train the models.
     model_timeout: float = 180.0
     worker_timeout: float = WORKER_TIMEOUT
+    #: Run the workers as this Worker Deployment build (Worker Versioning, pinned workflows);
+    #: None runs them unversioned, as before. The deployment is named after the task queue.
+    build_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,20 @@ class StackState:
     #: True when ``start_stack`` found this stack already running and started nothing.
     #: Not persisted.
     already_running: bool = False
+    #: The Worker Deployment build the workers run as; None: unversioned workers.
+    build_id: str | None = None
+
+    @property
+    def deployment(self) -> str | None:
+        """The Worker Deployment of a versioned stack (named after the task queue)."""
+        from modelbaton.versioning.builds import deployment_name_for
+
+        return deployment_name_for(self.task_queue) if self.build_id else None
+
+    @property
+    def worker_version(self) -> str | None:
+        """``<deployment>:<build>`` as visibility shows it, for a versioned stack."""
+        return f"{self.deployment}:{self.build_id}" if self.build_id else None
 
     @property
     def workers(self) -> list[ProcessRecord]:
@@ -134,6 +151,8 @@ class StackState:
             "model_base_url": self.model_base_url,
             "task_queue": self.task_queue,
             "release": self.release,
+            "build_id": self.build_id,
+            "worker_deployment_version": self.worker_version,
             "started_at": self.started_at,
             "client_config_file": str(self.home / CLIENT_CONFIG_FILE),
             "processes": [p.to_dict() for p in self.processes],
@@ -152,6 +171,7 @@ class StackState:
             release=str(data.get("release", DEFAULT_RELEASE)),
             started_at=str(data.get("started_at", "")),
             processes=[ProcessRecord.from_dict(p) for p in data.get("processes", [])],
+            build_id=data.get("build_id") or None,
         )
 
 
@@ -492,6 +512,7 @@ def _start(options: StackOptions) -> StackState:
         task_queue=options.task_queue,
         release=options.release,
         started_at=_now(),
+        build_id=options.build_id,
     )
     _write_client_config(home, address, options.namespace)
     env = _child_env(state)
@@ -564,11 +585,14 @@ def _spawn_workers(state: StackState, count: int, timeout: float) -> StackState:
     env = _child_env(state)
     baton = str(_venv_bin() / "baton")
     started: list[ProcessRecord] = []
+    command = [baton, "worker", "--task-queue", state.task_queue, "--release", state.release]
+    if state.build_id and state.deployment:
+        command += ["--build-id", state.build_id, "--deployment", state.deployment]
     for i in range(1, count + 1):
         name = f"{WORKER_PREFIX}{i}"
         worker = processes.spawn(
             name,
-            [baton, "worker", "--task-queue", state.task_queue, "--release", state.release],
+            command,
             state.home / "logs" / f"{name}.log",
             env,
             cwd=state.home,
@@ -578,7 +602,31 @@ def _spawn_workers(state: StackState, count: int, timeout: float) -> StackState:
         _write_state(state)
     if started:
         _run_async(lambda: _await_workers(state, started, timeout))
+        if state.build_id:
+            _run_async(lambda: _bootstrap_current(state))
     return state
+
+
+async def _bootstrap_current(state: StackState) -> None:
+    """Make the stack's build current when the deployment has none yet.
+
+    Until a deployment has a current build, new workflows go to unversioned workers, and a
+    versioned stack has none: they would wait forever. Later builds are promoted by hand
+    (``baton deploy promote``), never here.
+    """
+    from modelbaton.errors import RolloutError
+    from modelbaton.versioning.control import DeploymentControl
+
+    assert state.deployment is not None
+    assert state.build_id is not None
+    client = await Client.connect(state.temporal_address, namespace=state.namespace)
+    control = DeploymentControl(client, state.deployment)
+    try:
+        current = (await control.describe()).current
+    except RolloutError:
+        current = None
+    if current is None:
+        await control.set_current(state.build_id)
 
 
 def _default_pools(state: StackState) -> list[str]:
