@@ -7,7 +7,10 @@
 5. Start a rollout of candidate v3 at 30 %: a third batch splits by business key between the v2
    and v3 pools; visibility counts each arm; the rollout is promoted, with its audit trail.
 6. Complete every pending review (the reviewer gives the document's true class).
-7. Summarize: per branch and model version, all results in the canonical contract, zero
+7. Blue-green cutover on Worker Versioning: documents pinned to build blue wait at review while
+   build green becomes current and takes new ones; ``baton drain --from blue`` shows a progress
+   bar until the last blue workflow closes (see ``demo_bluegreen``).
+8. Summarize: per branch and model version, all results in the canonical contract, zero
    failures; then stop everything that was started.
 """
 
@@ -245,20 +248,35 @@ async def run(
                     reviewed += 1
         console.print(f"{reviewed} reviews submitted")
 
+        console.rule(
+            "[bold]7. blue-green cutover: Worker Versioning builds, drained from visibility"
+        )
+        from modelbaton.demo_bluegreen import blue_green
+
+        cutover = make_batch("blue-green", max(per_batch // 2, 2) * 2, seed=404)
+        drain_code, builds = await blue_green(
+            console, client, state, catalog, pipeline, cutover, cutover.truth
+        )
+        console.print(
+            f"documents per build: {dict(Counter(builds.values()))}; "
+            f"baton drain exit code {drain_code}"
+        )
+
         outcomes: list[ClassificationOutcome] = []
-        for batch in (before, after, canary):
+        for batch in (before, after, canary, cutover):
             for handle in batch.handles.values():
                 outcomes.append(await asyncio.wait_for(handle.result(), 120))
-        return await summarize(console, outcomes, [before, after, canary])
+        ok = await summarize(console, outcomes, [before, after, canary, cutover])
+        return ok or drain_code
     finally:
         if keep:
-            console.rule("[bold]7. the stack keeps running (--keep)")
+            console.rule("[bold]8. the stack keeps running (--keep)")
             console.print(f"Temporal Web UI: {state.ui_url}")
             console.print(f'point this shell at it: eval "$(baton dev env --home {home})"')
             console.print("then: baton rollout status, baton pending, baton results")
             console.print(f"stop it: baton dev down --home {home}")
         else:
-            console.rule("[bold]7. stopping everything the demo started")
+            console.rule("[bold]8. stopping everything the demo started")
             for stopped in embedded.stop_stack(home):
                 console.print(f"stopped {stopped}")
 

@@ -30,6 +30,9 @@ async def test_demo_keep_then_dev_down(
         assert result.exit_code == 0, result.output
         assert "demo OK" in result.output
         assert "rollout audit trail" in result.output
+        assert "blue-green cutover" in result.output
+        assert "documents per build: {'blue': 2, 'green': 2}" in result.output
+        assert "baton drain exit code 0" in result.output
         assert "baton dev down --home" in result.output
         status = embedded.stack_status(home)
         assert status.running
