@@ -103,3 +103,21 @@ async def test_deploy_commands_route_and_refuse(
         assert f"deployment {deployment}: current A" in human.output
         await held.signal(VersionProbe.release)
         await held.result()
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["worker", "--versioned", "--behavior", "sideways"], "--behavior 'sideways'"),
+        (["worker", "--deployment", "has.dot"], "must not contain a dot"),
+        (["worker", "--build-id", "a:b"], "build id 'a:b'"),
+        (["dev", "up", "--build-id", " "], "build id: must not be empty"),
+        (["deploy", "ramp", "B", "--percent", "-1"], "--percent -1"),
+    ],
+)
+def test_versioning_options_refuse_bad_values(args: list[str], needle: str, tmp_path: Path) -> None:
+    """Refused before anything connects or starts: one line, exit code 2."""
+    result = CliRunner().invoke(
+        baton, [*args, "--home", str(tmp_path)] if args[0] == "dev" else args
+    )
+    assert_refused(result, needle)

@@ -119,6 +119,14 @@ def up(
     """
     from modelbaton.stack import embedded
 
+    if build_id is not None:
+        from modelbaton.errors import ModelBatonError
+        from modelbaton.versioning.builds import check_build_id
+
+        try:
+            check_build_id(build_id)
+        except ModelBatonError as exc:
+            raise fail_error(exc) from None
     options = embedded.StackOptions(
         home=_home(home),
         temporal_port=temporal_port,
