@@ -51,7 +51,7 @@ async def await_polling(control: DeploymentControl, build_id: str) -> None:
         await asyncio.sleep(0.2)
 
 
-async def one_run(client: Client, n: int) -> tuple[float, float]:
+async def one_run(client: Client, n: int) -> tuple[float, float, float]:
     queue = f"drain-bench-{uuid.uuid4().hex[:8]}"
     control = DeploymentControl(client, queue)
     workers = [
@@ -71,7 +71,7 @@ async def one_run(client: Client, n: int) -> tuple[float, float]:
             await client.start_workflow(DrainProbe.run, id=f"{queue}-{i}", task_queue=queue)
             for i in range(n)
         ]
-        await control.set_current("B")
+        promoted = await control.set_current("B")
         env = os.environ | {
             "TEMPORAL_ADDRESS": client.service_client.config.target_host,
             "TEMPORAL_NAMESPACE": client.namespace,
@@ -112,7 +112,7 @@ async def one_run(client: Client, n: int) -> tuple[float, float]:
                 server_lag = float("inf")
                 break
             await asyncio.sleep(0.25)
-    return drain_lag, server_lag
+    return drain_lag, server_lag, promoted.seconds_to_propagate
 
 
 async def main(runs: int, n: int, server_default: bool) -> int:
@@ -130,13 +130,16 @@ async def main(runs: int, n: int, server_default: bool) -> int:
     ) as env:
         drains: list[float] = []
         servers: list[float] = []
+        routing: list[float] = []
         for i in range(runs):
-            drain_lag, server_lag = await one_run(env.client, n)
+            drain_lag, server_lag, propagated = await one_run(env.client, n)
             drains.append(drain_lag)
             servers.append(server_lag)
+            routing.append(propagated)
             print(
                 f"run {i + 1}: baton drain reported drained {drain_lag:.2f} s after the last "
-                f"A workflow closed; server DRAINED after {server_lag:.2f} s",
+                f"A workflow closed; server DRAINED after {server_lag:.2f} s; promoting B "
+                f"propagated in {propagated:.2f} s",
                 flush=True,
             )
     print(
@@ -146,6 +149,10 @@ async def main(runs: int, n: int, server_default: bool) -> int:
     print(
         f"server DRAINED lag ({grace}): median {statistics.median(servers):.2f} s, "
         f"max {max(servers):.2f} s"
+    )
+    print(
+        f"set current (promote) until propagated: median {statistics.median(routing):.2f} s, "
+        f"max {max(routing):.2f} s"
     )
     return 0 if max(drains) <= 5.0 else 1
 
