@@ -31,6 +31,16 @@ HomeOption = typer.Option(
 )
 
 
+def _code_version(release: str) -> str:
+    from modelbaton.errors import ModelBatonError
+    from modelbaton.versioning.builds import code_version
+
+    try:
+        return code_version(release)
+    except ModelBatonError as exc:
+        raise fail_error(exc) from None
+
+
 def _home(home: Path | None) -> Path:
     return (home or Settings.from_env().home).resolve()
 
@@ -98,7 +108,8 @@ def up(
     versioned: bool = typer.Option(
         False,
         "--versioned",
-        help="Run the workers as a Worker Deployment build (build id = the release), pinned.",
+        help="Run the workers as a Worker Deployment build (build id = the release's code "
+        "version), pinned.",
     ),
     build_id: str | None = typer.Option(
         None, "--build-id", help="Build id of the workers (implies --versioned)."
@@ -136,7 +147,7 @@ def up(
         pools=None if pools is None else tuple(v.strip() for v in pools.split(",") if v.strip()),
         task_queue=task_queue,
         release=release,
-        build_id=build_id or (release if versioned else None),
+        build_id=build_id or (_code_version(release) if versioned else None),
         namespace=namespace,
         models=models,
         ui=ui,

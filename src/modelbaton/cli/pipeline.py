@@ -58,10 +58,11 @@ def worker(
     versioned: bool = typer.Option(
         False,
         "--versioned",
-        help="Run as a Worker Deployment version (Worker Versioning), build id = the release.",
+        help="Run as a Worker Deployment version (Worker Versioning); the build id is the "
+        "release's code version (name and digest of its workflow code).",
     ),
     build_id: str | None = typer.Option(
-        None, "--build-id", help="Run as this build (implies --versioned; default: the release)."
+        None, "--build-id", help="Run as this build (implies --versioned)."
     ),
     deployment: str | None = typer.Option(
         None, "--deployment", help="Deployment name, no dots (default: from the task queue)."
@@ -74,7 +75,7 @@ def worker(
     until SIGINT or SIGTERM."""
     from modelbaton.pipeline.worker import WorkerOptions, run_worker
     from modelbaton.stack.connect import connect
-    from modelbaton.versioning.builds import Behavior, Build, deployment_name_for
+    from modelbaton.versioning.builds import Behavior, Build, code_version, deployment_name_for
 
     settings = Settings.from_env()
     queue = task_queue or settings.task_queue
@@ -85,7 +86,9 @@ def worker(
     build: Build | None = None
     if versioned or build_id is not None or deployment is not None:
         try:
-            build = Build(deployment or deployment_name_for(queue), build_id or release)
+            build = Build(
+                deployment or deployment_name_for(queue), build_id or code_version(release)
+            )
         except ModelBatonError as exc:
             raise fail_error(exc) from None
     if pool is not None:

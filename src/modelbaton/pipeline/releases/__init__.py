@@ -46,10 +46,22 @@ class _Releases(Mapping[str, type]):
 RELEASES: Mapping[str, type] = _Releases()
 
 
+def module_of(release: str) -> str:
+    """The module name of a release; ConfigError naming the choices for an unknown one."""
+    try:
+        return _MODULES[release]
+    except KeyError:
+        from modelbaton.errors import ConfigError
+
+        raise ConfigError(
+            f"unknown workflow release {release!r}; choose one of {', '.join(_MODULES)}"
+        ) from None
+
+
 def class_path(release: str) -> str:
     """``module:Class`` of a release's workflow (what ``baton replay-check --workflows`` takes);
     KeyError for an unknown release."""
     return f"{__name__}.{_MODULES[release]}:DocumentClassificationWorkflow"
 
 
-__all__ = ["CURRENT_RELEASE", "RELEASES", "SHIPPED", "class_path"]
+__all__ = ["CURRENT_RELEASE", "RELEASES", "SHIPPED", "class_path", "module_of"]
