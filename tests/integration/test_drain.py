@@ -18,6 +18,8 @@ from typer.testing import CliRunner
 from modelbaton.cli.main import app as baton
 from modelbaton.pipeline.messages import ReviewDecision, WorkflowState
 from modelbaton.pipeline.workflow import DocumentClassificationWorkflow as Current
+from modelbaton.rollout.client import Rollouts
+from modelbaton.rollout.messages import ChangeBy
 from modelbaton.versioning.control import DeploymentControl
 from pipeline_fixtures import Pipeline
 from versioning_helpers import await_pollers, ran_on
@@ -83,6 +85,11 @@ async def test_drain_reports_drained_after_the_last_old_workflow_closes(
     async with pipeline.worker(build=pipeline.build("A")):
         await await_pollers(control, "A")
         await control.set_current("A")
+        # The rollout workflow lives as long as the pipeline: it starts on A but is auto-upgrade,
+        # so it must not keep A from draining.
+        rollouts = Rollouts(pipeline.client, pipeline.catalog, pipeline.task_queue)
+        await rollouts.start("v3", 0.2, ChangeBy(actor="test", reason="drain test"))
+        assert await ran_on(pipeline.client, rollouts.workflow_id) == "A"
         old = [await at_review(pipeline) for _ in range(3)]
         assert_refused(await invoke_async(env, "drain", "--from", "A"), "build 'A' is current")
         async with pipeline.worker(build=pipeline.build("B"), pools=()):
@@ -106,8 +113,10 @@ async def test_drain_reports_drained_after_the_last_old_workflow_closes(
             assert {p["patch_id"] for p in data["next"]["patches"]} >= {"PATCH_MODEL_ASSIGNMENT"}
             lag = reported - max(closes)
             assert lag <= 5.0, f"drain reported {lag:.1f} s after the last A workflow closed"
-            # The B workflow was never counted and still waits.
+            # The B workflow was never counted and still waits; the rollout workflow runs on.
             assert (await new.describe()).status is WorkflowExecutionStatus.RUNNING
+            rollout = await pipeline.client.get_workflow_handle(rollouts.workflow_id).describe()
+            assert rollout.status is WorkflowExecutionStatus.RUNNING
             await review(new)
 
         async def server_drained() -> bool:

@@ -147,3 +147,36 @@ async def test_refusals_unknown_build_and_no_pollers(client: Client, task_queue:
 
 async def _no_pollers(control: DeploymentControl, build_id: str) -> bool:
     return not await control.pollers(build_id)
+
+
+async def test_per_workflow_override_pins_one_workflow_to_another_build(
+    client: Client, task_queue: str
+) -> None:
+    deployment = deployment_name_for(task_queue)
+    control = DeploymentControl(client, deployment)
+    async with (
+        probe_worker(client, task_queue, Build(deployment, "A")),
+        probe_worker(client, task_queue, Build(deployment, "B")),
+    ):
+        await await_pollers(control, "A")
+        await await_pollers(control, "B")
+        await control.set_current("B")
+        moved = await start_probe(client, task_queue, f"moved-{uuid.uuid4().hex[:8]}", hold=True)
+        stays = await start_probe(client, task_queue, f"stays-{uuid.uuid4().hex[:8]}", hold=True)
+        for handle in (moved, stays):
+            assert await eventually(lambda h=handle: ran_on(client, h.id), what="started") == "B"
+        await control.pin_workflow(moved.id, "A")
+        assert await ran_on(client, moved.id) == "A", "the override names the build at once"
+        for handle in (moved, stays):
+            await handle.signal(VersionProbe.release)
+            await handle.result()
+        assert await ran_on(client, moved.id) == "A"
+        assert await ran_on(client, stays.id) == "B"
+        history = await moved.fetch_history()
+        completed_by = [
+            e.workflow_task_completed_event_attributes.deployment_version.build_id
+            for e in history.events
+            if e.HasField("workflow_task_completed_event_attributes")
+        ]
+        assert completed_by[0] == "B"
+        assert completed_by[-1] == "A", completed_by

@@ -207,6 +207,7 @@ async def _rollback(client: Client, control: DeploymentControl) -> dict[str, Any
             "nothing to roll back to"
         )
     rolled_from = view.current
+    await control.require_pollers(previous)  # refuse before changing anything
     if view.ramping is not None:
         await control.clear_ramp()
     change = await control.set_current(previous)
@@ -373,7 +374,7 @@ async def _build_target(
     control = DeploymentControl(client, build.deployment)
     view = await control.describe()
     if view.version(build.build_id) is None:
-        raise await control._unknown(build.build_id)
+        raise await control.unknown_build(build.build_id)
     if view.current == build.build_id:
         raise RolloutError(
             f"build {build.build_id!r} is current: new workflows still start on it; promote "

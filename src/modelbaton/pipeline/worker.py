@@ -69,15 +69,21 @@ def build_worker(
 ) -> Worker:
     """A worker for ``options.release`` (or explicit ``workflows``) and the given activities.
 
-    The rollout workflow is registered beside the document workflow, on the pipeline's queue.
+    The rollout workflow is registered beside the document workflow, on the pipeline's queue
+    (auto-upgrade on a versioned worker: it never ends, so it must not pin a build).
     """
     from modelbaton.rollout.workflow import RolloutWorkflow
 
+    rollout: type = RolloutWorkflow
+    if options.build is not None:
+        from modelbaton.versioning.rollout_workflow import AutoUpgradeRolloutWorkflow
+
+        rollout = AutoUpgradeRolloutWorkflow
     chosen = list(workflows) if workflows is not None else [workflow_class(options.release)]
     return Worker(
         client,
         task_queue=options.task_queue,
-        workflows=[*chosen, RolloutWorkflow],
+        workflows=[*chosen, rollout],
         activities=list(activities),  # type: ignore[arg-type]
         max_concurrent_activities=options.max_concurrent_activities,
         max_concurrent_workflow_tasks=options.max_concurrent_workflow_tasks,

@@ -194,7 +194,7 @@ class DeploymentControl:
             )
         except RPCError as exc:
             if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
-                raise await self._unknown(build_id) from None
+                raise await self.unknown_build(build_id) from None
             raise
         info = resp.worker_deployment_version_info
         return VersionView(
@@ -214,7 +214,7 @@ class DeploymentControl:
             ),
         )
 
-    async def _unknown(self, build_id: str) -> RolloutError:
+    async def unknown_build(self, build_id: str) -> RolloutError:
         try:
             known = [v.build_id for v in (await self.describe()).versions]
         except RolloutError as exc:
@@ -246,7 +246,7 @@ class DeploymentControl:
             ]
         return found
 
-    async def _require_pollers(self, build_id: str) -> None:
+    async def require_pollers(self, build_id: str) -> None:
         if not await self.pollers(build_id):
             raise RolloutError(
                 f"build {build_id!r} of deployment {self.deployment!r} has no worker polling: "
@@ -256,7 +256,7 @@ class DeploymentControl:
     async def set_current(self, build_id: str, *, require_pollers: bool = True) -> RoutingChange:
         """Route new workflows (and auto-upgrade ones) to ``build_id``; clears a ramp of it."""
         if require_pollers:
-            await self._require_pollers(build_id)
+            await self.require_pollers(build_id)
         else:
             await self.describe_version(build_id)
         started = time.monotonic()
@@ -286,7 +286,7 @@ class DeploymentControl:
         view = await self.describe()
         if view.current == build_id:
             raise RolloutError(f"build {build_id!r} is already current; nothing to ramp")
-        await self._require_pollers(build_id)
+        await self.require_pollers(build_id)
         started = time.monotonic()
         await self._svc.set_worker_deployment_ramping_version(
             SetWorkerDeploymentRampingVersionRequest(

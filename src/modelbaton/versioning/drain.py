@@ -45,7 +45,15 @@ class DrainTarget:
 
     @classmethod
     def build(cls, version: str) -> DrainTarget:
-        return cls("build", version, f"TemporalWorkerDeploymentVersion = '{version}'")
+        """The workflows pinned to ``version``: only they need its workers. An auto-upgrade
+        workflow (the rollout workflow) moves to the current build at its next task, as the
+        server's own drainage assumes."""
+        return cls(
+            "build",
+            version,
+            f"TemporalWorkerDeploymentVersion = '{version}' "
+            "AND TemporalWorkflowVersioningBehavior = 'Pinned'",
+        )
 
     @classmethod
     def pool(cls, model_version: str, task_queue: str) -> DrainTarget:
