@@ -110,7 +110,7 @@ async def blue_green(
                 drain = await asyncio.create_subprocess_exec(
                     baton, "drain", "--from", "blue", "--deadline", "5m", env=env
                 )
-                await asyncio.sleep(2.0)  # let the drain take its first count
+                await asyncio.sleep(4.0)  # let the drain start and take its first count
                 for d in batch.docs[:half]:
                     handle = handles[d.workflow_id]
                     await handle.execute_update(

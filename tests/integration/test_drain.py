@@ -181,6 +181,11 @@ async def test_drain_at_the_deadline_reports_then_terminates_exactly_the_old_wor
             described = await pipeline.client.get_workflow_handle(wid).describe()
             assert described.status is WorkflowExecutionStatus.TERMINATED
         assert (await new.describe()).status is WorkflowExecutionStatus.RUNNING
+        # For people: a bar while counting, then the verdict and what can go.
+        human = await invoke_async(env, "drain", "--from", "A")
+        assert human.exit_code == 0, human.output
+        assert "drained" in human.output
+        assert "patch PATCH_MODEL_ASSIGNMENT:" in human.output
         await review(new)
 
 
