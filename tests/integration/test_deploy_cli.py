@@ -70,6 +70,9 @@ async def test_deploy_commands_route_and_refuse(
         assert_refused(await baton_cli("deploy", "ramp", "A", "--percent", "10"), "already current")
         ramped = await baton_json("deploy", "ramp", "B", "--percent", "30")
         assert (ramped["current"], ramped["ramping"], ramped["ramp_percent"]) == ("A", "B", 30.0)
+        cleared = await baton_json("deploy", "ramp", "B", "--percent", "0")
+        assert (cleared["current"], cleared["ramping"]) == ("A", None)
+        await baton_json("deploy", "ramp", "B", "--percent", "30")
         status = await baton_json("deploy", "status")
         assert (status["current"], status["ramping"], status["ramp_percent"]) == ("A", "B", 30.0)
         assert {v["build_id"]: v["status"] for v in status["versions"]} == {

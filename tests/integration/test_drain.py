@@ -178,8 +178,12 @@ async def test_drain_at_the_deadline_reports_then_terminates_exactly_the_old_wor
         assert (data["drained"], data["action"]) == (True, "terminate")
         assert set(data["terminated"]) == old
         for wid in old:
-            described = await pipeline.client.get_workflow_handle(wid).describe()
-            assert described.status is WorkflowExecutionStatus.TERMINATED
+            handle = pipeline.client.get_workflow_handle(wid)
+            assert (await handle.describe()).status is WorkflowExecutionStatus.TERMINATED
+            last = (await handle.fetch_history()).events[-1]
+            reason = last.workflow_execution_terminated_event_attributes.reason
+            assert reason.startswith("baton drain: "), reason
+            assert "did not drain within 1 s" in reason
         assert (await new.describe()).status is WorkflowExecutionStatus.RUNNING
         # For people: a bar while counting, then the verdict and what can go.
         human = await invoke_async(env, "drain", "--from", "A")
