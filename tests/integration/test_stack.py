@@ -238,3 +238,10 @@ def test_versioned_workers_show_their_build_and_become_current(home: Path) -> No
     assert deployed.exit_code == 0, deployed.output
     data = json.loads(deployed.stdout)
     assert (data["deployment"], data["current"]) == (state.task_queue, "blue")
+    # Other code under the same build id would break its pinned workflows: refused, untouched.
+    refused = CliRunner().invoke(
+        baton, ["dev", "restart-workers", "--release", "initial", "--home", str(home)]
+    )
+    assert refused.exit_code == 2, refused.output
+    assert "release initial is another code version" in " ".join(refused.output.split())
+    assert processes.is_ours(worker)

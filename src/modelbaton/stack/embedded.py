@@ -789,6 +789,34 @@ def stop_stack(home: Path) -> list[StopResult]:
         return results
 
 
+def _refuse_in_place_code_change(state: StackState, release: str | None) -> None:
+    """A versioned stack's workers may restart only with the code their build id names.
+
+    Other code under the same build id would replay pinned workflows on code that did not record
+    them; a new code version is a new build, started beside the old one and promoted.
+    """
+    from modelbaton.errors import ConfigError
+    from modelbaton.versioning.builds import code_version
+
+    if not state.build_id:
+        return
+    advice = (
+        "start it as a new build beside the running one (baton worker --versioned), promote it "
+        "(baton deploy promote) and drain the old one (baton drain)"
+    )
+    if release is not None and release != state.release:
+        raise ConfigError(
+            f"the stack's workers are build {state.build_id} of release {state.release}: "
+            f"release {release} is another code version; {advice}"
+        )
+    now = code_version(state.release)
+    if state.build_id.startswith(f"{state.release}-") and state.build_id != now:
+        raise ConfigError(
+            f"the workflow code changed since build {state.build_id} started (its code version "
+            f"is now {now}); {advice}"
+        )
+
+
 def restart_workers(
     home: Path, *, release: str | None = None, workers: int | None = None
 ) -> StackState:
@@ -813,6 +841,7 @@ def restart_workers(
         if state is None or temporal is None or not processes.is_ours(temporal):
             raise StackError(f"no running stack in {home}; start one with 'baton dev up'")
         count = len(state.workers) if workers is None else workers
+        _refuse_in_place_code_change(state, release)
         processes.stop_many(state.workers)
         state = replace(
             state,
