@@ -9,15 +9,20 @@ from temporalio.worker import Worker
 
 from fixtures.version_probe import VersionProbe
 from modelbaton.pipeline.worker import WorkerOptions, build_worker
-from modelbaton.versioning.builds import Build
+from modelbaton.versioning.builds import Behavior, Build
 from modelbaton.versioning.control import DeploymentControl, workflow_build
 from waiting import eventually
 
 
-def probe_worker(client: Client, task_queue: str, build: Build) -> Worker:
+def probe_worker(
+    client: Client, task_queue: str, build: Build, behavior: Behavior = Behavior.PINNED
+) -> Worker:
     """A worker of ``build`` running only the probe workflow (pinned by default)."""
     return build_worker(
-        client, WorkerOptions(task_queue=task_queue, build=build), [], workflows=[VersionProbe]
+        client,
+        WorkerOptions(task_queue=task_queue, build=build, behavior=behavior),
+        [],
+        workflows=[VersionProbe],
     )
 
 

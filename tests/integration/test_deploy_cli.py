@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from fixtures.version_probe import VersionProbe
 from modelbaton.cli.main import app as baton
-from modelbaton.versioning.builds import Build, deployment_name_for
+from modelbaton.versioning.builds import Behavior, Build, deployment_name_for
 from modelbaton.versioning.control import DeploymentControl
 from versioning_helpers import await_pollers, probe_worker, ran_on, start_probe
 from waiting import eventually
@@ -124,3 +124,43 @@ def test_versioning_options_refuse_bad_values(args: list[str], needle: str, tmp_
         baton, [*args, "--home", str(tmp_path)] if args[0] == "dev" else args
     )
     assert_refused(result, needle)
+
+
+async def test_rollback_warns_about_auto_upgrade_workflows_moving_back(
+    client: Client, task_queue: str, tmp_path: Path
+) -> None:
+    """Auto-upgrade workflows follow a rollback at their next task: the rollback says how many."""
+    env = {
+        "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": client.namespace,
+        "MODELBATON_HOME": str(tmp_path / "home"),
+        "MODELBATON_TASK_QUEUE": task_queue,
+    }
+    deployment = deployment_name_for(task_queue)
+    control = DeploymentControl(client, deployment)
+    auto = Behavior.AUTO_UPGRADE
+    async with (
+        probe_worker(client, task_queue, Build(deployment, "A"), auto),
+        probe_worker(client, task_queue, Build(deployment, "B"), auto),
+    ):
+        await await_pollers(control, "A")
+        await await_pollers(control, "B")
+        await control.set_current("A")
+        await control.set_current("B")
+        held = await start_probe(client, task_queue, f"auto-{uuid.uuid4().hex[:8]}", hold=True)
+        assert await eventually(lambda: ran_on(client, held.id), what="held started") == "B"
+
+        async def rolled_back() -> Any:
+            result = await asyncio.to_thread(
+                CliRunner().invoke, baton, ["deploy", "rollback", "--json"], env=env
+            )
+            assert result.exit_code == 0, result.output
+            return json.loads(result.stdout)
+
+        data = await rolled_back()
+        assert (data["current"], data["pinned_to_rolled_back"]) == ("A", 0)
+        assert data["auto_upgrade_moving_back"] == 1
+        assert "fail non-determinism" in data["warning"]
+        await held.signal(VersionProbe.release)
+        await held.result()
+        assert await ran_on(client, held.id) == "A", "an auto-upgrade workflow follows the rollback"

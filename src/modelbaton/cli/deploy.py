@@ -214,10 +214,25 @@ async def _rollback(client: Client, control: DeploymentControl) -> dict[str, Any
     target = DrainTarget.build(Build(view.name, rolled_from).version)
     pinned = [wf.id async for wf in client.list_workflows(target.running, limit=LIST_LIMIT)]
     total = await _count(client, target.running)
+    moving = await _count(
+        client,
+        f"TemporalWorkerDeploymentVersion = '{Build(view.name, rolled_from).version}' "
+        "AND TemporalWorkflowVersioningBehavior = 'AutoUpgrade' AND ExecutionStatus = 'Running'",
+    )
+    warning = (
+        f"{moving} running auto-upgrade workflows last ran on {rolled_from} and move to "
+        f"{previous} at their next task: any that took a code path {previous} does not have (a "
+        f"patch {rolled_from} added) will fail non-determinism; check first with 'baton "
+        f"replay-check --build {rolled_from} --release <{previous}'s release>'."
+        if moving
+        else None
+    )
     return _change_dict(change) | {
         "rolled_back_from": rolled_from,
         "pinned_to_rolled_back": total,
         "pinned_workflow_ids": pinned,
+        "auto_upgrade_moving_back": moving,
+        "warning": warning,
         "advice": (
             f"{total} running workflows stay pinned to {rolled_from} and finish on it: keep its "
             f"workers running, or 'baton drain --from {rolled_from} --deadline 1h "
@@ -247,6 +262,8 @@ def rollback(deployment: str | None = DeploymentOption, as_json: bool = JsonOpti
         if data["pinned_to_rolled_back"] > len(data["pinned_workflow_ids"]):
             console.print(f"  ... and {data['pinned_to_rolled_back'] - LIST_LIMIT} more")
         console.print(escape(data["advice"]))
+        if data["warning"]:
+            console.print(f"[yellow]warning:[/] {escape(data['warning'])}")
 
     emit(data, as_json, render)
 
