@@ -200,9 +200,21 @@ async def test_drain_of_a_model_pool(pipeline: Pipeline, env: dict[str, str]) ->
         assert_refused(await invoke_async(env, "drain", "--pool", "--from", "v2"), "still assigned")
         assert_refused(await invoke_async(env, "drain", "--pool", "--from", "v9"), "v9")
         drain = asyncio.create_task(
-            asyncio.to_thread(invoke, env, "drain", "--pool", "--from", "v1", "--json")
+            asyncio.to_thread(
+                invoke,
+                env,
+                "drain",
+                "--pool",
+                "--from",
+                "v1",
+                "--json",
+                "--deadline",
+                "1s",
+                "--on-deadline",
+                "wait",
+            )
         )
-        await asyncio.sleep(2)
+        await asyncio.sleep(3)  # past the deadline: 'wait' keeps waiting
         assert not drain.done()
         closed = await review(old)
         result = await drain
@@ -210,6 +222,7 @@ async def test_drain_of_a_model_pool(pipeline: Pipeline, env: dict[str, str]) ->
         assert result.exit_code == 0, result.output
         data = json.loads(result.stdout)
         assert (data["drained"], data["initial"], data["strategy"]) == (True, 1, "pool")
+        assert (data["deadline_passed"], data["action"], data["terminated"]) == (True, "wait", [])
         assert "pool can be stopped" in data["next"]["workers"]
         assert reported - closed <= 5.0
         assert (await current.describe()).status is WorkflowExecutionStatus.RUNNING
