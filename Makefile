@@ -54,6 +54,7 @@ bench: install
 	$(RUN) python bench/replay.py
 	$(RUN) python bench/canary.py
 	$(RUN) python bench/shadow.py
+	$(RUN) python bench/drain.py
 
 clean:
 	rm -rf .venv .tools .modelbaton .pytest_cache .mypy_cache .ruff_cache

@@ -28,6 +28,7 @@ from modelbaton.pipeline.releases import CURRENT_RELEASE
 from modelbaton.pipeline.starter import legacy_workflow_input, start_document, workflow_input
 from modelbaton.pipeline.store import ResultsStore
 from modelbaton.pipeline.worker import WorkerOptions, build_pool_worker, build_worker
+from modelbaton.versioning.builds import Behavior, Build, deployment_name_for
 
 INVOICE = (
     "INVOICE No. 4471\nBill to: Northwind Traders\nAmount due: $1,250.00\n"
@@ -122,19 +123,32 @@ class Pipeline:
         release: str = CURRENT_RELEASE,
         activities: list[object] | None = None,
         pools: Sequence[str] = ("v1", "v2", "v3"),
+        build: Build | None = None,
+        behavior: Behavior = Behavior.PINNED,
     ) -> AsyncIterator[None]:
-        """The workflow worker of ``release`` plus a pool per version in ``pools``."""
+        """The workflow worker of ``release`` plus a pool per version in ``pools``; with ``build``
+        the workflow worker runs as that Worker Deployment version (pools stay unversioned)."""
         async with AsyncExitStack() as stack:
             http = await stack.enter_async_context(make_http_client())
             acts = activities or [
                 *PipelineActivities(self.store, self.source, http).all(),
                 *ControllerActivities(self.client, self.source, self.store).all(),
             ]
-            options = WorkerOptions(task_queue=self.task_queue, release=release)
+            options = WorkerOptions(
+                task_queue=self.task_queue, release=release, build=build, behavior=behavior
+            )
             await stack.enter_async_context(build_worker(self.client, options, acts))
             for version in pools:
                 await stack.enter_async_context(self.pool(version, http))
             yield
+
+    @property
+    def deployment(self) -> str:
+        """This test's Worker Deployment (one per task queue, as the CLI derives it)."""
+        return deployment_name_for(self.task_queue)
+
+    def build(self, build_id: str) -> Build:
+        return Build(self.deployment, build_id)
 
     def pool(self, version: str, http: Any) -> Any:
         """The pool worker of ``version`` (an async context manager)."""

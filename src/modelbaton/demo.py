@@ -10,7 +10,10 @@
    step, aborts and restarts its documents on the baseline (rollback scenario B); the audit
    trail of both rollouts is printed.
 7. Complete every pending review (the reviewer gives the document's true class).
-8. Summarize: per branch and model version, all results in the canonical contract, zero
+8. Blue-green cutover on Worker Versioning: documents pinned to build blue wait at review while
+   build green becomes current and takes new ones; ``baton drain --from blue`` shows a progress
+   bar until the last blue workflow closes (see ``demo_bluegreen``).
+9. Summarize: per branch and model version, all results in the canonical contract, zero
    failures; then stop everything that was started.
 """
 
@@ -393,20 +396,35 @@ async def run_stack(
                     reviewed += 1
         console.print(f"{reviewed} reviews submitted")
 
+        console.rule(
+            "[bold]8. blue-green cutover: Worker Versioning builds, drained from visibility"
+        )
+        from modelbaton.demo_bluegreen import blue_green
+
+        cutover = make_batch("blue-green", max(per_batch // 2, 2) * 2, seed=505)
+        drain_code, builds = await blue_green(
+            console, client, state, catalog, pipeline, cutover, cutover.truth
+        )
+        console.print(
+            f"documents per build: {dict(Counter(builds.values()))}; "
+            f"baton drain exit code {drain_code}"
+        )
+
         outcomes: list[ClassificationOutcome] = []
-        for batch in (before, after, upgrade, bad):
+        for batch in (before, after, upgrade, bad, cutover):
             for handle in batch.handles.values():
                 outcomes.append(await asyncio.wait_for(handle.result(), 120))
-        return await summarize(console, outcomes, [before, after, upgrade, bad])
+        ok = await summarize(console, outcomes, [before, after, upgrade, bad, cutover])
+        return ok or drain_code
     finally:
         if keep:
-            console.rule("[bold]8. the stack keeps running (--keep)")
+            console.rule("[bold]9. the stack keeps running (--keep)")
             console.print(f"Temporal Web UI: {state.ui_url}")
             console.print(f'point this shell at it: eval "$(baton dev env --home {home})"')
             console.print("then: baton rollout status, baton pending, baton results")
             console.print(f"stop it: baton dev down --home {home}")
         else:
-            console.rule("[bold]8. stopping everything the demo started")
+            console.rule("[bold]9. stopping everything the demo started")
             for stopped in embedded.stop_stack(home):
                 console.print(f"stopped {stopped}")
 

@@ -34,6 +34,9 @@ async def test_demo_keep_then_dev_down(
         assert "controller promoted: baseline is now v3" in result.output
         assert "controller aborted at step 1" in result.output
         assert "controller-rollback" in result.output
+        assert "blue-green cutover" in result.output
+        assert "documents per build: {'blue': 2, 'green': 2}" in result.output
+        assert "baton drain exit code 0" in result.output
         assert "baton dev down --home" in result.output
         status = embedded.stack_status(home)
         assert status.running

@@ -206,3 +206,42 @@ def test_dev_env_without_a_stack_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(dev_app, ["env", "--home", str(tmp_path / "none")])
     assert result.exit_code == 2
     assert "no stack recorded" in result.output
+
+
+def test_versioned_workers_show_their_build_and_become_current(home: Path) -> None:
+    """``dev up --build-id``: the workers run as that build of the pipeline's deployment, the
+    first build is made current (else new workflows would wait for unversioned workers), and
+    ``dev status`` and ``deploy status`` show it."""
+    up = CliRunner().invoke(
+        dev_app,
+        [
+            "up", "--home", str(home), "--no-models", "--no-ui", "--ephemeral-ports",
+            "--workers", "1", "--pools", "", "--build-id", "blue", "--json",
+        ],
+    )  # fmt: skip
+    assert up.exit_code == 0, up.output
+    state = embedded.stack_status(home).state
+    assert state is not None
+    assert state.build_id == "blue"
+    assert state.worker_version == f"{state.task_queue}:blue"
+    worker = state.workers[0]
+    assert worker.command[-4:] == ["--build-id", "blue", "--deployment", state.task_queue]
+    status = CliRunner().invoke(dev_app, ["status", "--home", str(home), "--json"])
+    assert json.loads(status.stdout)["worker_deployment_version"] == f"{state.task_queue}:blue"
+    human = CliRunner().invoke(dev_app, ["status", "--home", str(home)])
+    assert f"build      {state.task_queue}:blue (pinned" in human.output
+    from modelbaton.cli.main import app as baton
+
+    deployed = CliRunner().invoke(
+        baton, ["deploy", "status", "--json"], env={"MODELBATON_HOME": str(home)}
+    )
+    assert deployed.exit_code == 0, deployed.output
+    data = json.loads(deployed.stdout)
+    assert (data["deployment"], data["current"]) == (state.task_queue, "blue")
+    # Other code under the same build id would break its pinned workflows: refused, untouched.
+    refused = CliRunner().invoke(
+        baton, ["dev", "restart-workers", "--release", "initial", "--home", str(home)]
+    )
+    assert refused.exit_code == 2, refused.output
+    assert "release initial is another code version" in " ".join(refused.output.split())
+    assert processes.is_ours(worker)

@@ -31,6 +31,16 @@ HomeOption = typer.Option(
 )
 
 
+def _code_version(release: str) -> str:
+    from modelbaton.errors import ModelBatonError
+    from modelbaton.versioning.builds import code_version
+
+    try:
+        return code_version(release)
+    except ModelBatonError as exc:
+        raise fail_error(exc) from None
+
+
 def _home(home: Path | None) -> Path:
     return (home or Settings.from_env().home).resolve()
 
@@ -49,6 +59,12 @@ def _render_status(status: StackStatus) -> None:
     console.print(f"  dashboard  {state.dashboard_url or '(not started)'}")
     console.print(f"  models     {state.model_base_url or '(not started)'}")
     console.print(f"  task queue {state.task_queue}  release {state.release}")
+    console.print(
+        f"  build      {escape(state.worker_version)} (pinned workflows; baton deploy status)"
+        if state.worker_version
+        else "  build      (unversioned workers: code changes need patches)",
+        emoji=False,
+    )
     console.print(f"  pools      {', '.join(state.pools) or '(none)'}")
     console.print(f"  client     temporal --config-file {state.home / embedded.CLIENT_CONFIG_FILE}")
     if state.workers or state.pools:
@@ -95,6 +111,15 @@ def up(
     ),
     task_queue: str = typer.Option(DEFAULT_TASK_QUEUE, help="Task queue the workers poll."),
     release: str = typer.Option(CURRENT_RELEASE, help="Workflow release the workers run."),
+    versioned: bool = typer.Option(
+        False,
+        "--versioned",
+        help="Run the workers as a Worker Deployment build (build id = the release's code "
+        "version), pinned.",
+    ),
+    build_id: str | None = typer.Option(
+        None, "--build-id", help="Build id of the workers (implies --versioned)."
+    ),
     namespace: str = typer.Option("default", help="Temporal namespace (created if missing)."),
     models: bool = typer.Option(True, "--models/--no-models", help="Start the model server."),
     ui: bool = typer.Option(True, "--ui/--no-ui", help="Serve the Temporal Web UI."),
@@ -115,6 +140,14 @@ def up(
     """
     from modelbaton.stack import embedded
 
+    if build_id is not None:
+        from modelbaton.errors import ModelBatonError
+        from modelbaton.versioning.builds import check_build_id
+
+        try:
+            check_build_id(build_id)
+        except ModelBatonError as exc:
+            raise fail_error(exc) from None
     options = embedded.StackOptions(
         home=_home(home),
         temporal_port=temporal_port,
@@ -124,6 +157,7 @@ def up(
         pools=None if pools is None else tuple(v.strip() for v in pools.split(",") if v.strip()),
         task_queue=task_queue,
         release=release,
+        build_id=build_id or (_code_version(release) if versioned else None),
         namespace=namespace,
         models=models,
         ui=ui,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from modelbaton.cli import dev, models, ops, pipeline, rollout, schema, shadow, ui, upgrade
+from modelbaton.cli import deploy, dev, models, ops, pipeline, rollout, schema, shadow, ui, upgrade
 from modelbaton.cli._boundary import BoundaryGroup
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ pipeline.register(app)
 ops.register(app)
 upgrade.register(app)
 app.command()(ui.ui)
+deploy.register(app)
 
 
 def _version(value: bool) -> None:

@@ -43,18 +43,47 @@ def replay_check(
     allow_empty: bool = typer.Option(
         False, "--allow-empty", help="Pass when there is nothing to replay (default: exit 2)."
     ),
+    build: str | None = typer.Option(
+        None,
+        "--build",
+        help="Only histories pinned to this Worker Deployment build (BUILD or DEPLOYMENT:BUILD; "
+        "the deployment defaults to the one of MODELBATON_TASK_QUEUE), running or closed.",
+    ),
+    release: str | None = typer.Option(
+        None, "--release", help="Check against this release's code instead of --workflows."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Replay histories against today's workflow code; exit 1 on any failure.
 
     Put it in CI between build and deploy: against the committed histories, and against the
-    running workflows of staging or production (read-only: it only fetches histories).
+    running workflows of staging or production (read-only: it only fetches histories). With
+    --build and --release: may the code of RELEASE take over the workflows pinned to BUILD?
     """
     from modelbaton.ops import replay
     from modelbaton.stack.connect import connect
 
     if histories is not None and query is not None:
         raise fail("give --histories or --query, not both")
+    if histories is not None and build is not None:
+        raise fail("--build selects live workflows; it cannot filter --histories")
+    if release is not None:
+        from modelbaton.pipeline.releases import RELEASES, class_path
+
+        if workflows != ",".join(DEFAULT_WORKFLOWS):
+            raise fail("give --release or --workflows, not both")
+        if release not in RELEASES:
+            raise fail(f"--release {release!r}: choose one of {', '.join(RELEASES)}")
+        workflows = class_path(release)
+    if build is not None:
+        from modelbaton.versioning.builds import Build, deployment_name_for
+
+        try:
+            pinned = Build.parse(build, deployment_name_for(Settings.from_env().task_queue))
+        except ModelBatonError as exc:
+            raise fail_error(exc) from None
+        base = f"({query})" if query else "WorkflowType = 'DocumentClassificationWorkflow'"
+        query = f"{base} AND {pinned.visibility_query()}"
     paths = [p.strip() for p in workflows.split(",") if p.strip()]
     try:
         replay.load_workflow_classes(paths)
@@ -126,6 +155,15 @@ def patches(
         [],
         help="What-if: PATCH_ID=ISO-TIMESTAMP, as if that patch's deprecation shipped then.",
     ),
+    by_build: bool = typer.Option(
+        False,
+        "--by-build",
+        help="Also count running workflows per Worker Deployment build, with and without each "
+        "marker (the deployment of MODELBATON_TASK_QUEUE, or --deployment).",
+    ),
+    deployment: str | None = typer.Option(
+        None, "--deployment", help="With --by-build: the Worker Deployment name."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """For each registered patch: running workflows with and without its marker, and advice."""
@@ -143,7 +181,22 @@ def patches(
 
     async def main() -> list[dict[str, Any]]:
         client = await connect(settings.home)
-        return await patch_ops.patch_report(client, deprecated_since=overrides)
+        rows = await patch_ops.patch_report(client, deprecated_since=overrides)
+        if by_build:
+            from modelbaton.versioning.builds import check_deployment_name, deployment_name_for
+            from modelbaton.versioning.control import DeploymentControl
+
+            name = (
+                check_deployment_name(deployment)
+                if deployment
+                else deployment_name_for(settings.task_queue)
+            )
+            view = await DeploymentControl(client, name).describe()
+            for row in rows:
+                row["by_build"] = await patch_ops.counts_by_build(
+                    client, row["patch_id"], row["workflow_type"], name, view.versions
+                )
+        return rows
 
     try:
         rows = asyncio.run(main())
@@ -173,6 +226,13 @@ def patches(
         console.print(table)
         for r in rows:
             console.print(f"{r['patch_id']}: {r['reason']}")
+        for r in rows:
+            for build, c in r.get("by_build", {}).items():
+                console.print(
+                    f"  {escape(r['patch_id'])} on build {escape(build)}: {c['running']} running, "
+                    f"{c['with_marker']} with the marker, {c['without_marker']} without",
+                    emoji=False,
+                )
 
     emit(rows, as_json, render)
 

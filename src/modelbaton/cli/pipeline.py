@@ -61,15 +61,43 @@ def worker(
         help="Serve Prometheus metrics (Temporal's SDK metrics and ours per model version and "
         "arm) at http://HOST:PORT/metrics.",
     ),
+    versioned: bool = typer.Option(
+        False,
+        "--versioned",
+        help="Run as a Worker Deployment version (Worker Versioning); the build id is the "
+        "release's code version (name and digest of its workflow code).",
+    ),
+    build_id: str | None = typer.Option(
+        None, "--build-id", help="Run as this build (implies --versioned)."
+    ),
+    deployment: str | None = typer.Option(
+        None, "--deployment", help="Deployment name, no dots (default: from the task queue)."
+    ),
+    behavior: str = typer.Option(
+        "pinned", "--behavior", help="Versioned workflows: pinned (default) or auto-upgrade."
+    ),
 ) -> None:
     """Run a workflow worker (a release, the rollout workflow, shared activities) or a model pool,
     until SIGINT or SIGTERM."""
     from modelbaton.pipeline.worker import WorkerOptions, run_worker
     from modelbaton.stack.connect import connect
+    from modelbaton.versioning.builds import Behavior, Build, code_version, deployment_name_for
 
     settings = Settings.from_env()
     queue = task_queue or settings.task_queue
     runtime = _metrics_runtime(metrics) if metrics else None
+    try:
+        chosen_behavior = Behavior(behavior)
+    except ValueError:
+        raise fail(f"--behavior {behavior!r}: choose pinned or auto-upgrade") from None
+    build: Build | None = None
+    if versioned or build_id is not None or deployment is not None:
+        try:
+            build = Build(
+                deployment or deployment_name_for(queue), build_id or code_version(release)
+            )
+        except ModelBatonError as exc:
+            raise fail_error(exc) from None
     if pool is not None:
         from modelbaton.pipeline.worker import run_pool
 
@@ -90,6 +118,8 @@ def worker(
     options = WorkerOptions(
         task_queue=queue,
         release=release,
+        build=build,
+        behavior=chosen_behavior,
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
     )

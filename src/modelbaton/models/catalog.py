@@ -28,6 +28,9 @@ class PipelineSection(BaseModel):
     primary: str
     review_threshold: float = Field(default=0.55, ge=0.0, le=1.0)
     review_timeout_seconds: float = Field(default=86400.0, gt=0)
+    #: Pinned workflows waiting at review move to the current build (see ClassifyDocumentInput).
+    upgrade_at_review: bool = False
+    upgrade_check_seconds: float = Field(default=300.0, gt=0)
     default_route: str = Field(default="manual_triage", min_length=1)
     routes: dict[str, str] = Field(default_factory=dict)
 

@@ -15,6 +15,7 @@ Rules (checked against the real server and Replayer, see tests/integration/test_
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -164,3 +165,32 @@ async def patch_report(
         }
         rows.append(row)
     return rows
+
+
+async def counts_by_build(
+    client: Client, patch_id: str, workflow_type: str, deployment: str, builds: Sequence[Any]
+) -> dict[str, dict[str, int]]:
+    """Running workflows of each build of ``deployment`` (and unversioned ones), with and without
+    ``patch_id``'s marker.
+
+    A pinned workflow only ever replays on its own build's code, so a pre-patch workflow pinned
+    to an old build needs the old path in that build alone: newer builds may ship without it.
+    """
+    base = f"WorkflowType = '{workflow_type}' AND ExecutionStatus = 'Running'"
+    marker = f"TemporalChangeVersion = '{patch_id}'"
+    selections = {
+        b.build_id: f"TemporalWorkerDeploymentVersion = '{deployment}:{b.build_id}'" for b in builds
+    }
+    selections["(unversioned)"] = "TemporalWorkerDeploymentVersion IS NULL"
+    out: dict[str, dict[str, int]] = {}
+    for name, where in selections.items():
+        running, marked = await asyncio.gather(
+            _count(client, f"{base} AND {where}"),
+            _count(client, f"{base} AND {where} AND {marker}"),
+        )
+        out[name] = {
+            "running": running,
+            "with_marker": marked,
+            "without_marker": running - marked,
+        }
+    return out

@@ -8,7 +8,7 @@ payloads with today's types.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,11 +35,31 @@ SHADOW_CLASSIFY = "shadow_classify"
 RECORD_SHADOW = "record_shadow_comparison"
 
 
+class CarriedClassification(BaseModel):
+    """What a run hands to the run it continues as, when it moves to a new build at review.
+
+    The classification is carried so the document is not classified again, and the review
+    deadline is absolute so the move does not extend the review window.
+    """
+
+    model_config = _TOLERANT
+
+    branch: str
+    result: NormalizedClassificationResult
+    review_deadline: datetime
+    from_run_id: str | None = None
+
+
 class ClassifyDocumentInput(BaseModel):
     """Input of :data:`WORKFLOW_TYPE`. The document text travels in history, hence the size cap.
 
     New workflows carry ``assignment`` (which model version on which pool queue, which rollout
     arm); histories recorded before the assignment patch carry ``deployment`` instead.
+
+    ``upgrade_at_review`` (off by default) lets a pinned workflow that waits at review move to
+    the deployment's current build: it wakes every ``upgrade_check`` and, once its target build
+    changed, continues as new onto it, carrying its classification (``carried``). Off, a pinned
+    workflow finishes on the build that started it, however long the review takes.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -52,6 +72,9 @@ class ClassifyDocumentInput(BaseModel):
     shadow: ShadowAssignment | None = None
     review_threshold: float = Field(default=0.55, ge=0.0, le=1.0)
     review_timeout: timedelta = timedelta(days=1)
+    upgrade_at_review: bool = False
+    upgrade_check: timedelta = timedelta(minutes=5)
+    carried: CarriedClassification | None = None
 
 
 class ClassifyActivityInput(BaseModel):

@@ -78,6 +78,8 @@ def workflow_input(
         shadow=shadow,
         review_threshold=pipeline.review_threshold,
         review_timeout=timedelta(seconds=pipeline.review_timeout_seconds),
+        upgrade_at_review=pipeline.upgrade_at_review,
+        upgrade_check=timedelta(seconds=pipeline.upgrade_check_seconds),
     )
 
 

@@ -17,7 +17,8 @@ from datetime import timedelta
 
 import httpx
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import Worker, WorkerDeploymentConfig
 
 from modelbaton.contracts.rollout import pool_task_queue
 from modelbaton.errors import ConfigError
@@ -27,6 +28,7 @@ from modelbaton.pipeline.activities import ClassifyActivities, PipelineActivitie
 from modelbaton.pipeline.releases import CURRENT_RELEASE, RELEASES
 from modelbaton.pipeline.store import ResultsStore
 from modelbaton.settings import Settings
+from modelbaton.versioning.builds import Behavior, Build
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,10 @@ class WorkerOptions:
 
     task_queue: str
     release: str = CURRENT_RELEASE
+    #: When set, the worker runs as this Worker Deployment version (Worker Versioning): the
+    #: server routes each workflow to the build that started it (pinned) or to the current build.
+    build: Build | None = None
+    behavior: Behavior = Behavior.PINNED
     max_concurrent_activities: int = 64
     max_concurrent_workflow_tasks: int = 8
     graceful_shutdown: timedelta = timedelta(seconds=10)
@@ -64,20 +70,49 @@ def build_worker(
     """A worker for ``options.release`` (or explicit ``workflows``) and the given activities.
 
     The rollout workflow and the rollout controller are registered beside the document
-    workflow, on the pipeline's queue.
+    workflow, on the pipeline's queue (auto-upgrade on a versioned worker: they outlive builds,
+    so they must not pin one).
     """
     from modelbaton.controller.workflow import RolloutControllerWorkflow
     from modelbaton.rollout.workflow import RolloutWorkflow
 
+    extra: list[type] = [RolloutWorkflow, RolloutControllerWorkflow]
+    if options.build is not None:
+        from modelbaton.versioning.rollout_workflow import (
+            AutoUpgradeRolloutControllerWorkflow,
+            AutoUpgradeRolloutWorkflow,
+        )
+
+        extra = [AutoUpgradeRolloutWorkflow, AutoUpgradeRolloutControllerWorkflow]
     chosen = list(workflows) if workflows is not None else [workflow_class(options.release)]
     return Worker(
         client,
         task_queue=options.task_queue,
-        workflows=[*chosen, RolloutWorkflow, RolloutControllerWorkflow],
+        workflows=[*chosen, *extra],
         activities=list(activities),  # type: ignore[arg-type]
         max_concurrent_activities=options.max_concurrent_activities,
         max_concurrent_workflow_tasks=options.max_concurrent_workflow_tasks,
         graceful_shutdown_timeout=options.graceful_shutdown,
+        deployment_config=deployment_config(options.build, options.behavior),
+    )
+
+
+def deployment_config(build: Build | None, behavior: Behavior) -> WorkerDeploymentConfig | None:
+    """Worker Versioning options of ``build``; None runs the worker unversioned, as before.
+
+    The behavior is the default of every workflow the worker registers that does not declare its
+    own, so the frozen releases need no change to run pinned or auto-upgrade.
+    """
+    if build is None:
+        return None
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(build.deployment, build.build_id),
+        use_worker_versioning=True,
+        default_versioning_behavior=(
+            VersioningBehavior.PINNED
+            if behavior is Behavior.PINNED
+            else VersioningBehavior.AUTO_UPGRADE
+        ),
     )
 
 
@@ -128,9 +163,12 @@ async def run_worker(client: Client, settings: Settings, options: WorkerOptions)
         acts = PipelineActivities(store, catalog, http)
         controller = ControllerActivities(client, catalog, store)
         worker = build_worker(client, options, [*acts.all(), *controller.all()])
+        build = (
+            f", build {options.build.version} ({options.behavior.value})" if options.build else ""
+        )
         await _serve(
             worker,
-            f"worker ready: task queue {options.task_queue}, release {options.release}, "
+            f"worker ready: task queue {options.task_queue}, release {options.release}{build}, "
             f"namespace {client.namespace}",
         )
 

@@ -9,10 +9,13 @@ from modelbaton.pipeline import search_attributes
 #: Dynamic config the embedded server runs with.
 #: - TemporalReportedProblems gets filled after two consecutive workflow-task failures, so
 #:   ``baton status`` can find workflows stuck on non-determinism (off by default in Temporal).
-#: - Worker-versioning drainage becomes visible after 10 s instead of 180 s.
+#: - Worker Versioning: a build's server-side drainage turns DRAINED 5 s after its last pinned
+#:   workflow closed, checked every 2 s, instead of after 180 s (``baton deploy status`` shows it;
+#:   ``baton drain`` counts from visibility itself and does not wait for it).
 DEV_SERVER_DYNAMIC_CONFIG: tuple[str, ...] = (
     "system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute=2",
-    'matching.wv.VersionDrainageStatusVisibilityGracePeriod="10s"',
+    'matching.wv.VersionDrainageStatusVisibilityGracePeriod="5s"',
+    'matching.wv.VersionDrainageStatusRefreshInterval="2s"',
 )
 
 

@@ -91,6 +91,9 @@ class StackOptions:
     #: The model server's first start may train the models.
     model_timeout: float = 180.0
     worker_timeout: float = WORKER_TIMEOUT
+    #: Run the workers as this Worker Deployment build (Worker Versioning, pinned workflows);
+    #: None runs them unversioned, as before. The deployment is named after the task queue.
+    build_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,20 @@ class StackState:
     #: True when ``start_stack`` found this stack already running and started nothing.
     #: Not persisted.
     already_running: bool = False
+    #: The Worker Deployment build the workers run as; None: unversioned workers.
+    build_id: str | None = None
+
+    @property
+    def deployment(self) -> str | None:
+        """The Worker Deployment of a versioned stack (named after the task queue)."""
+        from modelbaton.versioning.builds import deployment_name_for
+
+        return deployment_name_for(self.task_queue) if self.build_id else None
+
+    @property
+    def worker_version(self) -> str | None:
+        """``<deployment>:<build>`` as visibility shows it, for a versioned stack."""
+        return f"{self.deployment}:{self.build_id}" if self.build_id else None
 
     @property
     def workers(self) -> list[ProcessRecord]:
@@ -140,6 +157,8 @@ class StackState:
             "model_base_url": self.model_base_url,
             "task_queue": self.task_queue,
             "release": self.release,
+            "build_id": self.build_id,
+            "worker_deployment_version": self.worker_version,
             "started_at": self.started_at,
             "dashboard_url": self.dashboard_url,
             "client_config_file": str(self.home / CLIENT_CONFIG_FILE),
@@ -160,6 +179,7 @@ class StackState:
             started_at=str(data.get("started_at", "")),
             processes=[ProcessRecord.from_dict(p) for p in data.get("processes", [])],
             dashboard_url=data.get("dashboard_url"),
+            build_id=data.get("build_id") or None,
         )
 
 
@@ -502,6 +522,7 @@ def _start(options: StackOptions) -> StackState:
         task_queue=options.task_queue,
         release=options.release,
         started_at=_now(),
+        build_id=options.build_id,
     )
     _write_client_config(home, address, options.namespace)
     env = _child_env(state)
@@ -609,12 +630,15 @@ def _spawn_workers(state: StackState, count: int, timeout: float) -> StackState:
     env = _child_env(state)
     baton = str(_venv_bin() / "baton")
     started: list[ProcessRecord] = []
+    command = [baton, "worker", "--task-queue", state.task_queue, "--release", state.release]
+    if state.build_id and state.deployment:
+        command += ["--build-id", state.build_id, "--deployment", state.deployment]
     for i in range(1, count + 1):
         name = f"{WORKER_PREFIX}{i}"
         flag, port = _metrics_flag(state)
         worker = processes.spawn(
             name,
-            [baton, "worker", "--task-queue", state.task_queue, "--release", state.release, *flag],
+            [*command, *flag],
             state.home / "logs" / f"{name}.log",
             env,
             port=port,
@@ -625,7 +649,31 @@ def _spawn_workers(state: StackState, count: int, timeout: float) -> StackState:
         _write_state(state)
     if started:
         _run_async(lambda: _await_workers(state, started, timeout))
+        if state.build_id:
+            _run_async(lambda: _bootstrap_current(state))
     return state
+
+
+async def _bootstrap_current(state: StackState) -> None:
+    """Make the stack's build current when the deployment has none yet.
+
+    Until a deployment has a current build, new workflows go to unversioned workers, and a
+    versioned stack has none: they would wait forever. Later builds are promoted by hand
+    (``baton deploy promote``), never here.
+    """
+    from modelbaton.errors import RolloutError
+    from modelbaton.versioning.control import DeploymentControl
+
+    assert state.deployment is not None
+    assert state.build_id is not None
+    client = await Client.connect(state.temporal_address, namespace=state.namespace)
+    control = DeploymentControl(client, state.deployment)
+    try:
+        current = (await control.describe()).current
+    except RolloutError:
+        current = None
+    if current is None:
+        await control.set_current(state.build_id)
 
 
 def _default_pools(state: StackState) -> list[str]:
@@ -790,6 +838,34 @@ def stop_stack(home: Path) -> list[StopResult]:
         return results
 
 
+def _refuse_in_place_code_change(state: StackState, release: str | None) -> None:
+    """A versioned stack's workers may restart only with the code their build id names.
+
+    Other code under the same build id would replay pinned workflows on code that did not record
+    them; a new code version is a new build, started beside the old one and promoted.
+    """
+    from modelbaton.errors import ConfigError
+    from modelbaton.versioning.builds import code_version
+
+    if not state.build_id:
+        return
+    advice = (
+        "start it as a new build beside the running one (baton worker --versioned), promote it "
+        "(baton deploy promote) and drain the old one (baton drain)"
+    )
+    if release is not None and release != state.release:
+        raise ConfigError(
+            f"the stack's workers are build {state.build_id} of release {state.release}: "
+            f"release {release} is another code version; {advice}"
+        )
+    now = code_version(state.release)
+    if state.build_id.startswith(f"{state.release}-") and state.build_id != now:
+        raise ConfigError(
+            f"the workflow code changed since build {state.build_id} started (its code version "
+            f"is now {now}); {advice}"
+        )
+
+
 def restart_workers(
     home: Path, *, release: str | None = None, workers: int | None = None
 ) -> StackState:
@@ -814,6 +890,7 @@ def restart_workers(
         if state is None or temporal is None or not processes.is_ours(temporal):
             raise StackError(f"no running stack in {home}; start one with 'baton dev up'")
         count = len(state.workers) if workers is None else workers
+        _refuse_in_place_code_change(state, release)
         processes.stop_many(state.workers)
         state = replace(
             state,

@@ -63,4 +63,22 @@ def serves_schema(release: str, schema: int) -> bool:
     return schema in served
 
 
-__all__ = ["CURRENT_RELEASE", "RELEASES", "SHIPPED", "serves_schema"]
+def module_of(release: str) -> str:
+    """The module name of a release; ConfigError naming the choices for an unknown one."""
+    try:
+        return _MODULES[release]
+    except KeyError:
+        from modelbaton.errors import ConfigError
+
+        raise ConfigError(
+            f"unknown workflow release {release!r}; choose one of {', '.join(_MODULES)}"
+        ) from None
+
+
+def class_path(release: str) -> str:
+    """``module:Class`` of a release's workflow (what ``baton replay-check --workflows`` takes);
+    KeyError for an unknown release."""
+    return f"{__name__}.{_MODULES[release]}:DocumentClassificationWorkflow"
+
+
+__all__ = ["CURRENT_RELEASE", "RELEASES", "SHIPPED", "class_path", "module_of", "serves_schema"]

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from modelbaton.pipeline import search_attributes as sa
     from modelbaton.pipeline.activities import ClassifyActivities, PipelineActivities
     from modelbaton.pipeline.messages import (
+        CarriedClassification,
         ClassificationOutcome,
         ClassifyActivityInput,
         ClassifyDocumentInput,
@@ -94,6 +95,10 @@ class DocumentClassificationBase:
     async def _after_processed(self) -> None:
         """What a release does after the downstream write, before completing (nothing here)."""
 
+    def _safe_point(self) -> bool:
+        """Whether nothing of this release is in flight, so a wait may continue as new."""
+        return True
+
     async def _call_classifier(
         self, inp: ClassifyDocumentInput, activity_name: str, config: ModelVersionConfig
     ) -> NormalizedClassificationResult:
@@ -149,7 +154,10 @@ class DocumentClassificationBase:
     async def _run(self, inp: ClassifyDocumentInput) -> ClassificationOutcome:
         self._document_id = inp.document_id
         self._assignment = inp.assignment
-        branch, result = await self._classify(inp)
+        if inp.carried is not None:  # continued onto a new build at review: classified already
+            branch, result = inp.carried.branch, inp.carried.result
+        else:
+            branch, result = await self._classify(inp)
         self._branch, self._result = branch, result
         labels = inp.deployment.primary_version.labels if inp.deployment else None
         self._allowed_labels = frozenset(labels or result.scores_by_class)
@@ -167,9 +175,12 @@ class DocumentClassificationBase:
             self._state = WorkflowState.AWAITING_REVIEW
             workflow.upsert_search_attributes([sa.REVIEW_STATE.value_set("pending")])
             try:
-                await workflow.wait_condition(
-                    lambda: self._review is not None, timeout=inp.review_timeout
-                )
+                if inp.upgrade_at_review:
+                    await self._await_review_or_upgrade(inp, branch, result)
+                else:
+                    await workflow.wait_condition(
+                        lambda: self._review is not None, timeout=inp.review_timeout
+                    )
             except TimeoutError:
                 self._escalated = True
                 outcome = Outcome.ESCALATED
@@ -215,6 +226,48 @@ class DocumentClassificationBase:
             record_id=processed.record_id,
             assignment=self._assignment,
         )
+
+    async def _await_review_or_upgrade(
+        self, inp: ClassifyDocumentInput, branch: str, result: NormalizedClassificationResult
+    ) -> None:
+        """Wait for the review; if the deployment's current build changes meanwhile, continue as
+        new onto it (a safe point: nothing is in flight). TimeoutError at the review deadline.
+
+        The wait wakes every ``upgrade_check``: Temporal tells a workflow that its target build
+        changed only when the workflow runs a task, and a review wait runs none by itself.
+        """
+        deadline = (
+            inp.carried.review_deadline if inp.carried else workflow.now() + inp.review_timeout
+        )
+
+        def moved() -> bool:
+            return workflow.info().is_target_worker_deployment_version_changed() and (
+                self._safe_point()
+            )
+
+        while self._review is None:
+            if moved():
+                carried = CarriedClassification(
+                    branch=branch,
+                    result=result,
+                    review_deadline=deadline,
+                    from_run_id=workflow.info().run_id,
+                )
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    inp.model_copy(update={"carried": carried}),
+                    initial_versioning_behavior=workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE,
+                )
+            remaining = deadline - workflow.now()
+            if remaining <= timedelta(0):
+                raise TimeoutError("review deadline passed")
+            try:
+                await workflow.wait_condition(
+                    lambda: self._review is not None or moved(),
+                    timeout=min(remaining, inp.upgrade_check),
+                )
+            except TimeoutError:
+                continue
 
     @workflow.update
     async def submit_review(self, decision: ReviewDecision) -> ReviewReceipt:

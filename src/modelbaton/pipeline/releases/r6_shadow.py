@@ -74,6 +74,7 @@ class DocumentClassificationWorkflow(DocumentClassificationBase):
         super().__init__()
         self._primary: ArmAnswer | None = None
         self._shadow_task: asyncio.Task[None] | None = None
+        self._compared = False
 
     async def _classify(
         self, inp: ClassifyDocumentInput
@@ -130,6 +131,7 @@ class DocumentClassificationWorkflow(DocumentClassificationBase):
             noise=answers[1] if len(answers) > 1 else None,
         )
         await _record(record)
+        self._compared = True
         if self._primary.result is None:
             return
         await workflow.wait_condition(lambda: self._final is not None)
@@ -141,6 +143,11 @@ class DocumentClassificationWorkflow(DocumentClassificationBase):
     async def _after_processed(self) -> None:
         if self._shadow_task is not None:
             await self._shadow_task
+
+    def _safe_point(self) -> bool:
+        # A safe-point upgrade at review waits for the comparison to be recorded first (the
+        # reviewed label is then not added to it: the new run has no shadow of its own).
+        return self._shadow_task is None or self._compared or self._shadow_task.done()
 
     @workflow.run
     async def run(self, inp: ClassifyDocumentInput) -> ClassificationOutcome:

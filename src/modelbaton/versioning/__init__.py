@@ -1,0 +1,1 @@
+"""Code rollouts on Temporal's Worker Versioning: builds, the control plane, drains."""

@@ -1,0 +1,398 @@
+"""A small typed client for Worker Deployment routing, over the raw gRPC calls.
+
+The Python SDK exposes Worker Versioning's control plane only as protobuf requests on
+``client.workflow_service``. This wraps the handful a rollout needs (describe, set current, ramp,
+clear the ramp, per-workflow override) in plain dataclasses, refuses the changes Temporal would
+refuse or that would strand work (an unknown build, a build no worker polls) with one clear line,
+and returns only once the routing change has reached every task queue of the deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from google.protobuf.field_mask_pb2 import FieldMask
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.deployment.v1 import WorkerDeploymentVersion as ProtoVersion
+from temporalio.api.enums.v1 import (
+    RoutingConfigUpdateState,
+    TaskQueueType,
+    VersionDrainageStatus,
+    VersioningBehavior,
+    WorkerDeploymentVersionStatus,
+)
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflow.v1 import VersioningOverride, WorkflowExecutionOptions
+from temporalio.api.workflowservice.v1 import (
+    DescribeTaskQueueRequest,
+    DescribeWorkerDeploymentRequest,
+    DescribeWorkerDeploymentVersionRequest,
+    SetWorkerDeploymentCurrentVersionRequest,
+    SetWorkerDeploymentRampingVersionRequest,
+    UpdateWorkflowExecutionOptionsRequest,
+)
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from modelbaton.errors import RolloutError
+from modelbaton.versioning.builds import Build
+
+IDENTITY = "baton deploy"
+#: A poller counts as live if it polled this recently. The server records when a long poll
+#: started, and an idle worker's long poll lasts about a minute, so less would miss live workers;
+#: the server itself keeps stopped workers in the poller list for minutes.
+POLLER_WINDOW_SECONDS = 90.0
+
+
+def _status_name(value: int) -> str:
+    name = WorkerDeploymentVersionStatus.Name(value)  # type: ignore[arg-type]
+    return name.removeprefix("WORKER_DEPLOYMENT_VERSION_STATUS_").lower()
+
+
+def _drainage_name(value: int) -> str | None:
+    if value == VersionDrainageStatus.VERSION_DRAINAGE_STATUS_UNSPECIFIED:
+        return None
+    name = VersionDrainageStatus.Name(value)  # type: ignore[arg-type]
+    return name.removeprefix("VERSION_DRAINAGE_STATUS_").lower()
+
+
+def _time(ts: Any) -> datetime | None:
+    return ts.ToDatetime() if ts.seconds or ts.nanos else None
+
+
+@dataclass(frozen=True)
+class VersionView:
+    """One build of the deployment as the server sees it."""
+
+    build_id: str
+    status: str  # inactive | current | ramping | draining | drained | created
+    drainage: str | None  # draining | drained | None (never drained)
+    created: datetime | None
+    drainage_checked: datetime | None = None
+    last_current: datetime | None = None
+    task_queues: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeploymentView:
+    """The deployment's routing: current build, ramping build and percentage, and every build."""
+
+    name: str
+    current: str | None
+    ramping: str | None
+    ramp_percent: float
+    revision: int
+    propagated: bool
+    versions: tuple[VersionView, ...] = field(default_factory=tuple)
+
+    def version(self, build_id: str) -> VersionView | None:
+        return next((v for v in self.versions if v.build_id == build_id), None)
+
+    def previous(self) -> str | None:
+        """The build that was current most recently before the current one."""
+        earlier = [v for v in self.versions if v.build_id != self.current and v.last_current]
+        if not earlier:
+            return None
+        return max(earlier, key=lambda v: v.last_current or datetime.min).build_id
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RoutingChange:
+    """What a routing call changed."""
+
+    deployment: str
+    current: str | None
+    ramping: str | None
+    ramp_percent: float
+    previous_current: str | None
+    seconds_to_propagate: float
+
+
+class DeploymentControl:
+    """Routing of one Worker Deployment (the pipeline's) in the client's namespace."""
+
+    def __init__(
+        self,
+        client: Client,
+        deployment: str,
+        *,
+        identity: str = IDENTITY,
+        poller_window: float = POLLER_WINDOW_SECONDS,
+    ) -> None:
+        self._client = client
+        self.deployment = deployment
+        self._identity = identity
+        self._poller_window = poller_window
+
+    @property
+    def _svc(self) -> Any:
+        return self._client.workflow_service
+
+    def build(self, build_id: str) -> Build:
+        return Build(self.deployment, build_id)
+
+    async def describe(self) -> DeploymentView:
+        """The routing config and every build; RolloutError if the deployment does not exist."""
+        try:
+            resp = await self._svc.describe_worker_deployment(
+                DescribeWorkerDeploymentRequest(
+                    namespace=self._client.namespace, deployment_name=self.deployment
+                )
+            )
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise RolloutError(
+                    f"no worker deployment {self.deployment!r} in namespace "
+                    f"{self._client.namespace!r}: start a worker with --versioned first"
+                ) from None
+            raise
+        info = resp.worker_deployment_info
+        routing = info.routing_config
+        versions = tuple(
+            VersionView(
+                build_id=s.deployment_version.build_id,
+                status=_status_name(s.status),
+                drainage=_drainage_name(s.drainage_info.status or s.drainage_status),
+                created=_time(s.create_time),
+                drainage_checked=_time(s.drainage_info.last_checked_time),
+                last_current=_time(s.last_current_time),
+            )
+            for s in info.version_summaries
+        )
+        state = info.routing_config_update_state
+        return DeploymentView(
+            name=info.name,
+            current=routing.current_deployment_version.build_id or None,
+            ramping=routing.ramping_deployment_version.build_id or None,
+            ramp_percent=float(routing.ramping_version_percentage)
+            if routing.ramping_deployment_version.build_id
+            else 0.0,
+            revision=int(routing.revision_number),
+            # Servers that do not report the state propagate synchronously.
+            propagated=state != RoutingConfigUpdateState.ROUTING_CONFIG_UPDATE_STATE_IN_PROGRESS,
+            versions=versions,
+        )
+
+    async def describe_version(self, build_id: str) -> VersionView:
+        """One build, with the task queues it polls; RolloutError naming the known builds if
+        the deployment has no such build."""
+        try:
+            resp = await self._svc.describe_worker_deployment_version(
+                DescribeWorkerDeploymentVersionRequest(
+                    namespace=self._client.namespace,
+                    deployment_version=ProtoVersion(
+                        deployment_name=self.deployment, build_id=build_id
+                    ),
+                )
+            )
+        except RPCError as exc:
+            if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                raise await self.unknown_build(build_id) from None
+            raise
+        info = resp.worker_deployment_version_info
+        return VersionView(
+            build_id=info.deployment_version.build_id,
+            status=_status_name(info.status),
+            drainage=_drainage_name(info.drainage_info.status),
+            created=_time(info.create_time),
+            drainage_checked=_time(info.drainage_info.last_checked_time),
+            task_queues=tuple(
+                sorted(
+                    {
+                        tq.name
+                        for tq in info.task_queue_infos
+                        if tq.type == TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+                    }
+                )
+            ),
+        )
+
+    async def unknown_build(self, build_id: str) -> RolloutError:
+        try:
+            known = [v.build_id for v in (await self.describe()).versions]
+        except RolloutError as exc:
+            return exc
+        return RolloutError(
+            f"unknown build {build_id!r} in deployment {self.deployment!r} (known: "
+            f"{', '.join(known) or 'none'}); a build exists once one of its workers has polled"
+        )
+
+    async def pollers(self, build_id: str) -> list[str]:
+        """Identities of the workers of ``build_id`` polling its workflow task queues now."""
+        version = await self.describe_version(build_id)
+        found: list[str] = []
+        for queue in version.task_queues:
+            resp = await self._svc.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace=self._client.namespace,
+                    task_queue=TaskQueue(name=queue),
+                    task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+                )
+            )
+            now = time.time()
+            found += [
+                p.identity
+                for p in resp.pollers
+                if p.deployment_options.build_id == build_id
+                and p.deployment_options.deployment_name == self.deployment
+                and now - p.last_access_time.ToSeconds() <= self._poller_window
+            ]
+        return found
+
+    async def require_pollers(self, build_id: str) -> None:
+        if not await self.pollers(build_id):
+            raise RolloutError(
+                f"build {build_id!r} of deployment {self.deployment!r} has no worker polling: "
+                "start its workers first (baton worker --versioned), or new workflows would wait"
+            )
+
+    async def set_current(self, build_id: str, *, require_pollers: bool = True) -> RoutingChange:
+        """Route new workflows (and auto-upgrade ones) to ``build_id``; clears a ramp of it."""
+        if require_pollers:
+            await self.require_pollers(build_id)
+        else:
+            await self.describe_version(build_id)
+        started = time.monotonic()
+        resp = await self._svc.set_worker_deployment_current_version(
+            SetWorkerDeploymentCurrentVersionRequest(
+                namespace=self._client.namespace,
+                deployment_name=self.deployment,
+                build_id=build_id,
+                identity=self._identity,
+                allow_no_pollers=not require_pollers,
+            )
+        )
+        view = await self._await_routing(lambda v: v.current == build_id)
+        return RoutingChange(
+            deployment=self.deployment,
+            current=view.current,
+            ramping=view.ramping,
+            ramp_percent=view.ramp_percent,
+            previous_current=resp.previous_deployment_version.build_id or None,
+            seconds_to_propagate=time.monotonic() - started,
+        )
+
+    async def set_ramping(self, build_id: str, percent: float) -> RoutingChange:
+        """Send ``percent`` % of new workflows (chosen by workflow id) to ``build_id``."""
+        if not 0.0 <= percent <= 100.0:
+            raise RolloutError(f"ramp percentage {percent}: must be between 0 and 100")
+        view = await self.describe()
+        if view.current == build_id:
+            raise RolloutError(f"build {build_id!r} is already current; nothing to ramp")
+        await self.require_pollers(build_id)
+        started = time.monotonic()
+        await self._svc.set_worker_deployment_ramping_version(
+            SetWorkerDeploymentRampingVersionRequest(
+                namespace=self._client.namespace,
+                deployment_name=self.deployment,
+                build_id=build_id,
+                percentage=percent,
+                identity=self._identity,
+            )
+        )
+        after = await self._await_routing(
+            lambda v: v.ramping == build_id and abs(v.ramp_percent - percent) < 1e-6
+        )
+        return RoutingChange(
+            self.deployment,
+            after.current,
+            after.ramping,
+            after.ramp_percent,
+            view.current,
+            time.monotonic() - started,
+        )
+
+    async def clear_ramp(self) -> RoutingChange:
+        """Stop ramping: every new workflow goes to the current build."""
+        view = await self.describe()
+        started = time.monotonic()
+        if view.ramping is not None:
+            await self._svc.set_worker_deployment_ramping_version(
+                SetWorkerDeploymentRampingVersionRequest(
+                    namespace=self._client.namespace,
+                    deployment_name=self.deployment,
+                    build_id="",
+                    percentage=0.0,
+                    identity=self._identity,
+                )
+            )
+        after = await self._await_routing(lambda v: v.ramping is None)
+        return RoutingChange(
+            self.deployment,
+            after.current,
+            None,
+            0.0,
+            view.current,
+            time.monotonic() - started,
+        )
+
+    async def _await_routing(
+        self, holds: Any, *, within: float = 30.0, every: float = 0.2
+    ) -> DeploymentView:
+        """Poll until the routing shows the change and the server says it reached every queue."""
+        deadline = time.monotonic() + within
+        while True:
+            view = await self.describe()
+            if holds(view) and view.propagated:
+                return view
+            if time.monotonic() > deadline:
+                raise RolloutError(
+                    f"deployment {self.deployment!r}: routing change not propagated within "
+                    f"{within:.0f} s (current {view.current}, ramping {view.ramping})"
+                )
+            await asyncio.sleep(every)
+
+    async def pin_workflow(self, workflow_id: str, build_id: str | None) -> None:
+        """Override one workflow's versioning: pinned to ``build_id``, or None to clear it."""
+        override = (
+            VersioningOverride(
+                pinned=VersioningOverride.PinnedOverride(
+                    behavior=VersioningOverride.PinnedOverrideBehavior.PINNED_OVERRIDE_BEHAVIOR_PINNED,
+                    version=ProtoVersion(deployment_name=self.deployment, build_id=build_id),
+                )
+            )
+            if build_id is not None
+            else None
+        )
+        await self._update_override(workflow_id, override)
+
+    async def auto_upgrade_workflow(self, workflow_id: str) -> None:
+        """Override one workflow to follow the current build from its next task on."""
+        await self._update_override(workflow_id, VersioningOverride(auto_upgrade=True))
+
+    async def _update_override(self, workflow_id: str, override: VersioningOverride | None) -> None:
+        options = (
+            WorkflowExecutionOptions(versioning_override=override)
+            if override is not None
+            else WorkflowExecutionOptions()
+        )
+        await self._svc.update_workflow_execution_options(
+            UpdateWorkflowExecutionOptionsRequest(
+                namespace=self._client.namespace,
+                workflow_execution=WorkflowExecution(workflow_id=workflow_id),
+                workflow_execution_options=options,
+                update_mask=FieldMask(paths=["versioning_override"]),
+                identity=self._identity,
+            )
+        )
+
+
+def workflow_build(description: Any) -> tuple[str | None, str | None]:
+    """``(build_id, behavior)`` of a described workflow (``handle.describe()``)."""
+    info = description.raw_description.workflow_execution_info.versioning_info
+    build = info.deployment_version.build_id or None
+    if info.versioning_override.HasField("pinned"):
+        build = info.versioning_override.pinned.version.build_id or build
+    behavior = (
+        VersioningBehavior.Name(info.behavior).removeprefix("VERSIONING_BEHAVIOR_").lower()
+        if info.behavior
+        else None
+    )
+    return build, behavior
