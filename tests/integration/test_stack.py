@@ -225,7 +225,8 @@ def test_versioned_workers_show_their_build_and_become_current(home: Path) -> No
     assert state.build_id == "blue"
     assert state.worker_version == f"{state.task_queue}:blue"
     worker = state.workers[0]
-    assert worker.command[-4:] == ["--build-id", "blue", "--deployment", state.task_queue]
+    at = worker.command.index("--build-id")
+    assert worker.command[at : at + 4] == ["--build-id", "blue", "--deployment", state.task_queue]
     status = CliRunner().invoke(dev_app, ["status", "--home", str(home), "--json"])
     assert json.loads(status.stdout)["worker_deployment_version"] == f"{state.task_queue}:blue"
     human = CliRunner().invoke(dev_app, ["status", "--home", str(home)])
