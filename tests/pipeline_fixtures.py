@@ -125,6 +125,7 @@ class Pipeline:
         pools: Sequence[str] = ("v1", "v2", "v3"),
         build: Build | None = None,
         behavior: Behavior = Behavior.PINNED,
+        workflows: Sequence[type] | None = None,
     ) -> AsyncIterator[None]:
         """The workflow worker of ``release`` plus a pool per version in ``pools``; with ``build``
         the workflow worker runs as that Worker Deployment version (pools stay unversioned)."""
@@ -137,7 +138,9 @@ class Pipeline:
             options = WorkerOptions(
                 task_queue=self.task_queue, release=release, build=build, behavior=behavior
             )
-            await stack.enter_async_context(build_worker(self.client, options, acts))
+            await stack.enter_async_context(
+                build_worker(self.client, options, acts, workflows=workflows)
+            )
             for version in pools:
                 await stack.enter_async_context(self.pool(version, http))
             yield

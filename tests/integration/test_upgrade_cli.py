@@ -159,6 +159,7 @@ async def test_preflight_passes_healthy_and_fails_with_the_reason(
         )
         assert checks["shadow verdict"]["status"] == "n/a"
         assert checks["model pools polling"]["status"] == "pass"
+        assert checks["workflow workers polling"]["status"] == "pass"
         assert checks["compatibility"]["status"] == "pass"
         human = await cli(env, "preflight", "--candidate", "v3")
         assert "ready to upgrade" in human.output

@@ -32,10 +32,13 @@ from modelbaton.models.resolver import CatalogSource
 from modelbaton.ops.problems import retrying_activities, stuck_workflows
 from modelbaton.pipeline.messages import WORKFLOW_TYPE
 from modelbaton.pipeline.store import ClassificationRecord, ResultsStore
-from modelbaton.rollout.client import Rollouts
+from modelbaton.rollout.client import Rollouts, count_workflows_where
 from modelbaton.rollout.messages import NoteRequest as RolloutNote
 from modelbaton.shadow.report import build_report
 from modelbaton.shadow.store import ShadowStore
+from modelbaton.versioning.builds import VERSION_ATTRIBUTE, deployment_name_for
+from modelbaton.versioning.control import DeploymentControl
+from modelbaton.versioning.drain import DrainTarget
 
 APPLY_STEP = "controller_apply_step"
 MEASURE = "controller_measure"
@@ -60,6 +63,8 @@ class ControllerActivities:
     async def apply_step(self, req: ApplyStepRequest) -> ApplyStepResult:
         """Make the rollout plan match the step; a step already in force is left alone, so a
         retried or replayed call changes nothing twice."""
+        if req.plan.strategy == "builds":
+            return await self._apply_build_step(req)
         rollouts = self._rollouts(req.task_queue)
         step = req.plan.steps[req.index]
         candidate = req.plan.candidate
@@ -104,29 +109,77 @@ class ControllerActivities:
             detail=detail,
         )
 
+    async def _apply_build_step(self, req: ApplyStepRequest) -> ApplyStepResult:
+        """A Worker Versioning step: ramp the candidate build, or make it current."""
+        control = self._deployment(req.task_queue, req.plan.deployment)
+        step = req.plan.steps[req.index]
+        candidate = req.plan.candidate
+        view = await control.describe()
+        if view.current is None:
+            raise RolloutError(
+                f"deployment {control.deployment} has no current build: make the baseline "
+                "current first ('baton deploy promote BUILD')"
+            )
+        detail = "already in force"
+        if step.kind == "canary":
+            percent = step.fraction * 100.0
+            if view.current == candidate:
+                raise RolloutError(f"build {candidate} is already current; nothing to ramp")
+            if view.ramping != candidate or abs(view.ramp_percent - percent) > 1e-6:
+                change = await control.set_ramping(candidate, percent)
+                detail = f"ramp of build {candidate} at {change.ramp_percent:g} %"
+        elif step.kind == "promote" and view.current != candidate:
+            change = await control.set_current(candidate)
+            detail = f"build {candidate} current (was {change.previous_current})"
+        after = await control.describe()
+        baseline = view.current if view.current != candidate else (view.previous() or "")
+        return ApplyStepResult(
+            rollout_id=f"{control.deployment}:{candidate}",
+            baseline=baseline,
+            fraction=(after.ramp_percent / 100.0) if after.ramping == candidate else 0.0,
+            detail=detail,
+        )
+
+    def _deployment(self, task_queue: str, deployment: str | None) -> DeploymentControl:
+        return DeploymentControl(self._client, deployment or deployment_name_for(task_queue))
+
     @activity.defn(name=MEASURE)
     async def measure(self, req: MeasureRequest) -> Metrics:
         """Both arms of the rollout from visibility and the results store."""
-        rollouts = self._rollouts(req.task_queue)
-        counts = await rollouts.arm_counts(req.rollout_id)
         metrics = Metrics(measured_at=datetime.now(UTC))
-        accuracy = await asyncio.to_thread(self._reviewed, req.rollout_id)
-        for arm in Arm:
-            where = (
-                f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{req.task_queue}" '
-                f'AND RolloutId = "{req.rollout_id}" AND RolloutArm = "{arm.value}"'
-            )
-            c = counts.get(arm.value)
+        document = f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{req.task_queue}"'
+        if req.builds is not None:
+            # The documents pinned to each build; the results store knows no builds, so
+            # reviewed accuracy is not judged for a code rollout.
+            accuracy: dict[str, tuple[int, int]] = {}
+            arms = {
+                arm: f'{document} AND {VERSION_ATTRIBUTE} = "{version}"'
+                for arm, version in req.builds.items()
+            }
+        else:
+            accuracy = await asyncio.to_thread(self._reviewed, req.rollout_id)
+            arms = {
+                arm.value: f'{document} AND RolloutId = "{req.rollout_id}" '
+                f'AND RolloutArm = "{arm.value}"'
+                for arm in Arm
+            }
+        for arm_name, where in arms.items():
+            arm = Arm(arm_name)
+            c = await count_workflows_where(self._client, where)
             retrying = await retrying_activities(
                 self._client, timedelta(seconds=req.retrying_after_seconds), where=where
             )
-            stuck = await stuck_workflows(self._client, where=where)
+            stuck_where = where
+            if req.builds is not None and arm is Arm.CANDIDATE and req.since is not None:
+                since = req.since.strftime("%Y-%m-%dT%H:%M:%SZ")
+                stuck_where = f'{document} AND StartTime >= "{since}"'
+            stuck = await stuck_workflows(self._client, where=stuck_where)
             to_review = await self._client.count_workflows(f"{where} AND ReviewState IS NOT NULL")
             reviewed, correct = accuracy.get(arm.value, (0, 0))
             measured = ArmMetrics(
-                completed=c.completed if c else 0,
-                failed=c.failed if c else 0,
-                running=c.running if c else 0,
+                completed=c.completed,
+                failed=c.failed,
+                running=c.running,
                 retrying=len({r.workflow_id for r in retrying}),
                 stuck=len(stuck),
                 reviewed_or_waiting=to_review.count,
@@ -192,6 +245,10 @@ class ControllerActivities:
         """Abort the rollout and roll back by scenario (B restarts unfinished candidate
         documents on the baseline when asked)."""
         rollouts = self._rollouts(req.task_queue)
+        if req.baseline_build is not None and req.candidate_build is not None:
+            return await self._rollback_build(
+                req, rollouts, req.baseline_build, req.candidate_build
+            )
         assessed = await rollback.assess(rollouts, restart_on_baseline=req.restart_on_baseline)
         outcome = await rollback.execute(
             rollouts, assessed, restart_on_baseline=req.restart_on_baseline, by=req.by
@@ -203,13 +260,58 @@ class ControllerActivities:
             restarted=outcome.restarted,
         )
 
+    async def _rollback_build(
+        self, req: RollbackRequest, rollouts: Rollouts, baseline: str, candidate_build: str
+    ) -> RollbackResult:
+        """Route new workflows back to the baseline build, then scenario A or B on the
+        documents pinned to the candidate build."""
+        control = self._deployment(req.task_queue, req.deployment)
+        view = await control.describe()
+        actions: list[str] = []
+        if view.ramping == candidate_build:
+            await control.clear_ramp()
+            actions.append(f"ramp of build {candidate_build} cleared")
+        if view.current != baseline:
+            await control.set_current(baseline)
+            actions.append(f"build {baseline} current again")
+        aborted_at = datetime.now(UTC)
+        candidate = control.build(candidate_build).version
+        on_candidate = f'{VERSION_ATTRIBUTE} = "{candidate}"'
+        if req.since is not None:
+            # A workflow whose first task failed on the candidate is not recorded as pinned to
+            # it: count those stuck since the rollout started as the candidate's too.
+            since = req.since.strftime("%Y-%m-%dT%H:%M:%SZ")
+            on_candidate = (
+                f"({on_candidate} OR (TemporalReportedProblems IS NOT NULL "
+                f'AND StartTime >= "{since}"))'
+            )
+        query = (
+            f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{req.task_queue}" '
+            f"AND {on_candidate}"
+        )
+        total, _, affected = await rollback.unfinished(self._client, query)
+        restarted: list[str] = []
+        if req.restart_on_baseline:
+            restarted = await rollback.restart(
+                rollouts, affected, reason=f"rollback of build {candidate_build}", by=req.by
+            )
+        return RollbackResult(
+            scenario="B" if total else "A",
+            aborted_at=aborted_at,
+            actions=actions,
+            restarted=restarted,
+        )
+
     @activity.defn(name=IN_FLIGHT)
     async def in_flight(self, req: InFlightRequest) -> int:
         """Running documents still assigned to model version ``req.version`` (a drain's count)."""
-        query = (
-            f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{req.task_queue}" '
-            f'AND ModelVersion = "{req.version}" AND ExecutionStatus = "Running"'
-        )
+        if ":" in req.version:  # a build, "<deployment>:<build id>": its pinned workflows
+            query = f"{DrainTarget.build(req.version).running}"
+        else:
+            query = (
+                f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{req.task_queue}" '
+                f'AND ModelVersion = "{req.version}" AND ExecutionStatus = "Running"'
+            )
         return (await self._client.count_workflows(query)).count
 
     def all(self) -> list[object]:

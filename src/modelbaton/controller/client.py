@@ -4,6 +4,7 @@ and ``abort`` call)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
@@ -43,6 +44,51 @@ class Controllers:
         """Start the controller on ``plan``; refused while one runs or when the plan cannot
         start (unknown candidate, candidate already the baseline, no pool polling)."""
         rollouts = Rollouts(self.client, self.catalog, self.task_queue)
+        if plan.strategy == "builds":
+            await self._check_builds(plan)
+        else:
+            await self._check_pools(plan, rollouts)
+        try:
+            await self.client.start_workflow(
+                RolloutControllerWorkflow.run,
+                ControllerInput(
+                    plan=plan,
+                    task_queue=self.task_queue,
+                    model_id=rollouts.model_id,
+                    started_by=by,
+                    started_at=datetime.now(UTC),
+                ),
+                id=self.workflow_id,
+                task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:
+            raise RolloutError(
+                f"a controller already runs ({self.workflow_id}); abort it or wait for it"
+            ) from None
+        return self.workflow_id
+
+    async def _check_builds(self, plan: RolloutPlanFile) -> None:
+        """A build rollout needs a current build to start from and the candidate polling."""
+        from modelbaton.versioning.builds import deployment_name_for
+        from modelbaton.versioning.control import DeploymentControl
+
+        control = DeploymentControl(
+            self.client, plan.deployment or deployment_name_for(self.task_queue)
+        )
+        view = await control.describe()
+        if view.current is None:
+            raise RolloutError(
+                f"deployment {control.deployment} has no current build; make the baseline "
+                "current first ('baton deploy promote BUILD')"
+            )
+        if view.current == plan.candidate:
+            raise RolloutError(f"build {plan.candidate} is already current")
+        await control.require_pollers(plan.candidate)
+
+    async def _check_pools(self, plan: RolloutPlanFile, rollouts: Rollouts) -> None:
+        """A model rollout needs a known candidate, no rollout in progress, its pool polling."""
         config = self.catalog.get(plan.candidate)
         if config.model_id != rollouts.model_id:
             raise RolloutError(
@@ -61,25 +107,6 @@ class Controllers:
                 f"no worker polls the pool of {plan.candidate}; start one with "
                 f"'baton worker --pool {plan.candidate}' (or 'baton dev pool {plan.candidate}')"
             )
-        try:
-            await self.client.start_workflow(
-                RolloutControllerWorkflow.run,
-                ControllerInput(
-                    plan=plan,
-                    task_queue=self.task_queue,
-                    model_id=rollouts.model_id,
-                    started_by=by,
-                ),
-                id=self.workflow_id,
-                task_queue=self.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            )
-        except WorkflowAlreadyStartedError:
-            raise RolloutError(
-                f"a controller already runs ({self.workflow_id}); abort it or wait for it"
-            ) from None
-        return self.workflow_id
 
     async def status(self) -> ControllerView | None:
         """The controller's view, or None when none was ever started."""

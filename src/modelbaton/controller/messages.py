@@ -62,6 +62,8 @@ class ControllerInput(BaseModel):
     #: The baseline the plan started from (what a drain step waits out); set by the first step.
     old_baseline: str | None = None
     rollout_id: str | None = None
+    #: When the controller was started (set by the client; carried across continue-as-new).
+    started_at: datetime | None = None
 
 
 class ControllerView(BaseModel):
@@ -86,6 +88,9 @@ class ApplyStepRequest(BaseModel):
 
 
 class ApplyStepResult(BaseModel):
+    """The rollout after a step: for a build rollout, ``baseline`` is the build current before
+    the plan started and ``rollout_id`` names the build rollout."""
+
     model_config = _TOLERANT
 
     rollout_id: str | None
@@ -95,7 +100,11 @@ class ApplyStepResult(BaseModel):
 
 
 class MeasureRequest(BaseModel):
-    """Measure rollout ``rollout_id`` (per arm, and its shadow when ``shadow_documents``)."""
+    """Measure rollout ``rollout_id`` (per arm, and its shadow when ``shadow_documents``).
+
+    With ``builds`` (a Worker Versioning rollout: ``{"baseline": "dep:A", "candidate": "dep:B"}``)
+    the arms are the document workflows pinned to each build instead of a rollout's arms.
+    """
 
     model_config = _TOLERANT
 
@@ -103,6 +112,11 @@ class MeasureRequest(BaseModel):
     rollout_id: str
     retrying_after_seconds: float = 10.0
     shadow_documents: int | None = None
+    builds: dict[str, str] | None = None
+    #: With ``builds``: when the rollout started. A workflow whose first task fails on a broken
+    #: build is never recorded as pinned to it, so the candidate's stuck workflows are those of
+    #: the pipeline stuck since then.
+    since: datetime | None = None
 
 
 class InFlightRequest(BaseModel):
@@ -126,7 +140,8 @@ class NoteRequest(BaseModel):
 
 
 class RollbackRequest(BaseModel):
-    """Roll back rollout ``rollout_id`` by scenario (see ``controller.rollback``)."""
+    """Roll back rollout ``rollout_id`` by scenario (see ``controller.rollback``); with
+    ``deployment`` a build rollout: routing back to ``baseline_build``."""
 
     model_config = _TOLERANT
 
@@ -134,6 +149,10 @@ class RollbackRequest(BaseModel):
     rollout_id: str
     restart_on_baseline: bool
     by: ChangeBy
+    deployment: str | None = None
+    baseline_build: str | None = None
+    candidate_build: str | None = None
+    since: datetime | None = None
 
 
 class RollbackResult(BaseModel):

@@ -32,7 +32,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from modelbaton.errors import ConfigError
 
@@ -156,15 +164,30 @@ class Gates(_Strict):
 
 
 class RolloutPlanFile(_Strict):
-    """A whole plan as read from TOML."""
+    """A whole plan as read from TOML.
+
+    ``strategy = "pools"`` (default): ``candidate`` is a catalog model version and canary steps
+    set the share of business keys its pool serves. ``strategy = "builds"``: ``candidate`` is a
+    Worker Deployment build id of the pipeline's deployment (``deployment``, default: derived
+    from the task queue) and canary steps set Temporal's ramp percentage to it; promote makes it
+    current.
+    """
 
     candidate: str = Field(min_length=1)
+    strategy: Literal["pools", "builds"] = "pools"
+    deployment: str | None = Field(default=None, min_length=1, pattern=r"^[^.]+$")
     on_failure: Literal["restart-on-baseline", "let-finish"] = "restart-on-baseline"
     poll: float = Field(default=5.0, gt=0.0, description="Seconds between gate measurements")
     gates: Gates = Field(default_factory=Gates)
     steps: list[Step] = Field(min_length=1)
 
     _durations = field_validator("poll", mode="before")(_seconds)
+
+    @model_validator(mode="after")
+    def _strategy(self) -> RolloutPlanFile:
+        if self.strategy == "builds" and any(s.kind == "shadow" for s in self.steps):
+            raise ValueError('a shadow step compares model versions: it needs strategy = "pools"')
+        return self
 
     @field_validator("steps")
     @classmethod

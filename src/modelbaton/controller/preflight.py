@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from modelbaton.contracts import OUTPUT_SCHEMAS
@@ -213,6 +216,26 @@ async def run_preflight(
         )
     )
 
+    workers = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
+    builds = sorted(
+        {p.deployment_options.build_id for p in workers.pollers if p.deployment_options.build_id}
+    )
+    add(
+        Check(
+            "workflow workers polling",
+            Status.PASS if workers.pollers else Status.FAIL,
+            f"{len(workers.pollers)} polling {task_queue}"
+            + (f" (builds {', '.join(builds)})" if builds else "")
+            if workers.pollers
+            else f"no workflow worker polls {task_queue}",
+        )
+    )
     idle = [v for v in dict.fromkeys([baseline, candidate]) if await rollouts.pool_pollers(v) == 0]
     add(
         Check(

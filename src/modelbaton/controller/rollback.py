@@ -93,7 +93,7 @@ def _arm_query(rollouts: Rollouts, rollout_id: str, arm: Arm) -> str:
     )
 
 
-async def _unfinished(client: Client, query: str) -> tuple[int, int, list[Affected]]:
+async def unfinished(client: Client, query: str) -> tuple[int, int, list[Affected]]:
     """(all runs, completed runs, unfinished latest runs) of the workflows ``query`` finds."""
     total = completed = 0
     affected: list[Affected] = []
@@ -153,7 +153,7 @@ async def assess(
         result.actions = ["none: ship the restored path first (see explanation)"]
         return result
     query = _arm_query(rollouts, plan.rollout_id, Arm.CANDIDATE)
-    total, completed, affected = await _unfinished(rollouts.client, query)
+    total, completed, affected = await unfinished(rollouts.client, query)
     result.candidate_workflows, result.completed_on_candidate = total, completed
     result.affected = affected
     if in_progress:
@@ -217,19 +217,31 @@ async def execute(
         outcome.aborted_at = datetime.now(UTC)
     if rollback.scenario == "A":
         return outcome
+    reason = f"rollback of {rollback.rollout_id}"
+    if restart_on_baseline:
+        outcome.restarted = await restart(rollouts, rollback.affected, reason=reason, by=by)
+    else:
+        outcome.left_to_finish = [
+            a.workflow_id
+            for a in rollback.affected
+            if a.status in ("running", "waiting-for-review")
+        ]
+    return outcome
+
+
+async def restart(
+    rollouts: Rollouts, affected: list[Affected], *, reason: str, by: ChangeBy
+) -> list[str]:
+    """Terminate each unfinished workflow (with ``reason``) and start its document again, as
+    the plan in force assigns it; return the workflow ids started again."""
     plan = await rollouts.plan()
     client = rollouts.client
-    reason = (
-        f"rollback of {rollback.rollout_id} by {by.actor}: {by.reason or 'restart on baseline'}"
-    )
-    for a in rollback.affected:
-        if not restart_on_baseline:
-            if a.status in ("running", "waiting-for-review"):
-                outcome.left_to_finish.append(a.workflow_id)
-            continue
+    why = f"{reason} by {by.actor}: {by.reason or 'restart on baseline'}"
+    restarted: list[str] = []
+    for a in affected:
         old = await _original_input(client, a.workflow_id, a.run_id)
         if a.status in ("running", "waiting-for-review"):
-            await client.get_workflow_handle(a.workflow_id, run_id=a.run_id).terminate(reason)
+            await client.get_workflow_handle(a.workflow_id, run_id=a.run_id).terminate(why)
         key = old.assignment.key if old.assignment and old.assignment.key else old.document_id
         assignment = plan.assign(key, rollouts.task_queue)
         doc = Document(document_id=old.document_id, text=old.text, source=old.source or "rollback")
@@ -237,5 +249,5 @@ async def execute(
             update={"review_threshold": old.review_threshold, "review_timeout": old.review_timeout}
         )
         if await start_document(client, doc, inp, rollouts.task_queue) is not None:
-            outcome.restarted.append(a.workflow_id)
-    return outcome
+            restarted.append(a.workflow_id)
+    return restarted

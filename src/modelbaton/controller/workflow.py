@@ -46,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from modelbaton.controller.plan import CanaryStep, DrainStep, ShadowStep
     from modelbaton.rollout.messages import ChangeBy
+    from modelbaton.versioning.builds import deployment_name_for
 
 _TIMEOUT = timedelta(minutes=2)
 _RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
@@ -177,9 +178,11 @@ class RolloutControllerWorkflow:
         """(gate results, seconds the step must last) of one measurement."""
         plan = self._inp.plan
         if isinstance(step, DrainStep):
+            builds = self._builds()
+            old = builds["baseline"] if builds else (self._old_baseline or "")
             left: int = await workflow.execute_activity_method(
                 acts.ControllerActivities.in_flight,
-                InFlightRequest(task_queue=self._inp.task_queue, version=self._old_baseline or ""),
+                InFlightRequest(task_queue=self._inp.task_queue, version=old),
                 start_to_close_timeout=_TIMEOUT,
                 retry_policy=_RETRY,
             )
@@ -187,7 +190,7 @@ class RolloutControllerWorkflow:
                 verdict = Verdict.PASS
             else:
                 verdict = Verdict.INCONCLUSIVE
-            measured = f"{left} documents still on {self._old_baseline}"
+            measured = f"{left} documents still on {old}"
             return [GateResult(gate="drain", verdict=verdict, measured=measured)], 0.0
         assert self._rollout_id is not None
         metrics: Metrics = await workflow.execute_activity_method(
@@ -197,6 +200,8 @@ class RolloutControllerWorkflow:
                 rollout_id=self._rollout_id,
                 retrying_after_seconds=plan.gates.retrying_after,
                 shadow_documents=step.documents if isinstance(step, ShadowStep) else None,
+                builds=self._builds(),
+                since=self._inp.started_at,
             ),
             start_to_close_timeout=_TIMEOUT,
             retry_policy=_RETRY,
@@ -227,6 +232,10 @@ class RolloutControllerWorkflow:
                 rollout_id=self._rollout_id,
                 restart_on_baseline=plan.on_failure == "restart-on-baseline",
                 by=by,
+                deployment=self._deployment() if plan.strategy == "builds" else None,
+                baseline_build=self._old_baseline if plan.strategy == "builds" else None,
+                candidate_build=plan.candidate if plan.strategy == "builds" else None,
+                since=self._inp.started_at,
             ),
             start_to_close_timeout=_TIMEOUT,
             retry_policy=_RETRY,
@@ -243,6 +252,17 @@ class RolloutControllerWorkflow:
             f"documents restarted on the baseline{lag}",
         )
         self._state.phase = Phase.ABORTED
+
+    def _deployment(self) -> str:
+        return self._inp.plan.deployment or deployment_name_for(self._inp.task_queue)
+
+    def _builds(self) -> dict[str, str] | None:
+        """For a build rollout: each arm's ``<deployment>:<build>``, as visibility spells it."""
+        plan = self._inp.plan
+        if plan.strategy != "builds" or not self._old_baseline:
+            return None
+        dep = self._deployment()
+        return {"baseline": f"{dep}:{self._old_baseline}", "candidate": f"{dep}:{plan.candidate}"}
 
     async def _note(self, action: str, detail: str, by: ChangeBy | None = None) -> None:
         await workflow.execute_activity_method(

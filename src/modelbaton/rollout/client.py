@@ -167,18 +167,11 @@ class Rollouts:
             raise RolloutError(f"refused: {exc}") from None
         if require_pool:
             await self._require_pool(candidate)
-        initial = current if current.revision else steady_plan(self.catalog)
-        operation = WithStartWorkflowOperation(
-            RolloutWorkflow.run,
-            RolloutInput(plan=initial),
-            id=self.workflow_id,
-            task_queue=self.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            memo={PLAN_MEMO: initial.model_dump(mode="json")},
-        )
         try:
             plan: RolloutPlan = await self.client.execute_update_with_start_workflow(
-                RolloutWorkflow.start_canary, request, start_workflow_operation=operation
+                RolloutWorkflow.start_canary,
+                request,
+                start_workflow_operation=self._start_operation(current),
             )
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
@@ -205,8 +198,29 @@ class Rollouts:
         return await self._update(RolloutWorkflow.abort, by)
 
     async def note(self, req: NoteRequest) -> RolloutPlan:
-        """Add an entry to the audit trail (needs the rollout workflow to exist)."""
-        return await self._update(RolloutWorkflow.note, req)
+        """Add an entry to the audit trail, creating the rollout workflow (with the plan in
+        force) if no model rollout ever did (a Worker Versioning rollout's first decision)."""
+        current = await self.plan()
+        try:
+            plan: RolloutPlan = await self.client.execute_update_with_start_workflow(
+                RolloutWorkflow.note, req, start_workflow_operation=self._start_operation(current)
+            )
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            raise RolloutError(f"refused: {getattr(cause, 'message', cause)}") from None
+        return plan
+
+    def _start_operation(self, current: RolloutPlan) -> WithStartWorkflowOperation[Any, Any]:
+        """Start the rollout workflow with ``current`` unless it runs already."""
+        initial = current if current.revision else steady_plan(self.catalog)
+        return WithStartWorkflowOperation(
+            RolloutWorkflow.run,
+            RolloutInput(plan=initial),
+            id=self.workflow_id,
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            memo={PLAN_MEMO: initial.model_dump(mode="json")},
+        )
 
     async def audit(self) -> list[AuditEntry]:
         """The audit trail (a query: needs a workflow worker); empty when no rollout exists."""
@@ -223,26 +237,29 @@ class Rollouts:
         result: dict[str, ArmCounts] = {}
         for arm in Arm:
             # Rollout ids count per pipeline, so the pipeline's queue is part of the question.
-            query = (
+            where = (
                 f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{self.task_queue}" '
                 f'AND RolloutId = "{rollout_id}" AND RolloutArm = "{arm.value}"'
             )
-            counted = await self.client.count_workflows(f"{query} GROUP BY ExecutionStatus")
-            by_status: dict[str, int] = {}
-            for group in counted.groups:
-                by_status[str(group.group_values[0])] = group.count
-            waiting = await self.client.count_workflows(
-                f'{query} AND ExecutionStatus = "Running" AND ReviewState = "pending"'
-            )
-            result[arm.value] = ArmCounts(
-                running=by_status.get("Running", 0),
-                completed=by_status.get("Completed", 0),
-                failed=sum(
-                    by_status.get(s, 0) for s in ("Failed", "Terminated", "TimedOut", "Canceled")
-                ),
-                waiting_for_review=waiting.count,
-            )
+            result[arm.value] = await count_workflows_where(self.client, where)
         return result
+
+
+async def count_workflows_where(client: Client, where: str) -> ArmCounts:
+    """Running, completed, failed and waiting-for-review workflows of a visibility condition."""
+    counted = await client.count_workflows(f"{where} GROUP BY ExecutionStatus")
+    by_status: dict[str, int] = {}
+    for group in counted.groups:
+        by_status[str(group.group_values[0])] = group.count
+    waiting = await client.count_workflows(
+        f'{where} AND ExecutionStatus = "Running" AND ReviewState = "pending"'
+    )
+    return ArmCounts(
+        running=by_status.get("Running", 0),
+        completed=by_status.get("Completed", 0),
+        failed=sum(by_status.get(s, 0) for s in ("Failed", "Terminated", "TimedOut", "Canceled")),
+        waiting_for_review=waiting.count,
+    )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,139 @@
+"""The rollout controller driving a code rollout on Worker Versioning: ramps instead of canary
+fractions, promotion makes the build current, a broken build is rolled back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from fixtures.broken_release import BrokenDocumentWorkflow
+from modelbaton.controller.client import Controllers
+from modelbaton.controller.messages import Phase
+from modelbaton.controller.plan import parse_plan
+from modelbaton.pipeline.messages import ClassificationOutcome
+from modelbaton.rollout.client import Rollouts
+from modelbaton.rollout.messages import ChangeBy
+from modelbaton.versioning.control import DeploymentControl
+from pipeline_fixtures import Pipeline
+from versioning_helpers import await_pollers, ran_on
+
+pytestmark = pytest.mark.integration
+BY = ChangeBy(actor="test", reason="build rollout")
+
+
+@contextlib.asynccontextmanager
+async def documents(pipeline: Pipeline, every: float = 0.2) -> AsyncIterator[list[Any]]:
+    """Start a document every ``every`` seconds (routed by Temporal to a build)."""
+    started: list[Any] = []
+
+    async def loop() -> None:
+        i = 0
+        while True:
+            i += 1
+            text = f"INVOICE {i} amount due $12.00 payment terms net 30"
+            started.append(await pipeline.start(pipeline.doc(text)))
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield started
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@pytest.mark.timeout(300)
+async def test_a_good_build_is_ramped_promoted_and_the_old_one_drained(
+    pipeline: Pipeline,
+) -> None:
+    control = DeploymentControl(pipeline.client, pipeline.deployment)
+    controllers = Controllers(pipeline.client, pipeline.catalog, pipeline.task_queue)
+    plan = parse_plan(
+        {
+            "candidate": "B",
+            "strategy": "builds",
+            "poll": 1,
+            "steps": [
+                {"kind": "canary", "fraction": 0.3, "bake": 3, "min_documents": 3},
+                {"kind": "promote"},
+                {"kind": "drain", "deadline": 60},
+            ],
+        }
+    )
+    async with pipeline.worker(build=pipeline.build("A"), pools=("v2",)):
+        await await_pollers(control, "A")
+        await control.set_current("A")
+        async with pipeline.worker(build=pipeline.build("B"), pools=()):
+            await await_pollers(control, "B")
+            async with documents(pipeline) as started:
+                await controllers.run(plan, BY)
+                result = await controllers.handle().result()
+            handles = list(started)
+            for h in handles:
+                await h.result()
+            audit = await Rollouts(pipeline.client, pipeline.catalog, pipeline.task_queue).audit()
+            builds = {await ran_on(pipeline.client, h.id) for h in handles}
+    assert result.phase is Phase.PROMOTED
+    assert (await control.describe()).current == "B"
+    assert builds == {"A", "B"}
+    details = [a.detail for a in audit if a.action == "controller-step"]
+    assert "ramp of build B at 30 %" in details[0]
+    assert "build B current (was A)" in details[1]
+    drained = [a.detail for a in audit if a.action == "controller-gate-pass"][-1]
+    assert f"drain pass (0 documents still on {pipeline.deployment}:A)" in drained
+
+
+@pytest.mark.timeout(300)
+async def test_a_broken_build_is_stopped_and_its_documents_restarted_on_the_old_one(
+    pipeline: Pipeline,
+) -> None:
+    control = DeploymentControl(pipeline.client, pipeline.deployment)
+    controllers = Controllers(pipeline.client, pipeline.catalog, pipeline.task_queue)
+    plan = parse_plan(
+        {
+            "candidate": "B",
+            "strategy": "builds",
+            "poll": 1,
+            "steps": [
+                {"kind": "canary", "fraction": 0.5, "bake": 120, "min_documents": 10},
+                {"kind": "promote"},
+            ],
+        }
+    )
+    async with pipeline.worker(build=pipeline.build("A"), pools=("v2",)):
+        await await_pollers(control, "A")
+        await control.set_current("A")
+        broken = pipeline.worker(
+            build=pipeline.build("B"), pools=(), workflows=[BrokenDocumentWorkflow]
+        )
+        async with broken:
+            await await_pollers(control, "B")
+            async with documents(pipeline) as started:
+                await controllers.run(plan, BY)
+                result = await controllers.handle().result()
+            handles = list(started)
+        # Build B's workers are gone; every document must end on A (its latest run: the ones
+        # stuck on B were terminated and started again).
+        outcomes = [
+            await pipeline.client.get_workflow_handle(
+                h.id, result_type=ClassificationOutcome
+            ).result()
+            for h in handles
+        ]
+        audit = await Rollouts(pipeline.client, pipeline.catalog, pipeline.task_queue).audit()
+    assert result.phase is Phase.ABORTED
+    assert "stuck workflows fail" in result.abort_reason
+    view = await control.describe()
+    assert (view.current, view.ramping) == ("A", None)
+    assert result.rolled_back  # the documents stuck on B were started again
+    assert len(outcomes) == len(handles)
+    for h in handles:
+        assert await ran_on(pipeline.client, h.id) == "A"
+    assert len(pipeline.store.records()) == len(handles)
+    rollback = next(a for a in audit if a.action == "controller-rollback")
+    assert rollback.detail.startswith("scenario B (restart-on-baseline)")
