@@ -338,7 +338,7 @@ def pending(
 
     async def main() -> tuple[list[Any], str]:
         client = await connect(settings.home)
-        return await pending_reviews(client, limit), client.namespace
+        return await pending_reviews(client, limit, settings.task_queue), client.namespace
 
     found, namespace = asyncio.run(main())
     state = read_stack_state(settings.home) or {}

@@ -135,11 +135,16 @@ class PendingReview:
         return vars(self).copy()
 
 
-async def pending_reviews(client: Client, limit: int = 200) -> list[PendingReview]:
-    """Documents waiting at the review checkpoint, oldest first (a query each, for the label)."""
+async def pending_reviews(
+    client: Client, limit: int = 200, task_queue: str | None = None
+) -> list[PendingReview]:
+    """Documents waiting at the review checkpoint, oldest first (a query each, for the label);
+    of one pipeline's queue when ``task_queue`` is given (another pipeline's workers may be down,
+    and a query to a workflow nobody serves waits for the server's deadline)."""
     now = datetime.now(UTC)
     found: list[PendingReview] = []
-    async for wf in client.list_workflows(PENDING_QUERY, limit=limit):
+    query = PENDING_QUERY + (f" AND TaskQueue = '{task_queue}'" if task_queue else "")
+    async for wf in client.list_workflows(query, limit=limit):
         state = await look(client, wf.id)
         found.append(
             PendingReview(
