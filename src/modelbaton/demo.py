@@ -132,11 +132,14 @@ async def feed(
     source: Batch,
     rollouts: Rollouts,
     pipeline: PipelineSection,
+    stop: asyncio.Event,
     every: float = 0.25,
 ) -> None:
     """Submit ``source``'s documents one by one, each assigned by the plan in force then, until
-    cancelled or exhausted (as documents arrive in production during a rollout)."""
+    ``stop`` is set or they run out (as documents arrive in production during a rollout)."""
     for doc in source.docs:
+        if stop.is_set():
+            return
         await submit_documents(client, [doc], await rollouts.plan(), pipeline, DEMO_QUEUE)
         batch.docs.append(doc)
         batch.truth[doc.workflow_id] = source.truth[doc.workflow_id]
@@ -147,7 +150,7 @@ async def feed(
 
 
 async def follow_controller(
-    console: Console, controllers: Controllers, feeding: asyncio.Task[None]
+    console: Console, controllers: Controllers, stop: asyncio.Event, feeding: asyncio.Task[None]
 ) -> ControllerState:
     """Print each change of the controller's step and phase until it finishes."""
     last = ""
@@ -169,7 +172,8 @@ async def follow_controller(
                 last = line
         described = await handle.describe()
         if described.status is not None and described.status.name != "RUNNING":
-            feeding.cancel()
+            stop.set()  # between two documents, so every started one is in its batch
+            await feeding
             state: ControllerState = await handle.result()
             return state
         await asyncio.sleep(1.0)
@@ -343,8 +347,11 @@ async def run_stack(
         )
         by = ChangeBy(actor="demo", reason="v3 adds the tax_form class")
         await controllers.run(parse_plan(UPGRADE_PLAN), by)
-        feeding = asyncio.create_task(feed(client, upgrade, upgrade_source, rollouts, pipeline))
-        ctl = await follow_controller(console, controllers, feeding)
+        stop = asyncio.Event()
+        feeding = asyncio.create_task(
+            feed(client, upgrade, upgrade_source, rollouts, pipeline, stop)
+        )
+        ctl = await follow_controller(console, controllers, stop, feeding)
         after_upgrade = await rollouts.plan()
         first = after_upgrade.rollout_id
         console.print(
@@ -356,8 +363,9 @@ async def run_stack(
         console.print("plan: 20 % canary for 120 s and 20 documents; promote")
         by = ChangeBy(actor="demo", reason="v4: new weights")
         await controllers.run(parse_plan(BAD_PLAN), by)
-        feeding = asyncio.create_task(feed(client, bad, bad_source, rollouts, pipeline))
-        ctl = await follow_controller(console, controllers, feeding)
+        stop = asyncio.Event()
+        feeding = asyncio.create_task(feed(client, bad, bad_source, rollouts, pipeline, stop))
+        ctl = await follow_controller(console, controllers, stop, feeding)
         second = (await rollouts.plan()).rollout_id
         on_v4 = await client.count_workflows(
             f"TaskQueue = '{DEMO_QUEUE}' AND RolloutId = '{second}' AND RolloutArm = 'candidate'"

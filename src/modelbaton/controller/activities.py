@@ -292,8 +292,10 @@ class ControllerActivities:
         total, _, affected = await rollback.unfinished(self._client, query)
         restarted: list[str] = []
         if req.restart_on_baseline:
-            restarted = await rollback.restart(
-                rollouts, affected, reason=f"rollback of build {candidate_build}", by=req.by
+            reason = f"rollback of build {candidate_build}"
+            restarted = await rollback.restart(rollouts, affected, reason=reason, by=req.by)
+            restarted += await rollback.restart_stragglers(
+                rollouts, query, set(restarted), reason=reason, by=req.by
             )
         return RollbackResult(
             scenario="B" if total else "A",

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -220,6 +221,11 @@ async def execute(
     reason = f"rollback of {rollback.rollout_id}"
     if restart_on_baseline:
         outcome.restarted = await restart(rollouts, rollback.affected, reason=reason, by=by)
+        if rollback.rollout_id:
+            query = _arm_query(rollouts, rollback.rollout_id, Arm.CANDIDATE)
+            outcome.restarted += await restart_stragglers(
+                rollouts, query, set(outcome.restarted), reason=reason, by=by
+            )
     else:
         outcome.left_to_finish = [
             a.workflow_id
@@ -250,4 +256,29 @@ async def restart(
         )
         if await start_document(client, doc, inp, rollouts.task_queue) is not None:
             restarted.append(a.workflow_id)
+    return restarted
+
+
+#: Rounds (and the pause between them) in which a rollback looks again for candidate documents:
+#: a start sent just before the plan changed reaches visibility a moment later.
+STRAGGLER_ROUNDS = 5
+STRAGGLER_PAUSE_SECONDS = 2.0
+
+
+async def restart_stragglers(
+    rollouts: Rollouts, query: str, done: set[str], *, reason: str, by: ChangeBy
+) -> list[str]:
+    """Restart the unfinished workflows ``query`` finds that are not in ``done``, looking again
+    until a round finds none (visibility is eventually consistent: a document started just
+    before the abort may be listed only after the first pass)."""
+    restarted: list[str] = []
+    for _ in range(STRAGGLER_ROUNDS):
+        await asyncio.sleep(STRAGGLER_PAUSE_SECONDS)
+        _, _, affected = await unfinished(rollouts.client, query)
+        late = [a for a in affected if a.workflow_id not in done]
+        if not late:
+            break
+        again = await restart(rollouts, late, reason=reason, by=by)
+        done.update(again)
+        restarted += again
     return restarted
