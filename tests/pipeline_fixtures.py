@@ -5,6 +5,8 @@ Each test gets its own task queue (so its own pool queues), workflow ids and res
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -116,6 +118,37 @@ class Pipeline:
         handle = await start_document(self.client, doc, inp, self.task_queue)
         assert handle is not None
         return handle
+
+    @asynccontextmanager
+    async def feed(
+        self, every: float = 0.15
+    ) -> AsyncIterator[list[WorkflowHandle[Any, ClassificationOutcome]]]:
+        """Documents arriving during a rollout: one every ``every`` seconds (a pace, not a wait),
+        assigned by the plan in force when it starts; yields the handles started so far.
+
+        It stops between two documents, never in the middle of a start: a start cut short after
+        the server took it would leave a workflow the test does not know about.
+        """
+        from modelbaton.rollout.client import Rollouts
+
+        started: list[WorkflowHandle[Any, ClassificationOutcome]] = []
+        rollouts = Rollouts(self.client, self.catalog, self.task_queue)
+        stop = asyncio.Event()
+
+        async def loop() -> None:
+            for i in itertools.count():
+                if stop.is_set():
+                    return
+                text = f"INVOICE {i} amount due $12.00 payment terms net 30"
+                started.append(await self.start(self.doc(text), plan=await rollouts.plan()))
+                await asyncio.sleep(every)
+
+        task = asyncio.create_task(loop())
+        try:
+            yield started
+        finally:
+            stop.set()
+            await task
 
     @asynccontextmanager
     async def worker(

@@ -3,15 +3,12 @@ promoted through every step, a bad one stopped and rolled back, and a worker kil
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
-import itertools
 import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +24,6 @@ from modelbaton.controller.workflow import RolloutControllerWorkflow
 from modelbaton.models.client import make_http_client
 from modelbaton.models.reference import load_or_train
 from modelbaton.models.server import serve_in_thread
-from modelbaton.pipeline.starter import submit_documents
 from modelbaton.rollout.client import Rollouts
 from modelbaton.rollout.messages import ChangeBy
 from pipeline_fixtures import Pipeline
@@ -44,36 +40,6 @@ def lenient(pipeline: Pipeline) -> None:
     )
     pipeline.catalog = dataclasses.replace(pipeline.catalog, shadow_gate=gate)
     pipeline.source = type(pipeline.source).fixed(pipeline.catalog)
-
-
-@contextlib.asynccontextmanager
-async def traffic(pipeline: Pipeline, every: float = 0.15) -> AsyncIterator[list[str]]:
-    """Submit a document every ``every`` seconds, assigned by the plan in force, as `submit`
-    does; yields the workflow ids started so far."""
-    started: list[str] = []
-    rollouts = Rollouts(pipeline.client, pipeline.catalog, pipeline.task_queue)
-
-    async def loop() -> None:
-        for i in itertools.count():
-            if stop.is_set():
-                return
-            plan = await rollouts.plan()
-            doc = pipeline.doc(f"INVOICE {i} amount due $12.00 payment terms net 30")
-            report = await submit_documents(
-                pipeline.client, [doc], plan, pipeline.catalog.pipeline, pipeline.task_queue
-            )
-            started.extend(report.launched)
-            await asyncio.sleep(every)
-
-    # Stopped between two documents, never in the middle of one: a start cut short after the
-    # server took it would leave a workflow the test does not know about.
-    stop = asyncio.Event()
-    task = asyncio.create_task(loop())
-    try:
-        yield started
-    finally:
-        stop.set()
-        await task
 
 
 async def all_closed(pipeline: Pipeline, ids: list[str]) -> None:
@@ -105,11 +71,11 @@ async def test_good_candidate_is_promoted_through_every_step(pipeline: Pipeline)
     controllers = Controllers(pipeline.client, pipeline.catalog, pipeline.task_queue)
     rollouts = Rollouts(pipeline.client, pipeline.catalog, pipeline.task_queue)
     async with pipeline.worker(pools=["v2", "v3"]):
-        async with traffic(pipeline) as started:
+        async with pipeline.feed() as started:
             await eventually(lambda: rollouts.pool_pollers("v3"), what="v3 pool polling")
             await controllers.run(parse_plan(GOOD_PLAN), BY)
             result = await controllers.handle().result()
-        await all_closed(pipeline, list(started))
+        await all_closed(pipeline, [h.id for h in started])
         audit = await rollouts.audit()
     assert result.phase is Phase.PROMOTED
     plan = await rollouts.plan()
@@ -164,7 +130,7 @@ async def test_bad_candidate_is_stopped_at_the_25_percent_step_and_rolled_back(
         controllers = Controllers(pipeline.client, pipeline.catalog, pipeline.task_queue)
         rollouts = Rollouts(pipeline.client, pipeline.catalog, pipeline.task_queue)
         async with pipeline.worker(pools=["v2", "bad"]):
-            async with traffic(pipeline) as started:
+            async with pipeline.feed() as started:
                 await eventually(lambda: rollouts.pool_pollers("bad"), what="pool polling")
                 await controllers.run(parse_plan(BAD_PLAN), BY)
 
@@ -175,12 +141,12 @@ async def test_bad_candidate_is_stopped_at_the_25_percent_step_and_rolled_back(
                 await eventually(at_25, within=60, what="the 25 % step")
                 app.state.broken = True
                 result = await controllers.handle().result()
-            await all_closed(pipeline, list(started))
+            await all_closed(pipeline, [h.id for h in started])
             audit = await rollouts.audit()
             candidate_runs = await pipeline.client.count_workflows(
                 f'TaskQueue = "{pipeline.task_queue}" AND RolloutArm = "candidate"'
             )
-        ids = list(started)
+        ids = [h.id for h in started]
     assert result.phase is Phase.ABORTED
     assert result.step == 1
     assert "failure rate fail" in result.abort_reason
@@ -276,9 +242,9 @@ async def test_killing_the_workflow_worker_mid_bake_loses_no_place(
             first.kill()  # SIGKILL: no graceful shutdown
             first.wait()
         with worker_process(pipeline, home):
-            async with traffic(pipeline) as started:
+            async with pipeline.feed() as started:
                 result = await controllers.handle().result()
-            await all_closed(pipeline, list(started))
+            await all_closed(pipeline, [h.id for h in started])
             audit = await rollouts.audit()
     assert result.phase is Phase.PROMOTED
     actions = [a.action for a in audit]
@@ -304,7 +270,7 @@ async def test_a_long_bake_continues_as_new_and_keeps_its_place(pipeline: Pipeli
         }
     )
     async with pipeline.worker(pools=["v2", "v3"]):
-        async with traffic(pipeline, every=0.3) as started:
+        async with pipeline.feed(0.3) as started:
             await eventually(lambda: rollouts.pool_pollers("v3"), what="v3 pool polling")
             handle = await pipeline.client.start_workflow(
                 RolloutControllerWorkflow.run,
@@ -319,7 +285,7 @@ async def test_a_long_bake_continues_as_new_and_keeps_its_place(pipeline: Pipeli
                 task_queue=pipeline.task_queue,
             )
             result = await handle.result()  # follows the continued runs
-        await all_closed(pipeline, list(started))
+        await all_closed(pipeline, [h.id for h in started])
         audit = [a.action for a in await rollouts.audit()]
     runs = [wf async for wf in pipeline.client.list_workflows(f'WorkflowId = "{handle.id}"')]
     assert len(runs) >= 2  # continued as new, mid-bake

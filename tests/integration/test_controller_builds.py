@@ -3,11 +3,6 @@ fractions, promotion makes the build current, a broken build is rolled back."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
-
 import pytest
 
 from fixtures.broken_release import BrokenDocumentWorkflow
@@ -23,30 +18,6 @@ from versioning_helpers import await_pollers, ran_on
 
 pytestmark = pytest.mark.integration
 BY = ChangeBy(actor="test", reason="build rollout")
-
-
-@contextlib.asynccontextmanager
-async def documents(pipeline: Pipeline, every: float = 0.2) -> AsyncIterator[list[Any]]:
-    """Start a document every ``every`` seconds (routed by Temporal to a build)."""
-    started: list[Any] = []
-
-    async def loop() -> None:
-        i = 0
-        while not stop.is_set():
-            i += 1
-            text = f"INVOICE {i} amount due $12.00 payment terms net 30"
-            started.append(await pipeline.start(pipeline.doc(text)))
-            await asyncio.sleep(every)
-
-    # Stopped between two documents: a start cut short after the server took it would leave a
-    # workflow the test does not know about.
-    stop = asyncio.Event()
-    task = asyncio.create_task(loop())
-    try:
-        yield started
-    finally:
-        stop.set()
-        await task
 
 
 @pytest.mark.timeout(300)
@@ -72,7 +43,7 @@ async def test_a_good_build_is_ramped_promoted_and_the_old_one_drained(
         await control.set_current("A")
         async with pipeline.worker(build=pipeline.build("B"), pools=()):
             await await_pollers(control, "B")
-            async with documents(pipeline) as started:
+            async with pipeline.feed(0.2) as started:
                 await controllers.run(plan, BY)
                 result = await controllers.handle().result()
             handles = list(started)
@@ -115,7 +86,7 @@ async def test_a_broken_build_is_stopped_and_its_documents_restarted_on_the_old_
         )
         async with broken:
             await await_pollers(control, "B")
-            async with documents(pipeline) as started:
+            async with pipeline.feed(0.2) as started:
                 await controllers.run(plan, BY)
                 result = await controllers.handle().result()
             handles = list(started)
