@@ -10,7 +10,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -117,6 +117,9 @@ class Catalog:
 _ENTRY_KEYS = set(ModelVersionConfig.model_fields) | {"reference"}
 
 
+T = TypeVar("T", bound=BaseModel)
+
+
 def _err(path: Path, where: str, msg: str) -> CatalogError:
     return CatalogError(f"{path}: {where}: {msg}")
 
@@ -162,6 +165,16 @@ def _entry(path: Path, idx: int, raw: Any, base_url: str) -> CatalogEntry:
     return CatalogEntry(config=config, reference=reference)
 
 
+def _table(path: Path, where: str, model: type[T], raw: Mapping[str, Any]) -> T:
+    """A top-level table validated as ``model``; the error names the table and the field."""
+    try:
+        return model.model_validate(dict(raw))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fld = ".".join(str(p) for p in first["loc"]) or "<table>"
+        raise _err(path, where, f"field '{fld}': {first['msg']}") from None
+
+
 def parse_catalog(path: Path, doc: Mapping[str, Any], base_url: str | None = None) -> Catalog:
     """Validate an already-decoded catalog document."""
     unknown = sorted(set(doc) - _TOP_LEVEL_KEYS)
@@ -190,12 +203,7 @@ def parse_catalog(path: Path, doc: Mapping[str, Any], base_url: str | None = Non
     raw_pipeline = doc.get("pipeline")
     if not isinstance(raw_pipeline, Mapping):
         raise _err(path, "[pipeline]", "table is required (at least 'primary')")
-    try:
-        pipeline = PipelineSection.model_validate(dict(raw_pipeline))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        fld = ".".join(str(p) for p in first["loc"]) or "<table>"
-        raise _err(path, "[pipeline]", f"field '{fld}': {first['msg']}") from None
+    pipeline = _table(path, "[pipeline]", PipelineSection, raw_pipeline)
     if pipeline.primary not in by_version:
         raise _err(
             path,
@@ -206,12 +214,7 @@ def parse_catalog(path: Path, doc: Mapping[str, Any], base_url: str | None = Non
     raw_gate = doc.get("shadow_gate", {})
     if not isinstance(raw_gate, Mapping):
         raise _err(path, "[shadow_gate]", "must be a table")
-    try:
-        gate = ShadowGate.model_validate(dict(raw_gate))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        fld = ".".join(str(p) for p in first["loc"]) or "<table>"
-        raise _err(path, "[shadow_gate]", f"field '{fld}': {first['msg']}") from None
+    gate = _table(path, "[shadow_gate]", ShadowGate, raw_gate)
     return Catalog(
         path=path,
         entries=entries,
