@@ -15,8 +15,10 @@ from modelbaton.cli.main import app as baton
 from modelbaton.contracts import ModelVersionConfig
 from modelbaton.models.client import make_http_client
 from modelbaton.models.server import serve_in_thread
+from modelbaton.rollout.client import Rollouts
 from modelbaton.settings import Settings
 from pipeline_fixtures import Pipeline
+from waiting import eventually
 
 pytestmark = pytest.mark.integration
 MALFORMED = {"label": "a", "confidence": 0.9, "raw_scores": [0.9, 0.1], "class_order": ["a"]}
@@ -67,6 +69,8 @@ async def test_submit_wait_stops_at_review_reports_failures_and_pending_lists(
         assert "Traceback" not in refused.output
 
         async with pipeline.worker(pools=["v2"]), make_http_client() as http:
+            rollouts = Rollouts(pipeline.client, pipeline.catalog, pipeline.task_queue)
+            await eventually(lambda: rollouts.pool_pollers("v2"), what="v2's pool polling")
             # The same documents were not started by the refused call.
             done = await run("submit", "--generate", "3", "--seed", "31", "--wait", "--json")
             assert done.exit_code == 0, done.output
