@@ -65,7 +65,7 @@ UPGRADE_PLAN: dict[str, Any] = {
     "candidate": "v3",
     "poll": 1,
     "steps": [
-        {"kind": "shadow", "sample": 1.0, "documents": 60, "noise_sample": 0.1, "budget": 30},
+        {"kind": "shadow", "sample": 1.0, "documents": 120, "noise_sample": 0.1, "budget": 30},
         {"kind": "canary", "fraction": 0.3, "bake": 5, "min_documents": 5},
         {"kind": "promote"},
     ],
@@ -342,7 +342,7 @@ async def run_stack(
 
         console.rule("[bold]5. the rollout controller upgrades to v3 while documents arrive")
         console.print(
-            "plan: shadow every document until 60 comparisons are in and the verdict is READY; "
+            "plan: shadow every document until 120 comparisons are in and the verdict is READY; "
             "30 % canary for 5 s and 5 candidate documents; promote"
         )
         by = ChangeBy(actor="demo", reason="v3 adds the tax_form class")
