@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +15,16 @@ from modelbaton.settings import Settings
 
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Trained artifacts for this session (training all three takes a few seconds)."""
-    return tmp_path_factory.mktemp("model-cache")
+    """Trained artifacts for this run (training all three takes a few seconds).
+
+    Under pytest-xdist every worker is a session of its own; they share one cache beside their
+    temporary roots, which is safe because artifacts are written atomically."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    path = root / "model-cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @pytest.fixture(scope="session")

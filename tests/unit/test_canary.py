@@ -110,3 +110,29 @@ def test_plan_lifecycle_and_refusals() -> None:
         abort(aborted)
     with pytest.raises(RolloutRefused, match="start one first"):
         set_fraction(aborted, 0.3)
+
+
+def test_canary_check_sample_asks_the_baseline_beside_each_arm() -> None:
+    """In a canary with a check sample, sampled documents of both arms get the baseline as their
+    other model, recorded under the rollout id plus ":canary"; the sampled share is the sample."""
+    canary = set_fraction(start_canary(STEADY, V3, 0.0, "s"), 0.5, check_sample=0.2)
+    keys = [f"doc-{i}" for i in range(4000)]
+    checked = {"candidate": 0, "baseline": 0}
+    arms = {"candidate": 0, "baseline": 0}
+    for key in keys:
+        primary = canary.assign(key, "q")
+        arms[primary.arm.value] += 1
+        check = canary.shadow_for(key, "q")
+        if check is None:
+            continue
+        checked[primary.arm.value] += 1
+        assert check.rollout_id == "doc-classifier-1:canary"
+        assert (check.candidate.model_version, check.candidate.task_queue) == ("v2", "q-model-v2")
+        assert check.noise is None
+    for arm in ("candidate", "baseline"):
+        # 20 % of about 2000 keys per arm: mean 400, sd 18; 4 sd either side.
+        assert abs(checked[arm] - 0.2 * arms[arm]) < 4 * (0.2 * 0.8 * arms[arm]) ** 0.5
+    assert all(set_fraction(canary, 0.5).shadow_for(k, "q") is None for k in keys[:200])
+    assert promote(canary).check_sample == 0.0
+    with pytest.raises(RolloutRefused, match="check sample"):
+        set_fraction(canary, 0.5, check_sample=1.5)

@@ -64,3 +64,30 @@ def test_artifacts_are_cached_not_retrained(
 
     monkeypatch.setattr(reference, "_train", refuse)
     assert set(reference.load_or_train("v1", model_cache).classes) == set(BASE_CLASSES)
+
+
+def test_quietly_wrong_model_answers_validly_and_is_wrong_on_about_30_percent(
+    model_cache: Path,
+) -> None:
+    """The drill model: a valid v2 raw output whose label, confidence and scores agree with each
+    other, and whose label differs from v3's on about 30 % of the test split (binomial bounds)."""
+    good = reference.load_or_train("v3", model_cache)
+    wrong = reference.load_or_train("v3-quietly-wrong", model_cache)
+    config = ModelVersionConfig(
+        model_id="doc-classifier",
+        version="v4",
+        endpoint="http://127.0.0.1:1/x",
+        output_schema_version=2,
+        labels=reference.reference_labels("v3"),
+    )
+    split = split_corpus(generate_corpus(3600, reference.CORPUS_SEED, ALL_CLASSES))[1][:600]
+    differ = 0
+    for doc in split:
+        raw = wrong.render(doc.text)
+        out = normalize(raw, config)
+        assert raw["label"] == max(out.scores_by_class, key=out.scores_by_class.__getitem__)
+        assert raw["confidence"] == max(raw["raw_scores"])
+        differ += raw["label"] != good.render(doc.text)["label"]
+    # 600 documents at 30 %: mean 180, sd about 11; 4 sd either side.
+    assert 135 <= differ <= 225
+    assert reference.load_or_train("v3-quietly-wrong", model_cache).name == "v3-quietly-wrong"

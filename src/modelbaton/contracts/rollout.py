@@ -57,6 +57,11 @@ def takes_candidate(key: str, salt: str, fraction: float) -> bool:
 
 #: Salt suffix of the second hash that picks the shadowed documents whose baseline is called twice.
 NOISE_SALT = ":noise"
+#: Suffix of the rollout id under which the canary's comparisons are recorded, apart from the
+#: shadow stage's (so the shadow report of a rollout never mixes the two).
+CHECK_SUFFIX = ":canary"
+#: Salt suffix of the hash that picks the canary documents the baseline also answers.
+CHECK_SALT = ":check"
 #: How long a shadow call may take, retries included, unless the rollout says otherwise.
 DEFAULT_SHADOW_BUDGET_SECONDS = 60.0
 
@@ -132,6 +137,10 @@ class RolloutPlan(BaseModel):
     sample: float = 0.0
     noise_sample: float = 0.0
     shadow_budget_seconds: float = DEFAULT_SHADOW_BUDGET_SECONDS
+    #: Canary stage: share of each arm's business keys on which the baseline also answers, off
+    #: the primary path as a shadow does: beside the candidate on candidate documents (their
+    #: agreement), and a second time on baseline documents (the noise it is judged against).
+    check_sample: float = 0.0
     #: How the last rollout ended ("promoted" or "aborted"; None while one runs or before any),
     #: and its candidate, so that a rollback after an abort still knows whom it concerned.
     ended: str | None = None
@@ -159,8 +168,14 @@ class RolloutPlan(BaseModel):
         )
 
     def shadow_for(self, key: str, base_task_queue: str) -> ShadowAssignment | None:
-        """The shadow calls of the document with business key ``key``, if it is sampled."""
-        if self.stage is not RolloutStage.SHADOW or self.candidate is None or not self.rollout_id:
+        """The shadow calls of the document with business key ``key``, if it is sampled: in the
+        shadow stage the candidate beside the baseline; in a canary with a ``check_sample`` the
+        baseline beside whichever model the document runs on."""
+        if self.candidate is None or not self.rollout_id:
+            return None
+        if self.stage is RolloutStage.CANARY and self.check_sample > 0.0:
+            return self._check_for(key, base_task_queue)
+        if self.stage is not RolloutStage.SHADOW:
             return None
         b = bucket(key, self.salt)
         if b >= threshold(self.sample):
@@ -184,6 +199,27 @@ class RolloutPlan(BaseModel):
             rollout_id=self.rollout_id,
             candidate=on(self.candidate, Arm.CANDIDATE),
             noise=on(self.baseline, Arm.BASELINE) if noisy else None,
+            budget_seconds=self.shadow_budget_seconds,
+        )
+
+    def _check_for(self, key: str, base_task_queue: str) -> ShadowAssignment | None:
+        if not takes_candidate(key, self.salt + CHECK_SALT, self.check_sample):
+            return None
+        primary = self.assign(key, base_task_queue)
+        other = ModelAssignment(
+            model_id=self.model_id,
+            model_version=self.baseline.version,
+            output_schema_version=self.baseline.output_schema_version,
+            task_queue=pool_task_queue(base_task_queue, self.baseline.version),
+            arm=Arm.BASELINE,
+            rollout_id=self.rollout_id,
+            plan_revision=self.revision,
+            key=key,
+            bucket=primary.bucket,
+        )
+        return ShadowAssignment(
+            rollout_id=f"{self.rollout_id}{CHECK_SUFFIX}",
+            candidate=other,
             budget_seconds=self.shadow_budget_seconds,
         )
 
@@ -234,6 +270,7 @@ def _new_rollout(plan: RolloutPlan, candidate: ModelRef, salt: str) -> dict[str,
         "revision": plan.revision + 1,
         "sample": 0.0,
         "noise_sample": 0.0,
+        "check_sample": 0.0,
         "fraction": 0.0,
     }
 
@@ -273,10 +310,13 @@ def start_shadow(
     )
 
 
-def set_fraction(plan: RolloutPlan, fraction: float) -> RolloutPlan:
+def set_fraction(plan: RolloutPlan, fraction: float, check_sample: float = 0.0) -> RolloutPlan:
     """The same rollout with another candidate fraction; from the shadow stage this starts the
-    canary (and ends the shadowing)."""
+    canary (and ends the shadowing). ``check_sample`` of each arm's documents are also answered by
+    the baseline (see :attr:`RolloutPlan.check_sample`)."""
     _check_fraction(fraction)
+    if not 0.0 <= check_sample <= 1.0:
+        raise RolloutRefused(f"check sample must be within [0, 1], got {check_sample}")
     if plan.stage is RolloutStage.STEADY or plan.candidate is None:
         raise RolloutRefused(f"no rollout in progress for {plan.model_id}; start one first")
     return plan.model_copy(
@@ -285,6 +325,7 @@ def set_fraction(plan: RolloutPlan, fraction: float) -> RolloutPlan:
             "stage": RolloutStage.CANARY,
             "sample": 0.0,
             "noise_sample": 0.0,
+            "check_sample": check_sample,
             "revision": plan.revision + 1,
         }
     )
@@ -303,6 +344,7 @@ def promote(plan: RolloutPlan) -> RolloutPlan:
             "fraction": 0.0,
             "sample": 0.0,
             "noise_sample": 0.0,
+            "check_sample": 0.0,
             "stage": RolloutStage.STEADY,
             "revision": plan.revision + 1,
         }
@@ -321,6 +363,7 @@ def abort(plan: RolloutPlan) -> RolloutPlan:
             "fraction": 0.0,
             "sample": 0.0,
             "noise_sample": 0.0,
+            "check_sample": 0.0,
             "stage": RolloutStage.STEADY,
             "revision": plan.revision + 1,
         }

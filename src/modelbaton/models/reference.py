@@ -80,13 +80,34 @@ REFERENCE_MODELS: dict[str, ReferenceSpec] = {
 }
 
 
+@dataclass(frozen=True)
+class QuietlyWrongSpec:
+    """A drill: a trained reference model that answers in its valid raw schema, with scores and
+    confidence consistent with its label, but swaps its two best classes on ``share`` of the
+    documents (chosen by a hash of the text, so the same document is always wrong the same way).
+
+    This is the regression that schema checks and error rates cannot see; only comparing outputs
+    (agreement with the baseline) or reviews can."""
+
+    name: str
+    base: str
+    share: float
+
+
+#: Drill models the catalog may name as ``reference``: never trained, built on a real one.
+QUIETLY_WRONG: dict[str, QuietlyWrongSpec] = {
+    "v3-quietly-wrong": QuietlyWrongSpec("v3-quietly-wrong", "v3", 0.3),
+}
+
+
 def _spec(name: str) -> ReferenceSpec:
+    if name in QUIETLY_WRONG:
+        return _spec(QUIETLY_WRONG[name].base)
     try:
         return REFERENCE_MODELS[name]
     except KeyError:
-        raise KeyError(
-            f"no reference model {name!r} (known: {', '.join(REFERENCE_MODELS)})"
-        ) from None
+        known = ", ".join([*REFERENCE_MODELS, *QUIETLY_WRONG])
+        raise KeyError(f"no reference model {name!r} (known: {known})") from None
 
 
 def reference_labels(name: str) -> tuple[str, ...]:
@@ -156,6 +177,33 @@ class ReferenceModel:
         }
 
 
+def wrong_on(text: str, share: float) -> bool:
+    """Whether a quietly wrong model of ``share`` is wrong on ``text`` (a hash, not chance)."""
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") < share * 2**64
+
+
+class QuietlyWrongModel(ReferenceModel):
+    """See :class:`QuietlyWrongSpec`: the base model's probabilities, with the top two classes
+    swapped on the chosen documents, so label, confidence and scores stay consistent."""
+
+    def __init__(self, drill: QuietlyWrongSpec, base: ReferenceModel) -> None:
+        super().__init__(base.spec, base._estimator, base._vectorizer)
+        self.drill = drill
+
+    @property
+    def name(self) -> str:
+        return self.drill.name
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        probs = super().predict_proba(texts).copy()
+        for row, text in zip(probs, texts, strict=True):
+            if len(row) > 1 and wrong_on(text, self.drill.share):
+                first, second = np.argsort(row)[::-1][:2]
+                row[first], row[second] = row[second], row[first]
+        return probs
+
+
 def _features(spec: ReferenceSpec, vectorizer: Any, texts: list[str]) -> Any:
     sparse = vectorizer.transform(texts)
     if spec.architecture == "tfidf":
@@ -188,6 +236,9 @@ def _artifact_path(spec: ReferenceSpec, cache_dir: Path) -> Path:
 
 def load_or_train(name: str, cache_dir: Path) -> ReferenceModel:
     """Load the cached artifact, or train once and cache it atomically."""
+    if name in QUIETLY_WRONG:
+        drill = QUIETLY_WRONG[name]
+        return QuietlyWrongModel(drill, load_or_train(drill.base, cache_dir))
     spec = _spec(name)
     path = _artifact_path(spec, cache_dir)
     if path.exists():

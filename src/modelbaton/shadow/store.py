@@ -99,6 +99,28 @@ class ShadowStore:
             )
             return list(session.scalars(query))
 
+    def check_counts(self, check_id: str, candidate_version: str) -> dict[str, tuple[int, int]]:
+        """The canary's comparisons (recorded under ``check_id``, the rollout id plus
+        ``CHECK_SUFFIX``) per arm of the primary: ``{"candidate": (compared, agreed), "baseline":
+        ...}``. A row's ``baseline_*`` columns hold the primary's answer, so the candidate arm's
+        rows are those whose primary is ``candidate_version``; a row counts as compared once both
+        answered."""
+        counts = {"candidate": (0, 0), "baseline": (0, 0)}
+        with Session(self.engine) as session:
+            query = (
+                select(
+                    ShadowComparison.baseline_version == candidate_version,
+                    func.count(),
+                    func.count().filter(ShadowComparison.agree.is_(True)),
+                )
+                .where(ShadowComparison.rollout_id == check_id)
+                .where(ShadowComparison.agree.is_not(None))
+                .group_by(ShadowComparison.baseline_version == candidate_version)
+            )
+            for on_candidate, compared, agreed in session.execute(query):
+                counts["candidate" if on_candidate else "baseline"] = (compared, agreed)
+        return counts
+
     def rollouts(self) -> list[str]:
         """Rollout ids with at least one comparison, oldest first."""
         with Session(self.engine) as session:
