@@ -33,11 +33,15 @@ chromium:
 demo: install
 	$(RUN) baton demo
 
+# Test files run in parallel (pytest-xdist), each worker with its own dev server and model server;
+# most of a test's time is waiting on servers, so three workers fill two cores.
+TEST_WORKERS ?= 3
+
 test: install
-	$(RUN) pytest
+	$(RUN) pytest -n $(TEST_WORKERS) --dist worksteal
 
 test-fast: install
-	$(RUN) pytest -m "not integration"
+	$(RUN) pytest -n $(TEST_WORKERS) --dist worksteal -m "not integration"
 
 lint: install
 	$(RUN) ruff check src tests bench
