@@ -29,6 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import documents, model_server
+from modelbaton.app.worker import WorkerOptions, build_pool_worker, build_worker
 from modelbaton.contracts.rollout import ModelRef, RolloutPlan, start_canary, takes_candidate
 from modelbaton.models.catalog import Catalog, load_catalog
 from modelbaton.models.client import make_http_client
@@ -39,7 +40,6 @@ from modelbaton.pipeline.intake import Document
 from modelbaton.pipeline.messages import ClassificationOutcome
 from modelbaton.pipeline.starter import start_workflow, workflow_input
 from modelbaton.pipeline.store import ResultsStore
-from modelbaton.pipeline.worker import WorkerOptions, build_pool_worker, build_worker
 from modelbaton.settings import Settings
 from modelbaton.stack.connect import temporal_binary
 

@@ -28,6 +28,7 @@ from temporalio.testing import WorkflowEnvironment
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import documents, model_server
+from modelbaton.app.worker import WorkerOptions, build_pool_worker, build_worker
 from modelbaton.contracts.rollout import ModelRef, RolloutPlan, start_shadow
 from modelbaton.models.catalog import load_catalog
 from modelbaton.models.client import make_http_client
@@ -37,7 +38,6 @@ from modelbaton.pipeline.activities import PipelineActivities
 from modelbaton.pipeline.intake import Document
 from modelbaton.pipeline.starter import start_workflow, workflow_input
 from modelbaton.pipeline.store import ResultsStore
-from modelbaton.pipeline.worker import WorkerOptions, build_pool_worker, build_worker
 from modelbaton.settings import Settings
 from modelbaton.shadow.store import ShadowStore
 from modelbaton.stack.connect import temporal_binary

@@ -37,6 +37,12 @@ from temporalio.worker import Worker
 sys.path.insert(0, str(Path(__file__).parent))
 from _bare import BARE_ACTIVITIES, BareTwoActivityWorkflow
 from _common import documents, model_server, peak_rss_mib
+from modelbaton.app.worker import (
+    WorkerOptions,
+    build_pool_worker,
+    build_worker,
+    workflow_class,
+)
 from modelbaton.contracts.rollout import ModelRef, RolloutPlan, pool_task_queue
 from modelbaton.models.catalog import load_catalog
 from modelbaton.models.client import make_http_client
@@ -47,12 +53,6 @@ from modelbaton.pipeline.floor import FLOOR_ACTIVITIES, fixed_classify_v2
 from modelbaton.pipeline.intake import Document
 from modelbaton.pipeline.starter import start_workflow, workflow_input
 from modelbaton.pipeline.store import ResultsStore
-from modelbaton.pipeline.worker import (
-    WorkerOptions,
-    build_pool_worker,
-    build_worker,
-    workflow_class,
-)
 from modelbaton.settings import Settings
 from modelbaton.stack.connect import temporal_binary
 

@@ -25,6 +25,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from modelbaton.app.worker import WorkerOptions, build_pool_worker, build_worker
 from modelbaton.contracts import DeploymentStrategy
 from modelbaton.contracts.rollout import ModelRef, RolloutPlan, start_shadow
 from modelbaton.models.catalog import Catalog, load_catalog
@@ -36,14 +37,13 @@ from modelbaton.pipeline.activities import PipelineActivities
 from modelbaton.pipeline.intake import validate_text
 from modelbaton.pipeline.messages import ClassificationOutcome, ReviewDecision, WorkflowState
 from modelbaton.pipeline.releases import RELEASES, SHIPPED
-from modelbaton.pipeline.workflow import DocumentClassificationWorkflow as Current
 from modelbaton.pipeline.starter import (
     assignment_attributes,
     legacy_workflow_input,
     workflow_input,
 )
 from modelbaton.pipeline.store import ResultsStore
-from modelbaton.pipeline.worker import WorkerOptions, build_pool_worker, build_worker
+from modelbaton.pipeline.workflow import DocumentClassificationWorkflow as Current
 from modelbaton.settings import Settings
 from modelbaton.stack.connect import temporal_binary
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
+from modelbaton.app.worker import WorkerOptions, build_pool_worker, build_worker
 from modelbaton.contracts import DeploymentStrategy, ModelVersionConfig
 from modelbaton.contracts.rollout import ModelRef, RolloutPlan
 from modelbaton.controller.activities import ControllerActivities
@@ -29,7 +30,6 @@ from modelbaton.pipeline.messages import ClassificationOutcome
 from modelbaton.pipeline.releases import CURRENT_RELEASE
 from modelbaton.pipeline.starter import legacy_workflow_input, start_document, workflow_input
 from modelbaton.pipeline.store import ResultsStore
-from modelbaton.pipeline.worker import WorkerOptions, build_pool_worker, build_worker
 from modelbaton.versioning.builds import Behavior, Build, deployment_name_for
 
 INVOICE = (

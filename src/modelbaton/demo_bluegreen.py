@@ -18,6 +18,7 @@ from typing import Any
 from rich.console import Console
 from temporalio.client import Client
 
+from modelbaton.app.worker import WorkerOptions, build_pool_worker, build_worker
 from modelbaton.models.catalog import Catalog, PipelineSection
 from modelbaton.models.client import make_http_client
 from modelbaton.models.resolver import CatalogSource
@@ -25,7 +26,6 @@ from modelbaton.pipeline.activities import PipelineActivities
 from modelbaton.pipeline.messages import ClassificationOutcome, ReviewDecision, WorkflowState
 from modelbaton.pipeline.starter import submit_documents
 from modelbaton.pipeline.store import ResultsStore
-from modelbaton.pipeline.worker import WorkerOptions, build_pool_worker, build_worker
 from modelbaton.pipeline.workflow import DocumentClassificationWorkflow
 from modelbaton.rollout.client import steady_plan
 from modelbaton.stack.embedded import StackState, stack_variables

@@ -29,6 +29,7 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 from typer.testing import CliRunner
 
+from modelbaton.app.worker import WorkerOptions, build_worker
 from modelbaton.cli.main import app as baton
 from modelbaton.contracts import DeploymentStrategy
 from modelbaton.models.catalog import Catalog
@@ -41,7 +42,6 @@ from modelbaton.pipeline.patches import PATCH_CLASSIFY_V2, patch_markers
 from modelbaton.pipeline.releases import RELEASES
 from modelbaton.pipeline.starter import legacy_workflow_input, start_document
 from modelbaton.pipeline.store import ResultsStore
-from modelbaton.pipeline.worker import WorkerOptions, build_worker
 from modelbaton.pipeline.workflow import DocumentClassificationWorkflow as Current
 from waiting import eventually
 
