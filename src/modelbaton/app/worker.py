@@ -20,13 +20,20 @@ from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.worker import Worker, WorkerDeploymentConfig
 
+from modelbaton.app.auto_upgrade import (
+    AutoUpgradeRolloutControllerWorkflow,
+    AutoUpgradeRolloutWorkflow,
+)
 from modelbaton.contracts.rollout import pool_task_queue
+from modelbaton.controller.activities import ControllerActivities
+from modelbaton.controller.workflow import RolloutControllerWorkflow
 from modelbaton.errors import ConfigError
 from modelbaton.models.client import make_http_client
 from modelbaton.models.resolver import CatalogSource
 from modelbaton.pipeline.activities import ClassifyActivities, PipelineActivities
 from modelbaton.pipeline.releases import CURRENT_RELEASE, RELEASES
 from modelbaton.pipeline.store import ResultsStore
+from modelbaton.rollout.workflow import RolloutWorkflow
 from modelbaton.settings import Settings
 from modelbaton.versioning.builds import Behavior, Build
 
@@ -73,16 +80,8 @@ def build_worker(
     workflow, on the pipeline's queue (auto-upgrade on a versioned worker: they outlive builds,
     so they must not pin one).
     """
-    from modelbaton.controller.workflow import RolloutControllerWorkflow
-    from modelbaton.rollout.workflow import RolloutWorkflow
-
     extra: list[type] = [RolloutWorkflow, RolloutControllerWorkflow]
     if options.build is not None:
-        from modelbaton.versioning.rollout_workflow import (
-            AutoUpgradeRolloutControllerWorkflow,
-            AutoUpgradeRolloutWorkflow,
-        )
-
         extra = [AutoUpgradeRolloutWorkflow, AutoUpgradeRolloutControllerWorkflow]
     chosen = list(workflows) if workflows is not None else [workflow_class(options.release)]
     return Worker(
@@ -151,8 +150,6 @@ async def _serve(worker: Worker, ready: str) -> None:
 
 async def run_worker(client: Client, settings: Settings, options: WorkerOptions) -> None:
     """Run until SIGINT or SIGTERM, then let in-flight activities finish within the grace period."""
-    from modelbaton.controller.activities import ControllerActivities
-
     workflow_class(options.release)  # fail fast on a bad release name
     catalog = CatalogSource(settings.catalog_path, base_url=settings.model_base_url)
     catalog.current()  # fail fast on a bad catalog
