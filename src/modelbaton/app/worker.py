@@ -35,6 +35,7 @@ from modelbaton.pipeline.releases import CURRENT_RELEASE, RELEASES
 from modelbaton.pipeline.store import ResultsStore
 from modelbaton.rollout.workflow import RolloutWorkflow
 from modelbaton.settings import Settings
+from modelbaton.shadow.recorder import ComparisonRecorder
 from modelbaton.versioning.builds import Behavior, Build
 
 
@@ -55,6 +56,13 @@ class WorkerOptions:
     max_concurrent_activities: int = 64
     max_concurrent_workflow_tasks: int = 8
     graceful_shutdown: timedelta = timedelta(seconds=10)
+
+
+def pipeline_activities(
+    store: ResultsStore, catalog: CatalogSource, http: httpx.AsyncClient
+) -> PipelineActivities:
+    """The workflow worker's pipeline activities, shadow comparisons stored beside the results."""
+    return PipelineActivities(store, catalog, http, shadows=ComparisonRecorder(store.engine))
 
 
 def workflow_class(release: str) -> type:
@@ -157,7 +165,7 @@ async def run_worker(client: Client, settings: Settings, options: WorkerOptions)
         http = await stack.enter_async_context(make_http_client())
         store = ResultsStore(settings.database_url)
         stack.callback(store.close)
-        acts = PipelineActivities(store, catalog, http)
+        acts = pipeline_activities(store, catalog, http)
         controller = ControllerActivities(client, catalog, store)
         worker = build_worker(client, options, [*acts.all(), *controller.all()])
         build = (

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
+from typing import Protocol
 
 import httpx
 from temporalio import activity
@@ -45,8 +46,6 @@ from modelbaton.pipeline.messages import (
     ShadowRecordInput,
 )
 from modelbaton.pipeline.store import ResultsStore
-from modelbaton.shadow.compare import comparison_row
-from modelbaton.shadow.store import ShadowStore
 
 #: Destination for documents whose review timed out.
 ESCALATION_ROUTE = "review_escalations"
@@ -178,14 +177,27 @@ class ClassifyActivities:
         return [self.for_schema(schema), self.shadow_classify]
 
 
+class ShadowRecorder(Protocol):
+    """Where ``record_shadow_comparison`` hands a shadowed document's answers (the shadow room's
+    :class:`modelbaton.shadow.recorder.ComparisonRecorder`, wired in by ``modelbaton.app``)."""
+
+    async def record(self, inp: ShadowRecordInput) -> None: ...
+
+
 class PipelineActivities:
-    """The workflow worker's activities: the downstream write, and classify for old histories."""
+    """The workflow worker's activities: the downstream write, the shadow comparison's record,
+    and classify for old histories."""
 
     def __init__(
-        self, store: ResultsStore, catalog: CatalogSource, http: httpx.AsyncClient
+        self,
+        store: ResultsStore,
+        catalog: CatalogSource,
+        http: httpx.AsyncClient,
+        *,
+        shadows: ShadowRecorder,
     ) -> None:
         self._store = store
-        self._shadows = ShadowStore(store.engine)
+        self._shadows = shadows
         self._catalog = catalog
         self.classify = ClassifyActivities(catalog, http)
 
@@ -226,12 +238,7 @@ class PipelineActivities:
     @activity.defn(name=RECORD_SHADOW)
     async def record_shadow_comparison(self, inp: ShadowRecordInput) -> None:
         """Compare the arms' answers and store the row of (rollout, document)."""
-        row = comparison_row(inp)
-        await asyncio.to_thread(self._shadows.record, row)
-        if inp.reviewed_label is None:  # the later record with the reviewed label is no new one
-            metrics.shadow_compared(
-                inp.baseline.model_version, inp.candidate.model_version, row.get("agree")
-            )
+        await self._shadows.record(inp)
 
     def all(self) -> list[object]:
         """Every activity of the workflow worker, for ``Worker(activities=...)``."""
