@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from types import MethodType
 from typing import Protocol
 
 import httpx
@@ -32,7 +34,6 @@ from modelbaton.errors import ConfigError, ModelBatonError, ModelEndpointError, 
 from modelbaton.models.client import call_model_endpoint
 from modelbaton.models.resolver import CatalogSource
 from modelbaton.pipeline.messages import (
-    CLASSIFY_ACTIVITIES,
     CLASSIFY_V1,
     CLASSIFY_V2,
     PROCESS_RESULT,
@@ -162,12 +163,11 @@ class ClassifyActivities:
         return ArmAnswer(model_version=version, result=result)
 
     def for_schema(self, schema: int) -> object:
-        """The classify activity that reads output schema ``schema``."""
-        # Each method is named after the activity it defines.
-        name = CLASSIFY_ACTIVITIES.get(schema)
-        if name is None:
+        """The classify activity that reads output schema ``schema``, bound to this worker."""
+        method = CLASSIFY_BY_SCHEMA.get(schema)
+        if method is None:
             raise ConfigError(f"no classify activity reads output schema v{schema}")
-        return getattr(self, name)
+        return MethodType(method, self)
 
     def all(self) -> list[object]:
         return [self.classify_document_v1, self.classify_document_v2]
@@ -175,6 +175,19 @@ class ClassifyActivities:
     def for_pool(self, schema: int) -> list[object]:
         """A model version's pool: its schema's classify activity and the shadow call."""
         return [self.for_schema(schema), self.shadow_classify]
+
+
+ClassifyMethod = Callable[
+    [ClassifyActivities, ClassifyActivityInput], Awaitable[NormalizedClassificationResult]
+]
+#: The classify activity that reads each raw output schema version, the one map of it: the
+#: workflow schedules these by typed reference, the pools register them, and a catalog model whose
+#: output schema is missing here has no activity to run it (``baton schema check`` and the
+#: controller's preflight say so).
+CLASSIFY_BY_SCHEMA: dict[int, ClassifyMethod] = {
+    1: ClassifyActivities.classify_document_v1,
+    2: ClassifyActivities.classify_document_v2,
+}
 
 
 class ShadowRecorder(Protocol):
