@@ -47,6 +47,8 @@ lint: install
 	$(RUN) ruff check src tests bench
 	$(RUN) ruff format --check src tests bench
 	$(RUN) mypy src
+	@$(RUN) python -c 'import tomllib; c = tomllib.load(open("pyproject.toml", "rb"))["tool"]["importlinter"]["contracts"][0]; print("layers, top to bottom: " + c["name"]); print("\n".join("  " + layer for layer in c["layers"]))'
+	$(RUN) lint-imports --no-cache --no-logo
 
 format: install
 	$(RUN) ruff format src tests bench

@@ -29,17 +29,21 @@ from temporalio.testing import WorkflowEnvironment
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import documents, model_server
+from modelbaton.app.worker import (
+    WorkerOptions,
+    build_pool_worker,
+    build_worker,
+    pipeline_activities,
+)
 from modelbaton.contracts.rollout import ModelRef, RolloutPlan, start_canary, takes_candidate
 from modelbaton.models.catalog import Catalog, load_catalog
 from modelbaton.models.client import make_http_client
 from modelbaton.models.resolver import CatalogSource
 from modelbaton.pipeline import search_attributes
-from modelbaton.pipeline.activities import PipelineActivities
 from modelbaton.pipeline.intake import Document
 from modelbaton.pipeline.messages import ClassificationOutcome
 from modelbaton.pipeline.starter import start_workflow, workflow_input
 from modelbaton.pipeline.store import ResultsStore
-from modelbaton.pipeline.worker import WorkerOptions, build_pool_worker, build_worker
 from modelbaton.settings import Settings
 from modelbaton.stack.connect import temporal_binary
 
@@ -61,7 +65,7 @@ async def run_batch(
     source = CatalogSource.fixed(catalog)
     pipeline = catalog.pipeline.model_copy(update={"review_threshold": 0.0})
     async with make_http_client() as http:
-        acts = PipelineActivities(store, source, http).all()
+        acts = pipeline_activities(store, source, http).all()
         workers = [build_worker(client, WorkerOptions(task_queue=queue), acts)]
         workers += [build_pool_worker(client, queue, v, source, http) for v in plan.versions]
         for w in workers:

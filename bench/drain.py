@@ -30,8 +30,8 @@ from temporalio.testing import WorkflowEnvironment
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _probe import DrainProbe
+from modelbaton.app.worker import WorkerOptions, build_worker
 from modelbaton.pipeline import search_attributes
-from modelbaton.pipeline.worker import WorkerOptions, build_worker
 from modelbaton.stack.connect import temporal_binary
 from modelbaton.stack.devserver import DEV_SERVER_DYNAMIC_CONFIG
 from modelbaton.versioning.builds import Build

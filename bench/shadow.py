@@ -28,16 +28,20 @@ from temporalio.testing import WorkflowEnvironment
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import documents, model_server
+from modelbaton.app.worker import (
+    WorkerOptions,
+    build_pool_worker,
+    build_worker,
+    pipeline_activities,
+)
 from modelbaton.contracts.rollout import ModelRef, RolloutPlan, start_shadow
 from modelbaton.models.catalog import load_catalog
 from modelbaton.models.client import make_http_client
 from modelbaton.models.resolver import CatalogSource
 from modelbaton.pipeline import search_attributes
-from modelbaton.pipeline.activities import PipelineActivities
 from modelbaton.pipeline.intake import Document
 from modelbaton.pipeline.starter import start_workflow, workflow_input
 from modelbaton.pipeline.store import ResultsStore
-from modelbaton.pipeline.worker import WorkerOptions, build_pool_worker, build_worker
 from modelbaton.settings import Settings
 from modelbaton.shadow.store import ShadowStore
 from modelbaton.stack.connect import temporal_binary
@@ -92,7 +96,7 @@ async def main(n_docs: int, rate: float, blocks: int) -> None:
                 store = ResultsStore(f"sqlite:///{home / 'bench.db'}")
                 stack.callback(store.close)
                 source = CatalogSource.fixed(catalog)
-                acts = PipelineActivities(store, source, http).all()
+                acts = pipeline_activities(store, source, http).all()
                 await stack.enter_async_context(
                     build_worker(env.client, WorkerOptions(task_queue=QUEUE), acts)
                 )

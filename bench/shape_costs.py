@@ -36,6 +36,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 sys.path.insert(0, str(Path(__file__).parent))
 import _shapes
 from _bare import BARE_ACTIVITIES, BareTwoActivityWorkflow
+from modelbaton.app.worker import WorkerOptions
 from modelbaton.contracts import DeploymentStrategy
 from modelbaton.models.catalog import load_catalog
 from modelbaton.models.corpus import generate_documents
@@ -44,7 +45,6 @@ from modelbaton.pipeline.floor import FLOOR_ACTIVITIES
 from modelbaton.pipeline.intake import Document, validate_text
 from modelbaton.pipeline.releases import RELEASES
 from modelbaton.pipeline.starter import legacy_workflow_input, start_document
-from modelbaton.pipeline.worker import WorkerOptions
 from modelbaton.settings import Settings
 from modelbaton.stack.connect import temporal_binary
 
@@ -146,7 +146,7 @@ def runner(v: Variant) -> WorkflowRunner:
 
 
 def make_worker(client: Client, v: Variant, task_queue: str) -> Worker:
-    """``modelbaton.pipeline.worker.build_worker``'s settings, plus the variant's overrides."""
+    """``modelbaton.app.worker.build_worker``'s settings, plus the variant's overrides."""
     extra: dict[str, Any] = {}
     if v.max_wft is not None:
         extra["max_concurrent_workflow_tasks"] = v.max_wft

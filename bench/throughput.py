@@ -37,22 +37,22 @@ from temporalio.worker import Worker
 sys.path.insert(0, str(Path(__file__).parent))
 from _bare import BARE_ACTIVITIES, BareTwoActivityWorkflow
 from _common import documents, model_server, peak_rss_mib
+from modelbaton.app.worker import (
+    WorkerOptions,
+    build_pool_worker,
+    build_worker,
+    pipeline_activities,
+    workflow_class,
+)
 from modelbaton.contracts.rollout import ModelRef, RolloutPlan, pool_task_queue
 from modelbaton.models.catalog import load_catalog
 from modelbaton.models.client import make_http_client
 from modelbaton.models.resolver import CatalogSource
 from modelbaton.pipeline import search_attributes
-from modelbaton.pipeline.activities import PipelineActivities
 from modelbaton.pipeline.floor import FLOOR_ACTIVITIES, fixed_classify_v2
 from modelbaton.pipeline.intake import Document
 from modelbaton.pipeline.starter import start_workflow, workflow_input
 from modelbaton.pipeline.store import ResultsStore
-from modelbaton.pipeline.worker import (
-    WorkerOptions,
-    build_pool_worker,
-    build_worker,
-    workflow_class,
-)
 from modelbaton.settings import Settings
 from modelbaton.stack.connect import temporal_binary
 
@@ -118,7 +118,7 @@ async def main(n_docs: int, warmup: int, rounds: int) -> None:
                 store = ResultsStore(f"sqlite:///{home / 'bench.db'}")
                 async with make_http_client() as http:
                     source = CatalogSource.fixed(catalog)
-                    real = PipelineActivities(store, source, http).all()
+                    real = pipeline_activities(store, source, http).all()
 
                     def real_pool(task_queue: str) -> Worker:
                         return build_pool_worker(env.client, task_queue, "v2", source, http)

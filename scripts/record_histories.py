@@ -25,6 +25,12 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from modelbaton.app.worker import (
+    WorkerOptions,
+    build_pool_worker,
+    build_worker,
+    pipeline_activities,
+)
 from modelbaton.contracts import DeploymentStrategy
 from modelbaton.contracts.rollout import ModelRef, RolloutPlan, start_shadow
 from modelbaton.models.catalog import Catalog, load_catalog
@@ -32,18 +38,16 @@ from modelbaton.models.client import make_http_client
 from modelbaton.models.resolver import CatalogSource
 from modelbaton.models.server import create_app, serve_in_thread
 from modelbaton.pipeline import search_attributes
-from modelbaton.pipeline.activities import PipelineActivities
 from modelbaton.pipeline.intake import validate_text
 from modelbaton.pipeline.messages import ClassificationOutcome, ReviewDecision, WorkflowState
 from modelbaton.pipeline.releases import RELEASES, SHIPPED
-from modelbaton.pipeline.workflow import DocumentClassificationWorkflow as Current
 from modelbaton.pipeline.starter import (
     assignment_attributes,
     legacy_workflow_input,
     workflow_input,
 )
 from modelbaton.pipeline.store import ResultsStore
-from modelbaton.pipeline.worker import WorkerOptions, build_pool_worker, build_worker
+from modelbaton.pipeline.workflow import DocumentClassificationWorkflow as Current
 from modelbaton.settings import Settings
 from modelbaton.stack.connect import temporal_binary
 
@@ -162,7 +166,7 @@ async def record(releases: list[str]) -> None:
             client = env.client
             store = ResultsStore(f"sqlite:///{tmp}/r.db")
             source = CatalogSource.fixed(catalog)
-            acts = PipelineActivities(store, source, http).all()
+            acts = pipeline_activities(store, source, http).all()
             for release in releases:
                 queue = f"record-{release}"
                 async with (

@@ -17,19 +17,23 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
+from modelbaton.app.worker import (
+    WorkerOptions,
+    build_pool_worker,
+    build_worker,
+    pipeline_activities,
+)
 from modelbaton.contracts import DeploymentStrategy, ModelVersionConfig
 from modelbaton.contracts.rollout import ModelRef, RolloutPlan
 from modelbaton.controller.activities import ControllerActivities
 from modelbaton.models.catalog import Catalog
 from modelbaton.models.client import make_http_client
 from modelbaton.models.resolver import CatalogSource
-from modelbaton.pipeline.activities import PipelineActivities
 from modelbaton.pipeline.intake import Document, validate_text
 from modelbaton.pipeline.messages import ClassificationOutcome
 from modelbaton.pipeline.releases import CURRENT_RELEASE
 from modelbaton.pipeline.starter import legacy_workflow_input, start_document, workflow_input
 from modelbaton.pipeline.store import ResultsStore
-from modelbaton.pipeline.worker import WorkerOptions, build_pool_worker, build_worker
 from modelbaton.versioning.builds import Behavior, Build, deployment_name_for
 
 INVOICE = (
@@ -165,7 +169,7 @@ class Pipeline:
         async with AsyncExitStack() as stack:
             http = await stack.enter_async_context(make_http_client())
             acts = activities or [
-                *PipelineActivities(self.store, self.source, http).all(),
+                *pipeline_activities(self.store, self.source, http).all(),
                 *ControllerActivities(self.client, self.source, self.store).all(),
             ]
             options = WorkerOptions(

@@ -8,7 +8,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from fixtures.version_probe import VersionProbe
-from modelbaton.pipeline.worker import WorkerOptions, build_worker
+from modelbaton.app.worker import WorkerOptions, build_worker
 from modelbaton.versioning.builds import Behavior, Build
 from modelbaton.versioning.control import DeploymentControl, workflow_build
 from waiting import eventually

@@ -18,14 +18,18 @@ from typing import Any
 from rich.console import Console
 from temporalio.client import Client
 
+from modelbaton.app.worker import (
+    WorkerOptions,
+    build_pool_worker,
+    build_worker,
+    pipeline_activities,
+)
 from modelbaton.models.catalog import Catalog, PipelineSection
 from modelbaton.models.client import make_http_client
 from modelbaton.models.resolver import CatalogSource
-from modelbaton.pipeline.activities import PipelineActivities
 from modelbaton.pipeline.messages import ClassificationOutcome, ReviewDecision, WorkflowState
 from modelbaton.pipeline.starter import submit_documents
 from modelbaton.pipeline.store import ResultsStore
-from modelbaton.pipeline.worker import WorkerOptions, build_pool_worker, build_worker
 from modelbaton.pipeline.workflow import DocumentClassificationWorkflow
 from modelbaton.rollout.client import steady_plan
 from modelbaton.stack.embedded import StackState, stack_variables
@@ -73,7 +77,7 @@ async def blue_green(
         http = await stack.enter_async_context(make_http_client())
         store = ResultsStore(f"sqlite:///{state.home / 'bluegreen.db'}")
         stack.callback(store.close)
-        acts = PipelineActivities(store, source, http).all()
+        acts = pipeline_activities(store, source, http).all()
         await stack.enter_async_context(
             build_pool_worker(client, BLUE_GREEN_QUEUE, plan.baseline.version, source, http)
         )

@@ -13,6 +13,7 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 from typer.testing import CliRunner
 
+from modelbaton.app.worker import WorkerOptions, build_worker
 from modelbaton.cli.main import app as baton
 from modelbaton.contracts import (
     DeploymentStrategy,
@@ -20,7 +21,6 @@ from modelbaton.contracts import (
 )
 from modelbaton.pipeline.floor import FLOOR_ACTIVITIES
 from modelbaton.pipeline.messages import ClassifyDocumentInput, ReviewDecision
-from modelbaton.pipeline.worker import WorkerOptions, build_worker
 from waiting import eventually
 
 pytestmark = pytest.mark.integration

@@ -23,12 +23,12 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from typer.testing import CliRunner
 
+from modelbaton.app.worker import pipeline_activities
 from modelbaton.cli.main import app as baton
 from modelbaton.contracts import NormalizedClassificationResult
 from modelbaton.models.catalog import Catalog
 from modelbaton.models.client import make_http_client
 from modelbaton.models.server import serve_in_thread
-from modelbaton.pipeline.activities import PipelineActivities
 from modelbaton.pipeline.messages import (
     PROCESS_RESULT,
     ClassificationOutcome,
@@ -184,7 +184,7 @@ async def test_review_times_out_and_escalates(pipeline: Pipeline) -> None:
 async def test_downstream_idempotent_under_activity_retry(pipeline: Pipeline) -> None:
     """The write succeeds but the activity fails before reporting: the retry must not duplicate."""
     async with make_http_client() as http:
-        real = PipelineActivities(pipeline.store, pipeline.source, http)
+        real = pipeline_activities(pipeline.store, pipeline.source, http)
         calls: list[ProcessOutput] = []
 
         @activity.defn(name=PROCESS_RESULT)
@@ -228,7 +228,7 @@ async def test_terminated_document_runs_again_with_one_current_record(pipeline: 
     keeps one current record (the re-run's) and the first run's record is kept as superseded."""
     doc = pipeline.doc()
     async with make_http_client() as http:
-        real = PipelineActivities(pipeline.store, pipeline.source, http)
+        real = pipeline_activities(pipeline.store, pipeline.source, http)
 
         @activity.defn(name=PROCESS_RESULT)
         async def write_then_hang(inp: ProcessInput) -> ProcessOutput:

@@ -14,6 +14,7 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 from typer.testing import CliRunner
 
+from modelbaton.app.worker import WorkerOptions, build_worker
 from modelbaton.cli.main import app as baton
 from modelbaton.contracts import (
     DeploymentStrategy,
@@ -23,7 +24,6 @@ from modelbaton.ops.replay import HistoryItem, load_histories_from_dir, replay_h
 from modelbaton.pipeline.floor import FLOOR_ACTIVITIES
 from modelbaton.pipeline.messages import ClassifyDocumentInput
 from modelbaton.pipeline.releases import CURRENT_RELEASE, RELEASES
-from modelbaton.pipeline.worker import WorkerOptions, build_worker
 from modelbaton.pipeline.workflow import DocumentClassificationWorkflow
 from modelbaton.stack.connect import temporal_binary
 from waiting import eventually

@@ -29,19 +29,18 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 from typer.testing import CliRunner
 
+from modelbaton.app.worker import WorkerOptions, build_worker, pipeline_activities
 from modelbaton.cli.main import app as baton
 from modelbaton.contracts import DeploymentStrategy
 from modelbaton.models.catalog import Catalog
 from modelbaton.models.client import make_http_client
 from modelbaton.models.resolver import CatalogSource
-from modelbaton.pipeline.activities import PipelineActivities
 from modelbaton.pipeline.intake import validate_text
 from modelbaton.pipeline.messages import ClassificationOutcome, ReviewDecision, WorkflowState
 from modelbaton.pipeline.patches import PATCH_CLASSIFY_V2, patch_markers
 from modelbaton.pipeline.releases import RELEASES
 from modelbaton.pipeline.starter import legacy_workflow_input, start_document
 from modelbaton.pipeline.store import ResultsStore
-from modelbaton.pipeline.worker import WorkerOptions, build_worker
 from modelbaton.pipeline.workflow import DocumentClassificationWorkflow as Current
 from waiting import eventually
 
@@ -60,7 +59,7 @@ class Transition:
 
     @asynccontextmanager
     async def worker(self, release: str) -> AsyncIterator[None]:
-        acts = PipelineActivities(self.store, CatalogSource.fixed(self.catalog), self.http).all()
+        acts = pipeline_activities(self.store, CatalogSource.fixed(self.catalog), self.http).all()
         async with build_worker(self.client, WorkerOptions(self.queue, release), acts):
             yield
 

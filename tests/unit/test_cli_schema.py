@@ -5,15 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 from pydantic import BaseModel
+from temporalio import activity
 from typer.testing import CliRunner
 
 from modelbaton.cli import schema as schema_cli
 from modelbaton.cli.main import app
 from modelbaton.contracts import NormalizedClassificationResult, canonical
-from modelbaton.pipeline import messages
-from modelbaton.pipeline.activities import ClassifyActivities
+from modelbaton.errors import ConfigError
+from modelbaton.models.catalog import load_catalog
+from modelbaton.models.resolver import CatalogSource
+from modelbaton.pipeline.activities import CLASSIFY_BY_SCHEMA, ClassifyActivities
 
 runner = CliRunner()
 
@@ -158,7 +162,7 @@ def test_check_fails_when_no_classify_activity_reads_a_models_schema(
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["models_without_classify_activity"] == []
 
-    monkeypatch.delitem(messages.CLASSIFY_ACTIVITIES, 2)
+    monkeypatch.delitem(CLASSIFY_BY_SCHEMA, 2)
     result = runner.invoke(app, ["schema", "check", "--catalog", str(path), "--json"])
     assert result.exit_code == 1
     assert json.loads(result.stdout)["models_without_classify_activity"] == [
@@ -171,6 +175,20 @@ def test_check_fails_when_no_classify_activity_reads_a_models_schema(
     )
 
 
-def test_every_listed_classify_activity_exists() -> None:
-    for name in messages.CLASSIFY_ACTIVITIES.values():
-        assert callable(getattr(ClassifyActivities, name))
+async def test_each_output_schema_maps_to_the_classify_activity_that_reads_it(
+    tmp_path: Path,
+) -> None:
+    # The activity names the committed histories hold (the SDK's own reading of the decorator).
+    names = {
+        schema: activity._Definition.must_from_callable(method).name
+        for schema, method in CLASSIFY_BY_SCHEMA.items()
+    }
+    assert names == {1: "classify_document_v1", 2: "classify_document_v2"}
+    path = tmp_path / "catalog.toml"
+    path.write_text(CATALOG)
+    async with httpx.AsyncClient() as http:
+        pool = ClassifyActivities(CatalogSource.fixed(load_catalog(path)), http, only_version="p1")
+        registered = [activity._Definition.must_from_callable(a) for a in pool.for_pool(2)]
+        assert [d.name for d in registered] == ["classify_document_v2", "shadow_classify"]
+        with pytest.raises(ConfigError, match="no classify activity reads output schema v3"):
+            pool.for_schema(3)

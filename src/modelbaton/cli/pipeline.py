@@ -79,7 +79,7 @@ def worker(
 ) -> None:
     """Run a workflow worker (a release, the rollout workflow, shared activities) or a model pool,
     until SIGINT or SIGTERM."""
-    from modelbaton.pipeline.worker import WorkerOptions, run_worker
+    from modelbaton.app.worker import WorkerOptions, run_worker
     from modelbaton.stack.connect import connect
     from modelbaton.versioning.builds import Behavior, Build, code_version, deployment_name_for
 
@@ -99,7 +99,7 @@ def worker(
         except ModelBatonError as exc:
             raise fail_error(exc) from None
     if pool is not None:
-        from modelbaton.pipeline.worker import run_pool
+        from modelbaton.app.worker import run_pool
 
         try:
             _catalog(settings).get(pool)

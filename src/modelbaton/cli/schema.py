@@ -29,7 +29,6 @@ from modelbaton.contracts.compat import (
 from modelbaton.errors import ModelBatonError
 from modelbaton.models.catalog import Catalog, load_catalog
 from modelbaton.models.schemas import SchemaRef, compare, resolve
-from modelbaton.pipeline import messages
 from modelbaton.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help=__doc__)
@@ -120,6 +119,7 @@ def check(
     update types decode every recorded history's payloads."""
     from modelbaton.ops.history_types import check_histories
     from modelbaton.ops.history_types import describe as describe_decoding
+    from modelbaton.pipeline.activities import CLASSIFY_BY_SCHEMA
 
     cat = _catalog(catalog)
     folders = list(histories or [])
@@ -138,7 +138,7 @@ def check(
     unread = [
         {"model": e.config.model_id, "version": e.config.version, "schema": schema}
         for e in cat.entries
-        if (schema := e.config.output_schema_version) not in messages.CLASSIFY_ACTIVITIES
+        if (schema := e.config.output_schema_version) not in CLASSIFY_BY_SCHEMA
     ]
     try:
         refs = [resolve(v, cat) for v in cat.versions]

@@ -22,7 +22,8 @@ from modelbaton.ops.defaults import DEFAULT_WORKFLOWS
 from modelbaton.ops.patches import patch_report
 from modelbaton.ops.problems import stuck_workflows
 from modelbaton.ops.replay import fetch_histories, replay_histories
-from modelbaton.pipeline.messages import CLASSIFY_ACTIVITIES, WORKFLOW_TYPE
+from modelbaton.pipeline.activities import CLASSIFY_BY_SCHEMA
+from modelbaton.pipeline.messages import WORKFLOW_TYPE
 from modelbaton.pipeline.releases import CURRENT_RELEASE, serves_schema
 from modelbaton.pipeline.store import ResultsStore
 from modelbaton.rollout.client import Rollouts
@@ -72,7 +73,7 @@ def _schema_check(catalog: Catalog, versions: list[str], release: str) -> Check:
         registered = OUTPUT_SCHEMAS.get(schema)
         if registered is None or not callable(registered.normalizer):
             problems.append(f"{version}: output schema v{schema} has no normalizer")
-        if schema not in CLASSIFY_ACTIVITIES:
+        if schema not in CLASSIFY_BY_SCHEMA:
             problems.append(f"{version}: no classify activity reads output schema v{schema}")
         if not serves_schema(release, schema):
             problems.append(

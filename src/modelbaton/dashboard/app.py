@@ -28,8 +28,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from modelbaton.controller import dashboard as controller_ui
 from modelbaton.dashboard import charts
+from modelbaton.dashboard import controller as controller_ui
 from modelbaton.dashboard.view import DashboardSource, PanelProvider, build_view
 from modelbaton.errors import ModelBatonError, RolloutError
 from modelbaton.models.catalog import Catalog

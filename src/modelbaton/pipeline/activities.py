@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from types import MethodType
+from typing import Protocol
 
 import httpx
 from temporalio import activity
@@ -31,7 +34,6 @@ from modelbaton.errors import ConfigError, ModelBatonError, ModelEndpointError, 
 from modelbaton.models.client import call_model_endpoint
 from modelbaton.models.resolver import CatalogSource
 from modelbaton.pipeline.messages import (
-    CLASSIFY_ACTIVITIES,
     CLASSIFY_V1,
     CLASSIFY_V2,
     PROCESS_RESULT,
@@ -45,8 +47,6 @@ from modelbaton.pipeline.messages import (
     ShadowRecordInput,
 )
 from modelbaton.pipeline.store import ResultsStore
-from modelbaton.shadow.compare import comparison_row
-from modelbaton.shadow.store import ShadowStore
 
 #: Destination for documents whose review timed out.
 ESCALATION_ROUTE = "review_escalations"
@@ -163,12 +163,11 @@ class ClassifyActivities:
         return ArmAnswer(model_version=version, result=result)
 
     def for_schema(self, schema: int) -> object:
-        """The classify activity that reads output schema ``schema``."""
-        # Each method is named after the activity it defines.
-        name = CLASSIFY_ACTIVITIES.get(schema)
-        if name is None:
+        """The classify activity that reads output schema ``schema``, bound to this worker."""
+        method = CLASSIFY_BY_SCHEMA.get(schema)
+        if method is None:
             raise ConfigError(f"no classify activity reads output schema v{schema}")
-        return getattr(self, name)
+        return MethodType(method, self)
 
     def all(self) -> list[object]:
         return [self.classify_document_v1, self.classify_document_v2]
@@ -178,14 +177,40 @@ class ClassifyActivities:
         return [self.for_schema(schema), self.shadow_classify]
 
 
+ClassifyMethod = Callable[
+    [ClassifyActivities, ClassifyActivityInput], Awaitable[NormalizedClassificationResult]
+]
+#: The classify activity that reads each raw output schema version, the one map of it: the
+#: workflow schedules these by typed reference, the pools register them, and a catalog model whose
+#: output schema is missing here has no activity to run it (``baton schema check`` and the
+#: controller's preflight say so).
+CLASSIFY_BY_SCHEMA: dict[int, ClassifyMethod] = {
+    1: ClassifyActivities.classify_document_v1,
+    2: ClassifyActivities.classify_document_v2,
+}
+
+
+class ShadowRecorder(Protocol):
+    """Where ``record_shadow_comparison`` hands a shadowed document's answers (the shadow room's
+    :class:`modelbaton.shadow.recorder.ComparisonRecorder`, wired in by ``modelbaton.app``)."""
+
+    async def record(self, inp: ShadowRecordInput) -> None: ...
+
+
 class PipelineActivities:
-    """The workflow worker's activities: the downstream write, and classify for old histories."""
+    """The workflow worker's activities: the downstream write, the shadow comparison's record,
+    and classify for old histories."""
 
     def __init__(
-        self, store: ResultsStore, catalog: CatalogSource, http: httpx.AsyncClient
+        self,
+        store: ResultsStore,
+        catalog: CatalogSource,
+        http: httpx.AsyncClient,
+        *,
+        shadows: ShadowRecorder,
     ) -> None:
         self._store = store
-        self._shadows = ShadowStore(store.engine)
+        self._shadows = shadows
         self._catalog = catalog
         self.classify = ClassifyActivities(catalog, http)
 
@@ -226,12 +251,7 @@ class PipelineActivities:
     @activity.defn(name=RECORD_SHADOW)
     async def record_shadow_comparison(self, inp: ShadowRecordInput) -> None:
         """Compare the arms' answers and store the row of (rollout, document)."""
-        row = comparison_row(inp)
-        await asyncio.to_thread(self._shadows.record, row)
-        if inp.reviewed_label is None:  # the later record with the reviewed label is no new one
-            metrics.shadow_compared(
-                inp.baseline.model_version, inp.candidate.model_version, row.get("agree")
-            )
+        await self._shadows.record(inp)
 
     def all(self) -> list[object]:
         """Every activity of the workflow worker, for ``Worker(activities=...)``."""

@@ -26,9 +26,7 @@ WORKFLOW_TYPE = "DocumentClassificationWorkflow"
 
 CLASSIFY_V1 = "classify_document_v1"
 CLASSIFY_V2 = "classify_document_v2"
-#: The classify activity that reads each raw output schema version: a catalog model whose output
-#: schema is missing here has no activity to run it (``baton schema check`` says so).
-CLASSIFY_ACTIVITIES: dict[int, str] = {1: CLASSIFY_V1, 2: CLASSIFY_V2}
+#: Which of them reads which output schema: ``modelbaton.pipeline.activities.CLASSIFY_BY_SCHEMA``.
 PROCESS_RESULT = "process_classification_result"
 #: The shadow call (any output schema) on a model's pool, and the comparison's write.
 SHADOW_CLASSIFY = "shadow_classify"

@@ -19,7 +19,11 @@ with workflow.unsafe.imports_passed_through():
     from modelbaton.contracts.config import CLASSIFY_ATTEMPT_SECONDS
     from modelbaton.contracts.rollout import ModelAssignment
     from modelbaton.pipeline import search_attributes as sa
-    from modelbaton.pipeline.activities import ClassifyActivities, PipelineActivities
+    from modelbaton.pipeline.activities import (
+        CLASSIFY_BY_SCHEMA,
+        ClassifyMethod,
+        PipelineActivities,
+    )
     from modelbaton.pipeline.messages import (
         CarriedClassification,
         ClassificationOutcome,
@@ -115,6 +119,22 @@ class DocumentClassificationBase:
             _raise_if_permanent(inp, exc)
             raise
 
+    async def _call_classify_method(
+        self, inp: ClassifyDocumentInput, method: ClassifyMethod, config: ModelVersionConfig
+    ) -> NormalizedClassificationResult:
+        """:meth:`_call_classifier` for a classify activity picked from ``CLASSIFY_BY_SCHEMA``:
+        the same command, scheduled by typed reference instead of by name."""
+        try:
+            return await workflow.execute_activity_method(
+                method,
+                ClassifyActivityInput(document_id=inp.document_id, text=inp.text, config=config),
+                start_to_close_timeout=timedelta(seconds=config.timeout_seconds) + _CLASSIFY_SLACK,
+                retry_policy=CLASSIFY_RETRY,
+            )
+        except ActivityError as exc:
+            _raise_if_permanent(inp, exc)
+            raise
+
     async def _classify_assigned(
         self, inp: ClassifyDocumentInput, assignment: ModelAssignment
     ) -> tuple[str, NormalizedClassificationResult]:
@@ -124,7 +144,7 @@ class DocumentClassificationBase:
         schema-1 model (a rollback) is a catalog or rollout change, not a code change.
         """
         schema = assignment.output_schema_version
-        method = _CLASSIFY_BY_SCHEMA.get(schema)
+        method = CLASSIFY_BY_SCHEMA.get(schema)
         if method is None:
             raise ApplicationError(
                 f"document {inp.document_id}: no classify activity reads output schema "
@@ -303,12 +323,6 @@ class DocumentClassificationBase:
             escalated=self._escalated,
             assignment=self._assignment,
         )
-
-
-_CLASSIFY_BY_SCHEMA = {
-    1: ClassifyActivities.classify_document_v1,
-    2: ClassifyActivities.classify_document_v2,
-}
 
 
 def _raise_if_permanent(inp: ClassifyDocumentInput, exc: ActivityError) -> None:

@@ -23,8 +23,8 @@ from modelbaton.pipeline.releases._base import DocumentClassificationBase
 
 with workflow.unsafe.imports_passed_through():
     from modelbaton.contracts import NormalizedClassificationResult
+    from modelbaton.pipeline.activities import CLASSIFY_BY_SCHEMA
     from modelbaton.pipeline.messages import (
-        CLASSIFY_ACTIVITIES,
         CLASSIFY_V2,
         WORKFLOW_TYPE,
         ClassificationOutcome,
@@ -47,15 +47,15 @@ class DocumentClassificationWorkflow(DocumentClassificationBase):
         if workflow.patched(PATCH_RESTORE_V1):
             # The reverted code: the activity that reads the configured model's output schema.
             schema = config.output_schema_version
-            activity_name = CLASSIFY_ACTIVITIES.get(schema)
-            if activity_name is None:
+            method = CLASSIFY_BY_SCHEMA.get(schema)
+            if method is None:
                 raise ApplicationError(
                     f"document {inp.document_id}: no classify activity reads output schema "
                     f"v{schema} (model {config.version})",
                     type="UnknownSchemaVersionError",
                     non_retryable=True,
                 )
-            return f"v{schema}", await self._call_classifier(inp, activity_name, config)
+            return f"v{schema}", await self._call_classify_method(inp, method, config)
         # Complete's code, for the histories it recorded.
         return "v2", await self._call_classifier(inp, CLASSIFY_V2, config)
 

@@ -20,14 +20,22 @@ from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.worker import Worker, WorkerDeploymentConfig
 
+from modelbaton.app.auto_upgrade import (
+    AutoUpgradeRolloutControllerWorkflow,
+    AutoUpgradeRolloutWorkflow,
+)
 from modelbaton.contracts.rollout import pool_task_queue
+from modelbaton.controller.activities import ControllerActivities
+from modelbaton.controller.workflow import RolloutControllerWorkflow
 from modelbaton.errors import ConfigError
 from modelbaton.models.client import make_http_client
 from modelbaton.models.resolver import CatalogSource
 from modelbaton.pipeline.activities import ClassifyActivities, PipelineActivities
 from modelbaton.pipeline.releases import CURRENT_RELEASE, RELEASES
 from modelbaton.pipeline.store import ResultsStore
+from modelbaton.rollout.workflow import RolloutWorkflow
 from modelbaton.settings import Settings
+from modelbaton.shadow.recorder import ComparisonRecorder
 from modelbaton.versioning.builds import Behavior, Build
 
 
@@ -48,6 +56,13 @@ class WorkerOptions:
     max_concurrent_activities: int = 64
     max_concurrent_workflow_tasks: int = 8
     graceful_shutdown: timedelta = timedelta(seconds=10)
+
+
+def pipeline_activities(
+    store: ResultsStore, catalog: CatalogSource, http: httpx.AsyncClient
+) -> PipelineActivities:
+    """The workflow worker's pipeline activities, shadow comparisons stored beside the results."""
+    return PipelineActivities(store, catalog, http, shadows=ComparisonRecorder(store.engine))
 
 
 def workflow_class(release: str) -> type:
@@ -73,16 +88,8 @@ def build_worker(
     workflow, on the pipeline's queue (auto-upgrade on a versioned worker: they outlive builds,
     so they must not pin one).
     """
-    from modelbaton.controller.workflow import RolloutControllerWorkflow
-    from modelbaton.rollout.workflow import RolloutWorkflow
-
     extra: list[type] = [RolloutWorkflow, RolloutControllerWorkflow]
     if options.build is not None:
-        from modelbaton.versioning.rollout_workflow import (
-            AutoUpgradeRolloutControllerWorkflow,
-            AutoUpgradeRolloutWorkflow,
-        )
-
         extra = [AutoUpgradeRolloutWorkflow, AutoUpgradeRolloutControllerWorkflow]
     chosen = list(workflows) if workflows is not None else [workflow_class(options.release)]
     return Worker(
@@ -151,8 +158,6 @@ async def _serve(worker: Worker, ready: str) -> None:
 
 async def run_worker(client: Client, settings: Settings, options: WorkerOptions) -> None:
     """Run until SIGINT or SIGTERM, then let in-flight activities finish within the grace period."""
-    from modelbaton.controller.activities import ControllerActivities
-
     workflow_class(options.release)  # fail fast on a bad release name
     catalog = CatalogSource(settings.catalog_path, base_url=settings.model_base_url)
     catalog.current()  # fail fast on a bad catalog
@@ -160,7 +165,7 @@ async def run_worker(client: Client, settings: Settings, options: WorkerOptions)
         http = await stack.enter_async_context(make_http_client())
         store = ResultsStore(settings.database_url)
         stack.callback(store.close)
-        acts = PipelineActivities(store, catalog, http)
+        acts = pipeline_activities(store, catalog, http)
         controller = ControllerActivities(client, catalog, store)
         worker = build_worker(client, options, [*acts.all(), *controller.all()])
         build = (
