@@ -40,13 +40,13 @@ test-fast: install
 	$(RUN) pytest -m "not integration"
 
 lint: install
-	$(RUN) ruff check src tests bench
-	$(RUN) ruff format --check src tests bench
+	$(RUN) ruff check src tests bench examples
+	$(RUN) ruff format --check src tests bench examples
 	$(RUN) mypy src
 
 format: install
-	$(RUN) ruff format src tests bench
-	$(RUN) ruff check --fix src tests bench
+	$(RUN) ruff format src tests bench examples
+	$(RUN) ruff check --fix src tests bench examples
 
 bench: install
 	$(RUN) python bench/latency.py
