@@ -152,6 +152,7 @@ async def test_shadow_compares_per_field_without_holding_the_primary(
         ("extract_invoice_v1", f"{task_queue}-model-v1"),
         ("extract_invoice_v2", f"{task_queue}-model-v2"),
     ]
+    await record(handles[2], "shadow", "shadow-due-date-differs")
     with acts._engine.connect() as conn:
         rows = conn.execute(sa.select(BOOKINGS.c.invoice_id, BOOKINGS.c.model_version)).all()
     assert sorted(rows) == sorted((o.invoice_id, "v1") for o in outcomes)
