@@ -82,6 +82,13 @@ class Project:
         return list(self.section.workflows)
 
     @property
+    def workflow_types(self) -> list[str]:
+        """The workflow type names the project's classes register under."""
+        from temporalio import workflow
+
+        return [workflow._Definition.must_from_class(c).name or "" for c in self.workflows]
+
+    @property
     def catalog_path(self) -> Path | None:
         return self.root / self.section.catalog if self.section.catalog else None
 
