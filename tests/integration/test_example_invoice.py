@@ -21,7 +21,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError
 
 from invoice_extraction import workflow_initial
 from invoice_extraction.activities import BOOKINGS, InvoiceActivities
@@ -31,7 +32,7 @@ from invoice_extraction.models import create_app, serve_in_thread
 from invoice_extraction.starter import start_invoice
 from invoice_extraction.worker import pools, workflow_worker
 from invoice_extraction.workflow import PATCH_ASSIGNED_MODEL, InvoiceWorkflow
-from modelbaton import ModelRef, RolloutPlan, start_canary, start_shadow, steady
+from modelbaton import ModelRef, RolloutPlan, pool_worker, start_canary, start_shadow, steady
 from waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -206,3 +207,64 @@ async def test_release_1_workflow_resumes_on_release_2_and_new_ones_take_the_pat
     assert [t for t, _ in await scheduled(new)] == ["extract_invoice_v2", "book_invoice"]
     await record(old, "initial", "initial-resumed-on-assigned")
     await record(new, "assigned", "assigned-v2-canary")
+
+
+async def test_the_primary_never_waits_for_the_shadow(
+    client: Client, task_queue: str, acts: InvoiceActivities
+) -> None:
+    """v2's pool is down: the document still reaches approval on v1's answer; the comparison
+    arrives once the pool is back, before the workflow completes."""
+    plan = start_shadow(steady("invoice", "v1", 1), V2, 1.0, "s2")
+    (sample,) = pick(v1_readable, 1)
+    async with (
+        workflow_worker(client, task_queue, InvoiceWorkflow, acts),
+        pools(client, task_queue, acts, ("v1",)),
+    ):
+        handle = await start_invoice(client, doc(sample), plan, task_queue)
+        await at_approval(handle)
+        status = await handle.query(InvoiceWorkflow.status)
+        assert status.invoice is not None
+        assert status.invoice.model_version == "v1"
+        await handle.execute_update(InvoiceWorkflow.approve, Approval(approver="ap"))
+
+        async def booked_waiting_for_shadow() -> bool:
+            return (await handle.query(InvoiceWorkflow.status)).state is State.DONE
+
+        await eventually(booked_waiting_for_shadow, what="booked while the shadow is pending")
+        async with pools(client, task_queue, acts, ("v2",)):
+            outcome = await handle.result()
+    assert outcome.booked
+    assert outcome.shadow is not None
+    assert outcome.shadow.agree
+
+
+async def test_a_failing_shadow_never_fails_the_document_and_a_misrouted_primary_does(
+    client: Client, task_queue: str, acts: InvoiceActivities
+) -> None:
+    (sample,) = pick(v1_readable, 1)
+    # The candidate names a version the pool's activity refuses (a deploy mistake).
+    bogus = ModelRef(version="v9", output_schema_version=2)
+    plan = start_shadow(steady("invoice", "v1", 1), bogus, 1.0, "s3")
+    async with (
+        workflow_worker(client, task_queue, InvoiceWorkflow, acts),
+        pools(client, task_queue, acts, ("v1",)),
+        pool_worker(client, task_queue, "v9", acts.for_pool("v2")),  # type: ignore[arg-type]
+    ):
+        handle = await start_invoice(client, doc(sample), plan, task_queue)
+        await at_approval(handle)
+        outcome = await approve(handle)
+        assert fields(outcome) == truth(sample)
+        assert outcome.shadow is None
+        assert outcome.shadow_error is not None
+        assert outcome.shadow_error.startswith("ConfigError: ")
+
+        # A primary assigned an output schema no activity of this workflow reads fails the
+        # workflow at once (not its task, which would retry forever).
+        v3 = steady("invoice", "v1", 3)
+        wrong = await start_invoice(client, doc(sample), v3, task_queue)
+        with pytest.raises(WorkflowFailureError) as err:
+            await wrong.result()
+    cause = err.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "UnknownSchemaVersionError"
+    assert "output schema v3" in cause.message
