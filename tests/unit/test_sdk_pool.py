@@ -20,5 +20,5 @@ def test_a_pool_needs_activities() -> None:
 
 
 def test_a_pool_refuses_a_plain_function() -> None:
-    with pytest.raises(ConfigError, match="not_an_activity is not an @activity.defn"):
+    with pytest.raises(ConfigError, match=r"not_an_activity is not an @activity\.defn"):
         pool_worker(cast(Client, None), "q", "v1", [not_an_activity])
