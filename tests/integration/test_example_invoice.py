@@ -258,6 +258,17 @@ async def test_a_failing_shadow_never_fails_the_document_and_a_misrouted_primary
         assert outcome.shadow_error is not None
         assert outcome.shadow_error.startswith("ConfigError: ")
 
+        # A candidate of a schema this workflow does not read: its shadow answer says so.
+        unread = start_shadow(
+            steady("invoice", "v1", 1), ModelRef(version="v7", output_schema_version=3), 1.0, "u"
+        )
+        odd = await start_invoice(client, doc(sample), unread, task_queue)
+        await at_approval(odd)
+        odd_outcome = await approve(odd)
+        assert odd_outcome.booked
+        assert odd_outcome.shadow_error is not None
+        assert odd_outcome.shadow_error.startswith("UnknownSchemaVersionError: no activity reads")
+
         # A primary assigned an output schema no activity of this workflow reads fails the
         # workflow at once (not its task, which would retry forever).
         v3 = steady("invoice", "v1", 3)

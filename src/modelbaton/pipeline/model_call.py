@@ -173,14 +173,15 @@ class ModelRoute(Generic[C]):
         if shadow is not None:
             budget = timedelta(seconds=shadow.budget_seconds)
             targets = [shadow.candidate] + ([shadow.noise] if shadow.noise else [])
-            handles = [
-                (
-                    self._schedule(t, payload, budget=budget, retry_policy=self._shadow_retry),
-                    t,
-                )
-                for t in targets
-            ]
-            task = asyncio.create_task(_gather_answers(handles))
+            calls: list[Awaitable[ShadowAnswer[C]]] = []
+            for t in targets:
+                if t.output_schema_version not in self._activities:
+                    # A shadow never fails the document: an unread schema is its answer.
+                    calls.append(_unread(t, sorted(self._activities)))
+                    continue
+                handle = self._schedule(t, payload, budget=budget, retry_policy=self._shadow_retry)
+                calls.append(_answer(handle, t))
+            task = asyncio.create_task(_gather_answers(calls))
         return ModelCall(primary, task)
 
     async def call(self, assignment: ModelAssignment, payload: Any) -> C:
@@ -188,10 +189,17 @@ class ModelRoute(Generic[C]):
         return await self.start(assignment, payload)
 
 
-async def _gather_answers(
-    handles: list[tuple[workflow.ActivityHandle[C], ModelAssignment]],
-) -> list[ShadowAnswer[C]]:
-    return list(await asyncio.gather(*(_answer(h, t) for h, t in handles)))
+async def _gather_answers(calls: list[Awaitable[ShadowAnswer[C]]]) -> list[ShadowAnswer[C]]:
+    return list(await asyncio.gather(*calls))
+
+
+async def _unread(target: ModelAssignment, known: list[int]) -> ShadowAnswer[C]:
+    return ShadowAnswer(
+        target=target,
+        error_type="UnknownSchemaVersionError",
+        error=f"no activity reads output schema v{target.output_schema_version} (this workflow "
+        f"calls: {', '.join(str(v) for v in known)})",
+    )
 
 
 async def _answer(handle: workflow.ActivityHandle[C], target: ModelAssignment) -> ShadowAnswer[C]:
