@@ -45,6 +45,7 @@ _EXPORTS: dict[str, str] = {
     "Assigned": "modelbaton.pipeline.assign",
     "steady": "modelbaton.pipeline.assign",
     "search_attributes_for": "modelbaton.pipeline.assign",
+    "read_plan": "modelbaton.rollout.plans",
     "SEARCH_ATTRIBUTES": "modelbaton.pipeline.search_attributes",
     # the model call in workflow code
     "ModelRoute": "modelbaton.pipeline.model_call",
@@ -64,6 +65,7 @@ _EXPORTS: dict[str, str] = {
     "ModelOutputError": "modelbaton.errors",
     "ModelEndpointError": "modelbaton.errors",
     "UnknownSchemaVersionError": "modelbaton.errors",
+    "RolloutError": "modelbaton.errors",
 }
 
 #: Where a public name's module calls it something else.
@@ -93,6 +95,7 @@ __all__ = [
     "OutputSchema",
     "Project",
     "ProjectConfigError",
+    "RolloutError",
     "RolloutPlan",
     "RolloutRefused",
     "RolloutStage",
@@ -106,6 +109,7 @@ __all__ = [
     "pool_task_queue",
     "pool_worker",
     "promote",
+    "read_plan",
     "run_pool",
     "search_attributes_for",
     "set_fraction",
@@ -146,6 +150,7 @@ if TYPE_CHECKING:
         ModelBatonError,
         ModelEndpointError,
         ModelOutputError,
+        RolloutError,
         UnknownSchemaVersionError,
     )
     from modelbaton.pipeline.assign import Assigned, assign, search_attributes_for, steady
@@ -153,6 +158,7 @@ if TYPE_CHECKING:
     from modelbaton.pipeline.pool import pool_worker, run_pool
     from modelbaton.pipeline.search_attributes import ALL as SEARCH_ATTRIBUTES
     from modelbaton.project import Project, ProjectConfigError, load_project
+    from modelbaton.rollout.plans import read_plan
 
 
 def __getattr__(name: str) -> Any:
