@@ -82,3 +82,15 @@ def test_summary_per_field_and_not_judged_without_data() -> None:
     assert s.agreement == 0.5
     assert s.by_field == {"due_date": 0.5, "total": 0.75}
     assert s.mean_distance == pytest.approx(0.375)
+
+
+def test_the_classification_shadow_uses_label_agreement_with_jensen_shannon() -> None:
+    from modelbaton.contracts.statistics import jensen_shannon
+    from modelbaton.shadow.compare import AGREEMENT
+
+    a = result("invoice", {"invoice": 0.8, "receipt": 0.2})
+    b = result("invoice", {"invoice": 0.5, "receipt": 0.5})
+    got = AGREEMENT.compare(a, b)
+    assert got.agree
+    assert got.distance == pytest.approx(jensen_shannon(a.scores_by_class, b.scores_by_class))
+    assert got.distance != pytest.approx(LabelAgreement().compare(a, b).distance)

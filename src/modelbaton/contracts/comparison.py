@@ -9,7 +9,7 @@ ship: classification (:class:`LabelAgreement`), extraction (:class:`FieldMatch`)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
@@ -49,13 +49,26 @@ def _same(a: Any, b: Any, tolerance: float) -> bool:
     return bool(a == b)
 
 
-class LabelAgreement:
-    """Classification: the labels agree; the distance is the total variation between the two
-    score distributions (half the L1 distance, in [0, 1]) when both carry ``scores_field``."""
+def total_variation(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+    """Half the L1 distance between two score distributions, in [0, 1]."""
+    keys = set(a) | set(b)
+    return 0.5 * sum(abs(float(a.get(k, 0.0)) - float(b.get(k, 0.0))) for k in keys)
 
-    def __init__(self, label_field: str = "label", scores_field: str = "scores_by_class") -> None:
+
+class LabelAgreement:
+    """Classification: the labels agree; the distance is ``distance`` between the two score
+    distributions when both carry ``scores_field`` (default: total variation, in [0, 1])."""
+
+    def __init__(
+        self,
+        label_field: str = "label",
+        scores_field: str = "scores_by_class",
+        *,
+        distance: Callable[[Mapping[str, float], Mapping[str, float]], float] = total_variation,
+    ) -> None:
         self.label_field = label_field
         self.scores_field = scores_field
+        self.distance = distance
 
     def compare(self, baseline: Any, candidate: Any) -> Comparison:
         agree = _get(baseline, self.label_field) == _get(candidate, self.label_field)
@@ -63,8 +76,7 @@ class LabelAgreement:
         a = _get(baseline, self.scores_field) if self.scores_field else None
         b = _get(candidate, self.scores_field) if self.scores_field else None
         if isinstance(a, dict) and isinstance(b, dict):
-            keys = set(a) | set(b)
-            distance = 0.5 * sum(abs(float(a.get(k, 0.0)) - float(b.get(k, 0.0))) for k in keys)
+            distance = self.distance(a, b)
         return Comparison(
             agree=agree, distance=min(max(distance, 0.0), 1.0), fields={self.label_field: agree}
         )
