@@ -44,15 +44,15 @@ test-fast: install
 	$(RUN) pytest -n $(TEST_WORKERS) --dist worksteal -m "not integration"
 
 lint: install
-	$(RUN) ruff check src tests bench
-	$(RUN) ruff format --check src tests bench
+	$(RUN) ruff check src tests bench examples
+	$(RUN) ruff format --check src tests bench examples
 	$(RUN) mypy src
 	@$(RUN) python -c 'import tomllib; c = tomllib.load(open("pyproject.toml", "rb"))["tool"]["importlinter"]["contracts"][0]; print("layers, top to bottom: " + c["name"]); print("\n".join("  " + layer for layer in c["layers"]))'
 	$(RUN) lint-imports --no-cache --no-logo
 
 format: install
-	$(RUN) ruff format src tests bench
-	$(RUN) ruff check --fix src tests bench
+	$(RUN) ruff format src tests bench examples
+	$(RUN) ruff check --fix src tests bench examples
 
 bench: install
 	$(RUN) python bench/latency.py

@@ -52,6 +52,12 @@ def replay_check(
     release: str | None = typer.Option(
         None, "--release", help="Check against this release's code instead of --workflows."
     ),
+    project: Path | None = typer.Option(
+        None,
+        "--project",
+        help="A project config (modelbaton.toml or pyproject.toml with [tool.modelbaton]): its "
+        "workflows, and its histories folder unless --histories or --query is given.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Replay histories against today's workflow code; exit 1 on any failure.
@@ -65,6 +71,21 @@ def replay_check(
 
     if histories is not None and query is not None:
         raise fail("give --histories or --query, not both")
+    if project is not None:
+        from modelbaton.project import load_project
+
+        if workflows != ",".join(DEFAULT_WORKFLOWS) or release is not None:
+            raise fail("give --project or --workflows/--release, not both")
+        try:
+            loaded = load_project(project)
+        except ModelBatonError as exc:
+            raise fail_error(exc) from None
+        workflows = ",".join(loaded.workflow_paths)
+        if histories is None and query is None:
+            histories = loaded.histories_path
+        if histories is None and query is None:
+            types = ", ".join(f"'{name}'" for name in loaded.workflow_types)
+            query = f"WorkflowType IN ({types}) AND ExecutionStatus = 'Running'"
     if histories is not None and build is not None:
         raise fail("--build selects live workflows; it cannot filter --histories")
     if release is not None:

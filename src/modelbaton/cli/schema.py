@@ -112,11 +112,19 @@ def check(
         help="Folders of recorded histories whose payloads today's message types must decode "
         "(default: tests/histories and tests/lifecycle_histories when they exist here).",
     ),
+    project: Path | None = typer.Option(
+        None,
+        "--project",
+        help="A project config: check its contracts registry and its histories folder instead.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """FULL_TRANSITIVE over the catalog versions, the raw schemas and the canonical contract; every
     catalog model's output schema has a classify activity; and today's workflow, activity and
     update types decode every recorded history's payloads."""
+    if project is not None:
+        _check_project(project, strict, list(histories or []), as_json)
+        return
     from modelbaton.ops.history_types import check_histories
     from modelbaton.ops.history_types import describe as describe_decoding
     from modelbaton.pipeline.activities import CLASSIFY_BY_SCHEMA
@@ -201,6 +209,58 @@ def check(
             "models_without_classify_activity": unread,
             "reports": [_transitive_dict(r) for r in reports],
             "history_payloads": describe_decoding(decoding),
+        },
+        as_json,
+        render,
+    )
+    if not ok:
+        raise typer.Exit(1)
+
+
+def _check_project(path: Path, strict: bool, histories: list[Path], as_json: bool) -> None:
+    """``schema check --project``: the project's registry and histories, read off its own
+    workflow and activity definitions."""
+    from modelbaton.ops.project_checks import check_histories, contracts_report, types_of
+    from modelbaton.project import load_project
+
+    try:
+        project = load_project(path)
+    except ModelBatonError as exc:
+        raise fail_error(exc) from None
+    for folder in histories:
+        if not folder.is_dir():
+            raise fail(f"--histories {escape(str(folder))}: not a folder")
+    folders = histories or ([project.histories_path] if project.histories_path else [])
+    report = contracts_report(project.contracts)
+    types = types_of(project.workflows, project.activity_modules)
+    decoded = [check_histories(f, types) for f in folders]
+    covered_breaks = any(not (p.backward_ok and p.forward_ok) for p in report.pairs)
+    ok = report.compatible and not (strict and covered_breaks) and all(d.ok for d in decoded)
+
+    def render() -> None:
+        console.rule(f"{escape(report.name)}: FULL_TRANSITIVE")
+        if not report.pairs:
+            console.print("one version: nothing to compare")
+        for p in report.pairs:
+            _render_pair(p)
+        for folder, d in zip(folders, decoded, strict=True):
+            console.rule(f"histories in {escape(str(folder))}: today's types")
+            console.print(
+                f"{d.payloads} payloads in {d.histories} histories"
+                + (" decode" if d.ok else f": {len(d.failures)} do not decode")
+            )
+            for failure in d.failures[:20]:
+                console.print(f"[red]{escape(str(failure))}[/]")
+        console.print(
+            "[bold green]compatible[/]" if ok else "[bold red]breaking changes not covered[/]"
+        )
+
+    emit(
+        {
+            "project": project.name,
+            "compatible": ok,
+            "reports": [_transitive_dict(report)],
+            "histories": {str(f): d.as_dict() for f, d in zip(folders, decoded, strict=True)},
         },
         as_json,
         render,

@@ -1,79 +1,61 @@
-"""Registry of raw output schema versions: each maps to its raw model and its normalizer.
+"""The classification pipeline's raw output schema versions, declared on a
+:class:`~modelbaton.contracts.schemas.ContractRegistry` like any user's contracts.
 
 Adding an output schema version is one new module (``raw_vN.py`` with the raw model and a
-``normalize_vN`` function) plus one entry in ``OUTPUT_SCHEMAS`` below.
+``normalize_vN`` function) plus one ``CLASSIFICATION.register`` call below.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from modelbaton.contracts import raw_v1, raw_v2
 from modelbaton.contracts.canonical import NormalizedClassificationResult
 from modelbaton.contracts.config import ModelVersionConfig
-from modelbaton.errors import ModelOutputError, UnknownSchemaVersionError
+from modelbaton.contracts.schemas import ContractRegistry, OutputSchema
+from modelbaton.errors import ModelOutputError
 
-Normalizer = Callable[[Any, ModelVersionConfig], NormalizedClassificationResult]
+__all__ = [
+    "CLASSIFICATION",
+    "OUTPUT_SCHEMAS",
+    "OutputSchema",
+    "get_output_schema",
+    "normalize",
+    "parse_raw",
+]
 
+#: The classification contract, declared like any user's: our raw schemas are its first users.
+CLASSIFICATION: ContractRegistry[NormalizedClassificationResult] = ContractRegistry(
+    "classification", canonical=NormalizedClassificationResult
+)
+CLASSIFICATION.register(
+    raw_v1.SCHEMA_VERSION,
+    raw_v1.ClassificationResultV1,
+    raw_v1.normalize_v1,
+    label_fields={"label": "value", "raw_scores": "keys"},
+)
+CLASSIFICATION.register(
+    raw_v2.SCHEMA_VERSION,
+    raw_v2.ClassificationResultV2,
+    raw_v2.normalize_v2,
+    label_fields={"label": "value", "class_order": "items"},
+)
 
-@dataclass(frozen=True)
-class OutputSchema:
-    """One registered raw output schema version."""
-
-    version: int
-    raw_model: type[BaseModel]
-    normalizer: Normalizer
-    #: Fields that carry class labels: the label itself ("value"), a dict's keys ("keys") or a
-    #: list's items ("items"). The compatibility checker constrains them to a model's label set.
-    label_fields: Mapping[str, str]
-    canonical_version: int = 1
-
-    @property
-    def normalizer_name(self) -> str:
-        return getattr(self.normalizer, "__qualname__", repr(self.normalizer))
-
-
-OUTPUT_SCHEMAS: dict[int, OutputSchema] = {
-    raw_v1.SCHEMA_VERSION: OutputSchema(
-        1,
-        raw_v1.ClassificationResultV1,
-        raw_v1.normalize_v1,
-        label_fields={"label": "value", "raw_scores": "keys"},
-    ),
-    raw_v2.SCHEMA_VERSION: OutputSchema(
-        2,
-        raw_v2.ClassificationResultV2,
-        raw_v2.normalize_v2,
-        label_fields={"label": "value", "class_order": "items"},
-    ),
-}
+#: Read-only view of :data:`CLASSIFICATION` (kept for the modules that read it by version).
+OUTPUT_SCHEMAS: Mapping[int, OutputSchema] = CLASSIFICATION.schemas
 
 
 def get_output_schema(version: int) -> OutputSchema:
     """Return the registered schema, or raise :class:`UnknownSchemaVersionError`."""
-    try:
-        return OUTPUT_SCHEMAS[version]
-    except KeyError:
-        known = ", ".join(str(v) for v in sorted(OUTPUT_SCHEMAS))
-        raise UnknownSchemaVersionError(
-            f"output schema version {version} is not registered (known: {known}); add a raw_v"
-            f"{version} module and an entry in modelbaton.contracts.registry.OUTPUT_SCHEMAS"
-        ) from None
+    return CLASSIFICATION.get(version)
 
 
 def parse_raw(version: int, payload: Mapping[str, Any]) -> BaseModel:
     """Validate a decoded model response against the raw schema of ``version``."""
-    schema = get_output_schema(version)
-    try:
-        return schema.raw_model.model_validate(payload)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "<root>"
-        raise ModelOutputError(first["msg"], field=field, schema_version=version) from None
+    return CLASSIFICATION.parse(version, payload)
 
 
 def normalize(
@@ -85,15 +67,7 @@ def normalize(
     belong to it: a model that starts emitting an undeclared class is caught at the boundary.
     """
     version = config.output_schema_version
-    schema = get_output_schema(version)
-    raw = payload if isinstance(payload, BaseModel) else parse_raw(version, payload)
-    if not isinstance(raw, schema.raw_model):
-        raise ModelOutputError(
-            f"expected {schema.raw_model.__name__}, got {type(raw).__name__}",
-            field="<root>",
-            schema_version=version,
-        )
-    result = schema.normalizer(raw, config)
+    result = CLASSIFICATION.normalize(version, payload, config)
     if config.labels is not None:
         undeclared = sorted(set(result.scores_by_class) - set(config.labels))
         if undeclared:

@@ -8,16 +8,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from modelbaton.contracts.comparison import LabelAgreement
 from modelbaton.contracts.statistics import jensen_shannon
 from modelbaton.pipeline.messages import ArmAnswer, ShadowRecordInput
+
+#: The classification pipeline's comparator, one of modelbaton's pluggable ones.
+AGREEMENT = LabelAgreement(distance=jensen_shannon)
 
 
 def _pair(a: ArmAnswer | None, b: ArmAnswer | None) -> tuple[bool | None, float | None]:
     """(labels agree, Jensen-Shannon distance) when both sides answered."""
     if a is None or b is None or a.result is None or b.result is None:
         return None, None
-    distance = jensen_shannon(a.result.scores_by_class, b.result.scores_by_class)
-    return a.result.label == b.result.label, distance
+    compared = AGREEMENT.compare(a.result, b.result)
+    return compared.agree, compared.distance
 
 
 def comparison_row(inp: ShadowRecordInput) -> dict[str, Any]:

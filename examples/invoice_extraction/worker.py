@@ -1,0 +1,36 @@
+"""The example's workers: the workflow worker (one release) and one pool per model version."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from invoice_extraction.activities import InvoiceActivities
+from modelbaton import pool_worker
+
+
+def workflow_worker(
+    client: Client, task_queue: str, release: type, acts: InvoiceActivities
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[release],
+        activities=acts.for_workflow_worker(),  # type: ignore[arg-type]
+    )
+
+
+@asynccontextmanager
+async def pools(
+    client: Client, task_queue: str, acts: InvoiceActivities, versions: tuple[str, ...]
+) -> AsyncIterator[None]:
+    """Run a pool for each of ``versions`` (activity-only workers on ``<queue>-model-<v>``)."""
+    async with AsyncExitStack() as stack:
+        for version in versions:
+            await stack.enter_async_context(
+                pool_worker(client, task_queue, version, acts.for_pool(version))  # type: ignore[arg-type]
+            )
+        yield
