@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -14,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 
 from modelbaton.contracts.rollout import Arm, RolloutStage
 from modelbaton.controller import rollback
@@ -27,7 +30,7 @@ from modelbaton.controller.messages import (
     RollbackRequest,
     RollbackResult,
 )
-from modelbaton.errors import RolloutError
+from modelbaton.errors import ConfigError, RolloutError
 from modelbaton.models.resolver import CatalogSource
 from modelbaton.ops.problems import retrying_activities, stuck_workflows
 from modelbaton.pipeline.messages import WORKFLOW_TYPE
@@ -47,6 +50,17 @@ ROLLBACK = "controller_rollback"
 IN_FLIGHT = "controller_in_flight"
 
 
+@contextmanager
+def permanent_errors() -> Iterator[None]:
+    """At the activity boundary: a refused rollout change or an invalid configuration is the
+    same on every attempt, so it leaves as a non-retryable ``ApplicationError`` named after its
+    class (the controller then stops the step and says why); anything else is retried."""
+    try:
+        yield
+    except (RolloutError, ConfigError) as exc:
+        raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from exc
+
+
 class ControllerActivities:
     """Activities of the rollout controller for one worker (its client, catalog and store)."""
 
@@ -57,12 +71,16 @@ class ControllerActivities:
         self._shadows = ShadowStore(store.engine)
 
     def _rollouts(self, task_queue: str) -> Rollouts:
-        return Rollouts(self._client, self._catalog.current(), task_queue)
+        return Rollouts(self._client, self._catalog.current(), task_queue, controller=True)
 
     @activity.defn(name=APPLY_STEP)
     async def apply_step(self, req: ApplyStepRequest) -> ApplyStepResult:
         """Make the rollout plan match the step; a step already in force is left alone, so a
         retried or replayed call changes nothing twice."""
+        with permanent_errors():
+            return await self._apply_step(req)
+
+    async def _apply_step(self, req: ApplyStepRequest) -> ApplyStepResult:
         if req.plan.strategy == "builds":
             return await self._apply_build_step(req)
         rollouts = self._rollouts(req.task_queue)
@@ -146,6 +164,10 @@ class ControllerActivities:
     @activity.defn(name=MEASURE)
     async def measure(self, req: MeasureRequest) -> Metrics:
         """Both arms of the rollout from visibility and the results store."""
+        with permanent_errors():
+            return await self._measure(req)
+
+    async def _measure(self, req: MeasureRequest) -> Metrics:
         metrics = Metrics(measured_at=datetime.now(UTC))
         document = f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{req.task_queue}"'
         if req.builds is not None:
@@ -234,6 +256,10 @@ class ControllerActivities:
     @activity.defn(name=NOTE)
     async def note(self, req: NoteRequest) -> None:
         """A decision into the rollout's audit trail."""
+        with permanent_errors():
+            return await self._note(req)
+
+    async def _note(self, req: NoteRequest) -> None:
         await self._rollouts(req.task_queue).note(
             RolloutNote(
                 actor=req.by.actor, reason=req.by.reason, action=req.action, detail=req.detail
@@ -244,6 +270,10 @@ class ControllerActivities:
     async def rollback(self, req: RollbackRequest) -> RollbackResult:
         """Abort the rollout and roll back by scenario (B restarts unfinished candidate
         documents on the baseline when asked)."""
+        with permanent_errors():
+            return await self._rollback(req)
+
+    async def _rollback(self, req: RollbackRequest) -> RollbackResult:
         rollouts = self._rollouts(req.task_queue)
         if req.baseline_build is not None and req.candidate_build is not None:
             return await self._rollback_build(
@@ -307,6 +337,10 @@ class ControllerActivities:
     @activity.defn(name=IN_FLIGHT)
     async def in_flight(self, req: InFlightRequest) -> int:
         """Running documents still assigned to model version ``req.version`` (a drain's count)."""
+        with permanent_errors():
+            return await self._in_flight(req)
+
+    async def _in_flight(self, req: InFlightRequest) -> int:
         if ":" in req.version:  # a build, "<deployment>:<build id>": its pinned workflows
             query = f"{DrainTarget.build(req.version).running}"
         else:

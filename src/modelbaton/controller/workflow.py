@@ -19,6 +19,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from modelbaton.controller import activities as acts
@@ -49,7 +50,29 @@ with workflow.unsafe.imports_passed_through():
     from modelbaton.versioning.builds import deployment_name_for
 
 _TIMEOUT = timedelta(minutes=2)
-_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+#: Audit entries the controller could not write, kept in its state (the newest this many).
+_MAX_UNRECORDED = 20
+#: Errors that no retry can mend: a refused rollout change, an invalid configuration. The
+#: activities raise them as non-retryable too; naming them here keeps the workflow's side explicit.
+PERMANENT_ERRORS = ["RolloutError", "ConfigError", "CatalogError"]
+#: A transient failure (Temporal or the store briefly unreachable) is retried, but not forever:
+#: about five minutes, after which the controller stops in a clear state instead of wedging.
+_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=15,
+    non_retryable_error_types=PERMANENT_ERRORS,
+)
+
+
+def failure_message(err: BaseException) -> str:
+    """The one line an activity failure comes down to: its root cause's message."""
+    cause: BaseException | None = err
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, ApplicationError):
+        return cause.message
+    return str(cause) if cause is not None else str(err)
 
 
 def describe_step(step: object) -> str:
@@ -78,6 +101,34 @@ class RolloutControllerWorkflow:
     @workflow.run
     async def run(self, inp: ControllerInput) -> ControllerState:
         plan = inp.plan
+        stopped = False
+        try:
+            await self._steps()
+        except ActivityError as err:
+            # A permanent error (a refused change, a bad configuration) or retries exhausted: stop
+            # the step and roll back, as a failing gate does, saying why.
+            stopped = True
+            at = min(self._state.step, len(plan.steps) - 1) + 1
+            self._state.abort_reason = f"step {at} stopped: {failure_message(err)}"
+            await self._note("error", f"{self._state.abort_reason}; rolling back")
+        if not stopped and self._state.step >= len(plan.steps) and self._abort is None:
+            self._state.phase = Phase.PROMOTED
+            await self._note("done", f"plan complete: {plan.candidate} serves every document")
+        else:
+            try:
+                await self._roll_back()
+            except ActivityError as err:
+                self._state.phase = Phase.STOPPED
+                self._state.abort_reason = (
+                    f"{self._state.abort_reason}; rollback refused: {failure_message(err)}"
+                )
+                await self._note("stopped", self._state.abort_reason)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._state
+
+    async def _steps(self) -> None:
+        """Apply and bake each step in turn, until the plan is done, a gate fails or an abort."""
+        plan = self._inp.plan
         while self._state.step < len(plan.steps) and self._abort is None:
             step = plan.steps[self._state.step]
             if self._state.step_started_at is None:
@@ -102,13 +153,6 @@ class RolloutControllerWorkflow:
             self._state.step_started_at = None
             self._state.last_results = []
             self._continue_as_new_if_long()
-        if self._state.step >= len(plan.steps) and self._abort is None:
-            self._state.phase = Phase.PROMOTED
-            await self._note("done", f"plan complete: {plan.candidate} serves every document")
-        else:
-            await self._roll_back()
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return self._state
 
     async def _apply(self, index: int) -> ApplyStepResult:
         self._state.phase = Phase.APPLYING
@@ -265,6 +309,15 @@ class RolloutControllerWorkflow:
         return {"baseline": f"{dep}:{self._old_baseline}", "candidate": f"{dep}:{plan.candidate}"}
 
     async def _note(self, action: str, detail: str, by: ChangeBy | None = None) -> None:
+        """An entry in the audit trail. A note that cannot be written (the rollout workflow
+        gone) is kept in the controller's state instead: it never stops a rollback."""
+        try:
+            await self._write_note(action, detail, by)
+        except ActivityError as err:
+            self._state.unrecorded.append(f"controller-{action}: {detail} ({failure_message(err)})")
+            del self._state.unrecorded[:-_MAX_UNRECORDED]
+
+    async def _write_note(self, action: str, detail: str, by: ChangeBy | None) -> None:
         await workflow.execute_activity_method(
             acts.ControllerActivities.note,
             NoteRequest(
@@ -304,7 +357,20 @@ class RolloutControllerWorkflow:
             workflow.continue_as_new(self._inp.model_copy(update=carried))
 
     def _finished(self) -> bool:
-        return self._state.phase in (Phase.PROMOTED, Phase.ABORTED, Phase.ROLLING_BACK)
+        return self._state.phase in (
+            Phase.PROMOTED,
+            Phase.ABORTED,
+            Phase.ROLLING_BACK,
+            Phase.STOPPED,
+        )
+
+    def _promotion_reached(self) -> int | None:
+        """The (1-based) promote step once the controller has reached it: from then on the
+        candidate is, or is being made, the baseline, and an abort has nothing to withdraw."""
+        for i, step in enumerate(self._inp.plan.steps[: self._state.step + 1]):
+            if step.kind == "promote":
+                return i + 1
+        return None
 
     @workflow.update
     async def pause(self, by: ChangeBy) -> ControllerState:
@@ -353,6 +419,18 @@ class RolloutControllerWorkflow:
     def _check_abort(self, by: ChangeBy) -> None:
         if self._finished() or self._abort is not None:
             raise ValueError(f"the controller is {self._state.phase.value}; nothing to abort")
+        promoted = self._promotion_reached()
+        if promoted is not None:
+            undo = (
+                "'baton deploy rollback'"
+                if self._inp.plan.strategy == "builds"
+                else "'baton rollback'"
+            )
+            raise ValueError(
+                f"step {promoted} promoted {self._inp.plan.candidate}: an abort cannot undo a "
+                f"promotion; skip the rest ('baton rollout skip') or wait for the controller to "
+                f"finish, then {undo}"
+            )
 
     @workflow.query
     def status(self) -> ControllerView:

@@ -20,6 +20,11 @@ def rollout_workflow_id(task_queue: str, model_id: str) -> str:
     return f"rollout-{task_queue}-{model_id}"
 
 
+def controller_workflow_id(task_queue: str, model_id: str) -> str:
+    """One controller at a time per pipeline (its task queue) and model id."""
+    return f"rollout-controller-{task_queue}-{model_id}"
+
+
 class RolloutInput(BaseModel):
     """Start (or continue-as-new) state of the rollout workflow."""
 
