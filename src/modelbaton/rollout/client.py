@@ -39,7 +39,9 @@ from modelbaton.pipeline.messages import WORKFLOW_TYPE
 from modelbaton.rollout.messages import (
     ChangeBy,
     NoteRequest,
+    RestoreRequest,
     RolloutInput,
+    RolloutView,
     SetFractionRequest,
     StartCanaryRequest,
     controller_workflow_id,
@@ -229,6 +231,24 @@ class Rollouts:
         """Send every new document to the baseline again."""
         await self._refuse_under_controller()
         return await self._update(RolloutWorkflow.abort, by)
+
+    async def restore(self, previous: ModelRef, by: ChangeBy) -> RolloutPlan:
+        """Roll the last promotion back: ``previous``, the baseline it replaced, serves again."""
+        await self._refuse_under_controller()
+        request = RestoreRequest(
+            previous=previous, actor=by.actor, reason=by.reason, evidence=by.evidence
+        )
+        return await self._update(RolloutWorkflow.restore_baseline, request)
+
+    async def view(self) -> RolloutView | None:
+        """Plan, audit trail and last promotion (a query: needs a workflow worker); None when
+        no rollout exists."""
+        try:
+            return await self.handle().query(RolloutWorkflow.view)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise RolloutError(f"cannot query rollout {self.workflow_id}: {exc.message}") from None
 
     async def note(self, req: NoteRequest) -> RolloutPlan:
         """Add an entry to the audit trail, creating the rollout workflow (with the plan in

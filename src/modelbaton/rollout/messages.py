@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelbaton.contracts.rollout import (
@@ -32,6 +34,8 @@ class RolloutInput(BaseModel):
 
     plan: RolloutPlan
     audit: list[AuditEntry] = Field(default_factory=list)
+    #: The last promotion: the baseline it replaced and when (what ``baton rollback`` restores).
+    promotion: Promotion | None = None
 
 
 class ChangeBy(BaseModel):
@@ -61,6 +65,24 @@ class SetFractionRequest(ChangeBy):
     fraction: float
 
 
+class Promotion(BaseModel):
+    """A promotion as the rollout workflow remembers it, until it is rolled back."""
+
+    model_config = _TOLERANT
+
+    rollout_id: str | None = None
+    promoted: ModelRef
+    previous: ModelRef
+    at: datetime
+    revision: int
+
+
+class RestoreRequest(ChangeBy):
+    """Roll a promotion back: ``previous`` (the baseline the promotion replaced) serves again."""
+
+    previous: ModelRef
+
+
 class RolloutView(BaseModel):
     """Answer of the ``view`` query: the plan and its audit trail."""
 
@@ -68,6 +90,7 @@ class RolloutView(BaseModel):
 
     plan: RolloutPlan
     audit: list[AuditEntry]
+    promotion: Promotion | None = None
 
 
 class NoteRequest(ChangeBy):
@@ -75,3 +98,6 @@ class NoteRequest(ChangeBy):
 
     action: str = Field(min_length=1)
     detail: str = ""
+
+
+RolloutInput.model_rebuild()
