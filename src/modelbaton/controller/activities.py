@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from modelbaton.contracts.rollout import Arm, RolloutStage
 from modelbaton.controller import rollback
@@ -29,6 +30,7 @@ from modelbaton.controller.messages import (
     NoteRequest,
     RollbackRequest,
     RollbackResult,
+    TerminateInFlightRequest,
 )
 from modelbaton.errors import ConfigError, RolloutError
 from modelbaton.models.resolver import CatalogSource
@@ -48,6 +50,7 @@ MEASURE = "controller_measure"
 NOTE = "controller_note"
 ROLLBACK = "controller_rollback"
 IN_FLIGHT = "controller_in_flight"
+TERMINATE_IN_FLIGHT = "controller_terminate_in_flight"
 
 
 @contextmanager
@@ -341,14 +344,52 @@ class ControllerActivities:
             return await self._in_flight(req)
 
     async def _in_flight(self, req: InFlightRequest) -> int:
-        if ":" in req.version:  # a build, "<deployment>:<build id>": its pinned workflows
-            query = f"{DrainTarget.build(req.version).running}"
-        else:
-            query = (
-                f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{req.task_queue}" '
-                f'AND ModelVersion = "{req.version}" AND ExecutionStatus = "Running"'
-            )
-        return (await self._client.count_workflows(query)).count
+        query = self._in_flight_query(req.task_queue, req.version)
+        left = (await self._client.count_workflows(query)).count
+        if left == 0 and req.confirm_seconds > 0:
+            activity.heartbeat("zero once; confirming")
+            await asyncio.sleep(req.confirm_seconds)
+            left = (await self._client.count_workflows(query)).count
+        return left
+
+    @staticmethod
+    def _in_flight_query(task_queue: str, version: str) -> str:
+        if ":" in version:  # a build, "<deployment>:<build id>": its pinned workflows
+            return f"{DrainTarget.build(version).running}"
+        return (
+            f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{task_queue}" '
+            f'AND ModelVersion = "{version}" AND ExecutionStatus = "Running"'
+        )
+
+    @activity.defn(name=TERMINATE_IN_FLIGHT)
+    async def terminate_in_flight(self, req: TerminateInFlightRequest) -> list[str]:
+        """Terminate every running document still on ``req.version`` (with ``req.reason``);
+        return the workflow ids terminated. One already closed is skipped."""
+        with permanent_errors():
+            return await self._terminate_in_flight(req)
+
+    async def _terminate_in_flight(self, req: TerminateInFlightRequest) -> list[str]:
+        query = self._in_flight_query(req.task_queue, req.version)
+        ended: list[str] = []
+        async for wf in self._client.list_workflows(query):
+            activity.heartbeat(wf.id)
+            try:
+                await self._client.get_workflow_handle(wf.id, run_id=wf.run_id).terminate(
+                    req.reason
+                )
+            except RPCError as exc:
+                if exc.status == RPCStatusCode.NOT_FOUND:
+                    continue  # closed between the listing and the terminate
+                raise
+            ended.append(wf.id)
+        return ended
 
     def all(self) -> list[object]:
-        return [self.apply_step, self.measure, self.note, self.rollback, self.in_flight]
+        return [
+            self.apply_step,
+            self.measure,
+            self.note,
+            self.rollback,
+            self.in_flight,
+            self.terminate_in_flight,
+        ]

@@ -127,6 +127,19 @@ class InFlightRequest(BaseModel):
 
     task_queue: str
     version: str
+    #: A zero count is believed only when a second count this many seconds later is zero too:
+    #: visibility lags, and a document started just before may not be listed yet.
+    confirm_seconds: float = 0.0
+
+
+class TerminateInFlightRequest(BaseModel):
+    """Terminate the running documents still assigned to ``version`` (a drain's deadline)."""
+
+    model_config = _TOLERANT
+
+    task_queue: str
+    version: str
+    reason: str
 
 
 class NoteRequest(BaseModel):

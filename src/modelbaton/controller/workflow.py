@@ -44,12 +44,16 @@ with workflow.unsafe.imports_passed_through():
         Phase,
         RollbackRequest,
         RollbackResult,
+        TerminateInFlightRequest,
     )
     from modelbaton.controller.plan import CanaryStep, DrainStep, ShadowStep
     from modelbaton.rollout.messages import ChangeBy
     from modelbaton.versioning.builds import deployment_name_for
 
 _TIMEOUT = timedelta(minutes=2)
+_HEARTBEAT = timedelta(seconds=30)
+#: A drain believes a zero count when a second count this many seconds later is zero too.
+DRAIN_CONFIRM_SECONDS = 2.0
 #: Audit entries the controller could not write, kept in its state (the newest this many).
 _MAX_UNRECORDED = 20
 #: Errors that no retry can mend: a refused rollout change, an invalid configuration. The
@@ -73,6 +77,15 @@ def failure_message(err: BaseException) -> str:
     if isinstance(cause, ApplicationError):
         return cause.message
     return str(cause) if cause is not None else str(err)
+
+
+def max_wait_of(step: object) -> float | None:
+    """Seconds a step may stay inconclusive before the controller pauses for a person. A drain
+    that waits past its deadline pauses then, so that it never waits unseen for ever."""
+    if isinstance(step, DrainStep):
+        return step.deadline if step.on_deadline == "wait" else None
+    max_wait: float | None = getattr(step, "max_wait", None)
+    return max_wait
 
 
 def describe_step(step: object) -> str:
@@ -198,7 +211,7 @@ class RolloutControllerWorkflow:
                 return Verdict.PASS
             if verdict is Verdict.PASS and elapsed >= hold:
                 return Verdict.PASS
-            max_wait = getattr(step, "max_wait", None)
+            max_wait = max_wait_of(step)
             if max_wait is not None and elapsed >= max_wait and not self._state.paused:
                 self._state.paused = True
                 self._state.phase = Phase.PAUSED
@@ -222,20 +235,7 @@ class RolloutControllerWorkflow:
         """(gate results, seconds the step must last) of one measurement."""
         plan = self._inp.plan
         if isinstance(step, DrainStep):
-            builds = self._builds()
-            old = builds["baseline"] if builds else (self._old_baseline or "")
-            left: int = await workflow.execute_activity_method(
-                acts.ControllerActivities.in_flight,
-                InFlightRequest(task_queue=self._inp.task_queue, version=old),
-                start_to_close_timeout=_TIMEOUT,
-                retry_policy=_RETRY,
-            )
-            if left == 0 or (elapsed >= step.deadline and step.on_deadline == "report"):
-                verdict = Verdict.PASS
-            else:
-                verdict = Verdict.INCONCLUSIVE
-            measured = f"{left} documents still on {old}"
-            return [GateResult(gate="drain", verdict=verdict, measured=measured)], 0.0
+            return await self._measure_drain(step, elapsed), 0.0
         assert self._rollout_id is not None
         metrics: Metrics = await workflow.execute_activity_method(
             acts.ControllerActivities.measure,
@@ -258,6 +258,51 @@ class RolloutControllerWorkflow:
         if metrics.candidate.stuck or (results and overall(results) is Verdict.FAIL):
             self._state.breach_at = metrics.measured_at
         return results, step.bake
+
+    async def _measure_drain(self, step: DrainStep, elapsed: float) -> list[GateResult]:
+        """The drain gate: passes once no document runs on the old baseline (a zero confirmed
+        by a second count); at the deadline ``report`` passes with what is left, ``terminate``
+        ends what is left first, and ``wait`` pauses for a person (see :func:`max_wait_of`)."""
+        builds = self._builds()
+        old = builds["baseline"] if builds else (self._old_baseline or "")
+        left = await self._in_flight(old)
+        measured = f"{left} documents still on {old}"
+        if left and elapsed >= step.deadline and step.on_deadline == "terminate":
+            ended: list[str] = await workflow.execute_activity_method(
+                acts.ControllerActivities.terminate_in_flight,
+                TerminateInFlightRequest(
+                    task_queue=self._inp.task_queue,
+                    version=old,
+                    reason=f"{self._by().actor}: drain deadline of {step.deadline:g} s passed",
+                ),
+                start_to_close_timeout=_TIMEOUT,
+                heartbeat_timeout=_HEARTBEAT,
+                retry_policy=_RETRY,
+            )
+            left = await self._in_flight(old)
+            measured = (
+                f"{len(ended)} documents on {old} terminated at the {step.deadline:g} s "
+                f"deadline; {left} still on it"
+            )
+        if left == 0 or (elapsed >= step.deadline and step.on_deadline == "report"):
+            verdict = Verdict.PASS
+        else:
+            verdict = Verdict.INCONCLUSIVE
+        return [GateResult(gate="drain", verdict=verdict, measured=measured)]
+
+    async def _in_flight(self, version: str) -> int:
+        left: int = await workflow.execute_activity_method(
+            acts.ControllerActivities.in_flight,
+            InFlightRequest(
+                task_queue=self._inp.task_queue,
+                version=version,
+                confirm_seconds=DRAIN_CONFIRM_SECONDS,
+            ),
+            start_to_close_timeout=_TIMEOUT,
+            heartbeat_timeout=_HEARTBEAT,
+            retry_policy=_RETRY,
+        )
+        return left
 
     async def _roll_back(self) -> None:
         plan = self._inp.plan
