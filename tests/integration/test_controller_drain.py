@@ -77,7 +77,8 @@ async def test_drain_that_waits_past_its_deadline_pauses_for_a_person(pipeline: 
 
         await eventually(paused, within=60, what="the drain paused at its deadline")
         view = await controllers.status()
-        assert view is not None and view.state.step == 2
+        assert view is not None
+        assert view.state.step == 2
         assert (await held.describe()).status is WorkflowExecutionStatus.RUNNING
         await held.terminate("the person decided")
         await controllers.resume(BY)
