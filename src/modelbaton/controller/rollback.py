@@ -3,9 +3,11 @@
 - **A**: no workflow of the rollout ran the candidate. Revert the plan (every new document goes to
   the baseline); nothing else to do.
 - **B**: candidate-arm workflows exist. They are listed from visibility. Completed ones keep their
-  record (the candidate answered). Unfinished ones (running, waiting for review, failed) either
-  finish on the candidate (``let_finish``) or are terminated with a reason and started again on
-  the baseline with the same document (``restart_on_baseline``). The results store then keeps one
+  record (the candidate answered). Unfinished ones (running, failed) either finish on the
+  candidate (``let_finish``) or are terminated with a reason and started again on the baseline
+  with the same document (``restart_on_baseline``). One waiting for review is kept either way:
+  terminating it would lose the reviewer's work and deadline, and its record will carry the
+  reviewer's label. The results store then keeps one
   current record per document and the candidate's record, if it wrote one, as superseded.
 - **C**: the code the workers run has no path for the baseline's output schema any more (the old
   path was removed): no plan change can help. The old path must come back as a new patch over the
@@ -34,6 +36,8 @@ from modelbaton.rollout.messages import ChangeBy, NoteRequest, Promotion
 
 #: Where the worked example of scenario C lives.
 SCENARIO_C_EXAMPLE = "src/modelbaton/pipeline/releases/r7_restored.py"
+#: The status of an unfinished document whose answer waits for a human reviewer.
+WAITING = "waiting-for-review"
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ async def unfinished(client: Client, query: str) -> tuple[int, int, list[Affecte
             continue  # run again since (e.g. restarted on the baseline by an earlier rollback)
         waiting = (latest.search_attributes.get("ReviewState") or [None])[0] == "pending"
         status = latest.status.name.lower() if latest.status else "unknown"
-        affected.append(Affected(wf.id, wf.run_id, "waiting-for-review" if waiting else status))
+        affected.append(Affected(wf.id, wf.run_id, WAITING if waiting else status))
     return total, completed, sorted(affected, key=lambda a: a.workflow_id)
 
 
@@ -176,7 +180,12 @@ async def assess(
     )
     for a in affected:
         if restart_on_baseline:
-            if a.status in ("running", "waiting-for-review"):
+            if a.status == WAITING:
+                result.actions.append(
+                    f"keep {a.workflow_id} (waiting for review): the candidate's answer is with "
+                    "a reviewer, whose decision and deadline stand"
+                )
+            elif a.status == "running":
                 result.actions.append(
                     f"terminate {a.workflow_id} ({a.status}) and start it again on baseline "
                     f"{plan.baseline.version}"
@@ -236,18 +245,38 @@ async def execute(
     return outcome
 
 
+async def _waiting_for_review(client: Client, a: Affected) -> bool:
+    """Whether ``a``'s run waits for a review now (it may have got there since it was listed)."""
+    latest = await client.get_workflow_handle(a.workflow_id, run_id=a.run_id).describe()
+    running = latest.status is WorkflowExecutionStatus.RUNNING
+    return running and (latest.search_attributes.get("ReviewState") or [None])[0] == "pending"
+
+
 async def restart(
-    rollouts: Rollouts, affected: list[Affected], *, reason: str, by: ChangeBy
+    rollouts: Rollouts,
+    affected: list[Affected],
+    *,
+    reason: str,
+    by: ChangeBy,
+    kept: set[str] | None = None,
 ) -> list[str]:
     """Terminate each unfinished workflow (with ``reason``) and start its document again, as
-    the plan in force assigns it; return the workflow ids started again."""
+    the plan in force assigns it; return the workflow ids started again.
+
+    A document waiting for review is kept, never terminated: the reviewer's work and deadline
+    would be lost, and the reviewer's label, not the candidate's, becomes its record. Their
+    workflow ids go into ``kept``."""
     plan = await rollouts.plan()
     client = rollouts.client
     why = f"{reason} by {by.actor}: {by.reason or 'restart on baseline'}"
     restarted: list[str] = []
     for a in affected:
+        if a.status == WAITING or (a.status == "running" and await _waiting_for_review(client, a)):
+            if kept is not None:
+                kept.add(a.workflow_id)
+            continue
         old = await _original_input(client, a.workflow_id, a.run_id)
-        if a.status in ("running", "waiting-for-review"):
+        if a.status == "running":
             await client.get_workflow_handle(a.workflow_id, run_id=a.run_id).terminate(why)
         key = old.assignment.key if old.assignment and old.assignment.key else old.document_id
         assignment = plan.assign(key, rollouts.task_queue)
@@ -273,13 +302,18 @@ async def restart_stragglers(
     until a round finds none (visibility is eventually consistent: a document started just
     before the abort may be listed only after the first pass)."""
     restarted: list[str] = []
+    kept: set[str] = set()
     for _ in range(STRAGGLER_ROUNDS):
         await asyncio.sleep(STRAGGLER_PAUSE_SECONDS)
         _, _, affected = await unfinished(rollouts.client, query)
-        late = [a for a in affected if a.workflow_id not in done]
+        late = [
+            a
+            for a in affected
+            if a.workflow_id not in done and a.workflow_id not in kept and a.status != WAITING
+        ]
         if not late:
             break
-        again = await restart(rollouts, late, reason=reason, by=by)
+        again = await restart(rollouts, late, reason=reason, by=by, kept=kept)
         done.update(again)
         restarted += again
     return restarted
