@@ -76,4 +76,5 @@ async def test_scenario_b_keeps_a_document_waiting_for_review(
     assert (out.outcome, out.final_label, out.result.model_version) == ("reviewed", "receipt", "v3")
     records = [r for r in pipeline.store.records() if r.workflow_id == held.id]
     assert [(r.reviewer, r.final_label) for r in records] == [("ana", "receipt")]
+    assert records[0].run_started_at is not None  # what the store orders runs by
     assert pipeline.store.superseded() == []
