@@ -41,9 +41,24 @@ async def phase(controllers: Controllers) -> Phase | None:
     return view.state.phase if view else None
 
 
+def cli_env(pipeline: Pipeline, catalog: Catalog, tmp_path: Path) -> dict[str, str]:
+    return {
+        "TEMPORAL_ADDRESS": pipeline.client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": pipeline.client.namespace,
+        "MODELBATON_HOME": str(tmp_path / "home"),
+        "MODELBATON_TASK_QUEUE": pipeline.task_queue,
+        "MODELBATON_MODEL_BASE_URL": catalog.base_url,
+        "MODELBATON_DATABASE_URL": pipeline.store.url,
+    }
+
+
+async def cli(env: dict[str, str], *args: str) -> Any:
+    return await asyncio.to_thread(CliRunner().invoke, baton, list(args), env=env)
+
+
 @pytest.mark.timeout(240)
 async def test_abort_during_drain_is_refused_and_the_controller_finishes(
-    pipeline: Pipeline,
+    pipeline: Pipeline, reference_catalog: Catalog, tmp_path: Path
 ) -> None:
     """Before: the abort was accepted, the rollback's assessment raised "was promoted" for good,
     and the controller sat in rolling-back forever."""
@@ -80,27 +95,16 @@ async def test_abort_during_drain_is_refused_and_the_controller_finishes(
             await controllers.abort(BY)
         assert "cannot undo a promotion" in str(refused.value)
         assert "baton rollback" in str(refused.value)
+        by_hand = await cli(cli_env(pipeline, reference_catalog, tmp_path), "rollout", "abort")
+        assert by_hand.exit_code == 2, by_hand.output
+        assert len(by_hand.output.strip().splitlines()) == 1, by_hand.output
+        assert "cannot undo a promotion" in by_hand.output
         assert await phase(controllers) is Phase.BAKING
         await controllers.skip(BY)
         state = await asyncio.wait_for(controllers.handle().result(), 60)
         await held.terminate("test over")
     assert state.phase is Phase.PROMOTED
     assert (await rollouts.plan()).baseline.version == "v3"
-
-
-def cli_env(pipeline: Pipeline, catalog: Catalog, tmp_path: Path) -> dict[str, str]:
-    return {
-        "TEMPORAL_ADDRESS": pipeline.client.service_client.config.target_host,
-        "TEMPORAL_NAMESPACE": pipeline.client.namespace,
-        "MODELBATON_HOME": str(tmp_path / "home"),
-        "MODELBATON_TASK_QUEUE": pipeline.task_queue,
-        "MODELBATON_MODEL_BASE_URL": catalog.base_url,
-        "MODELBATON_DATABASE_URL": pipeline.store.url,
-    }
-
-
-async def cli(env: dict[str, str], *args: str) -> Any:
-    return await asyncio.to_thread(CliRunner().invoke, baton, list(args), env=env)
 
 
 @pytest.mark.timeout(240)
