@@ -9,7 +9,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from test_dashboard import dashboard
 from typer.testing import CliRunner
 
 from modelbaton.cli.main import app as baton
@@ -141,6 +143,14 @@ async def test_manual_plan_changes_are_refused_while_a_controller_runs(
             assert f"controller {controllers.workflow_id} drives this rollout" in result.output
         with pytest.raises(RolloutError, match="drives this rollout"):
             await rollouts.promote(BY)
+        with dashboard(pipeline, token="s3cret-token") as url:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+                promoted = await http.post(
+                    "/actions/promote",
+                    headers={"Authorization": "Bearer s3cret-token", "Accept": "application/json"},
+                )
+        assert promoted.status_code == 409, promoted.text
+        assert "drives this rollout" in promoted.text
         after = await rollouts.plan()
         assert (after.fraction, after.candidate and after.candidate.version) == (0.25, "v3")
         # The controller's own steering still works: the abort goes through it.
