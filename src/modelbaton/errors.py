@@ -64,5 +64,11 @@ class RolloutError(ModelBatonError):
     """A rollout change was refused or could not be made; the message says why and what to do."""
 
 
+class SupersededRunError(ModelBatonError):
+    """A run of a document tried to write its record after a later run of that document (a
+    terminate-and-restart) had started: the later run's record stands, so the write is refused.
+    Permanent: the run is stale, and retrying cannot make it current."""
+
+
 class UnreachableError(StackError):
     """A part the command needs does not answer: Temporal, or no worker polls a model's pool."""

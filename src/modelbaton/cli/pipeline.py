@@ -254,6 +254,7 @@ def submit(
                 queue,
                 key=key,
                 on_progress=lambda n: bar.advance(task, n),
+                current_plan=rollouts.plan if fixed is None else None,
             )
         followed: dict[str, DocumentState] = {}
         if wait and report.launched:

@@ -52,6 +52,12 @@ def rollback(
         help="Scenario B: terminate unfinished candidate documents and start each again on the "
         "baseline with the same document.",
     ),
+    rerun_since: bool = typer.Option(
+        False,
+        "--rerun-since",
+        help="After a promotion: start every document the promoted model served since the "
+        "promotion again on the restored model (their records are kept as superseded).",
+    ),
     release: str | None = typer.Option(
         None,
         "--release",
@@ -62,11 +68,13 @@ def rollback(
     task_queue: str | None = QueueOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Roll back the current (or last aborted) rollout by scenario (A, B or C).
+    """Roll back the current (or last aborted) rollout by scenario (A, B or C), or the last
+    promotion.
 
     A: nothing ran the candidate. B: candidate documents exist (--let-finish or
     --restart-on-baseline). C: the code has no path for the baseline any more (explained, with
-    the worked example; exit 1).
+    the worked example; exit 1). After a promotion: the baseline it replaced serves again, and
+    with --rerun-since the documents the promoted model served since are started again on it.
     """
     from modelbaton.controller import rollback as rb
     from modelbaton.controller.client import Controllers
@@ -87,6 +95,20 @@ def rollback(
                 "rolls back as its plan says)"
             )
         rollouts = Rollouts(client, catalog, queue)
+        promoted = await rb.assess_promoted(rollouts, rerun_since=rerun_since)
+        if promoted is not None:
+            if let_finish or restart_on_baseline:
+                raise fail(
+                    f"rollout {promoted.promotion.rollout_id} was promoted: --let-finish and "
+                    "--restart-on-baseline apply to a rollout in progress; use --rerun-since"
+                )
+            if dry_run:
+                return promoted, None
+            return promoted, await rb.execute_promoted(rollouts, promoted, by=change)
+        if rerun_since:
+            raise fail(
+                "--rerun-since applies after a promotion, and the last rollout was not promoted"
+            )
         assessed = await rb.assess(
             rollouts, restart_on_baseline=restart_on_baseline, release=chosen
         )
@@ -102,6 +124,9 @@ def rollback(
         )
 
     assessed, outcome = _connected(task_queue, act)
+    if isinstance(assessed, rb.PromotionRollback):
+        _show_promotion_rollback(assessed, outcome, dry_run, as_json)
+        return
     data = assessed.as_dict() | {
         "dry_run": dry_run,
         "restarted": outcome.restarted if outcome else [],
@@ -126,6 +151,33 @@ def rollback(
     emit(data, as_json, render)
     if assessed.scenario == "C":
         raise typer.Exit(1)
+
+
+def _show_promotion_rollback(assessed: Any, outcome: Any, dry_run: bool, as_json: bool) -> None:
+    p = assessed.promotion
+    data = assessed.as_dict() | {
+        "dry_run": dry_run,
+        "restarted": outcome.restarted if outcome else [],
+    }
+
+    def render() -> None:
+        head = "would" if dry_run else "did"
+        console.print(
+            f"[bold]rollback of the promotion[/] of {escape(p.promoted.version)} "
+            f"(rollout {escape(str(p.rollout_id))}): {escape(p.previous.version)} serves again"
+        )
+        console.print(
+            f"{len(assessed.completed_since)} documents completed on "
+            f"{escape(p.promoted.version)} since the promotion"
+        )
+        for action in assessed.actions:
+            console.print(f"  {head}: {escape(action)}")
+        if outcome and outcome.restarted:
+            console.print(
+                f"{len(outcome.restarted)} documents restarted on {escape(p.previous.version)}"
+            )
+
+    emit(data, as_json, render)
 
 
 def preflight(

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -14,6 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 
 from modelbaton.contracts.rollout import Arm, RolloutStage
 from modelbaton.controller import rollback
@@ -26,8 +30,9 @@ from modelbaton.controller.messages import (
     NoteRequest,
     RollbackRequest,
     RollbackResult,
+    TerminateInFlightRequest,
 )
-from modelbaton.errors import RolloutError
+from modelbaton.errors import ConfigError, RolloutError
 from modelbaton.models.resolver import CatalogSource
 from modelbaton.ops.problems import retrying_activities, stuck_workflows
 from modelbaton.pipeline.messages import WORKFLOW_TYPE
@@ -45,6 +50,18 @@ MEASURE = "controller_measure"
 NOTE = "controller_note"
 ROLLBACK = "controller_rollback"
 IN_FLIGHT = "controller_in_flight"
+TERMINATE_IN_FLIGHT = "controller_terminate_in_flight"
+
+
+@contextmanager
+def permanent_errors() -> Iterator[None]:
+    """At the activity boundary: a refused rollout change or an invalid configuration is the
+    same on every attempt, so it leaves as a non-retryable ``ApplicationError`` named after its
+    class (the controller then stops the step and says why); anything else is retried."""
+    try:
+        yield
+    except (RolloutError, ConfigError) as exc:
+        raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from exc
 
 
 class ControllerActivities:
@@ -57,12 +74,16 @@ class ControllerActivities:
         self._shadows = ShadowStore(store.engine)
 
     def _rollouts(self, task_queue: str) -> Rollouts:
-        return Rollouts(self._client, self._catalog.current(), task_queue)
+        return Rollouts(self._client, self._catalog.current(), task_queue, controller=True)
 
     @activity.defn(name=APPLY_STEP)
     async def apply_step(self, req: ApplyStepRequest) -> ApplyStepResult:
         """Make the rollout plan match the step; a step already in force is left alone, so a
         retried or replayed call changes nothing twice."""
+        with permanent_errors():
+            return await self._apply_step(req)
+
+    async def _apply_step(self, req: ApplyStepRequest) -> ApplyStepResult:
         if req.plan.strategy == "builds":
             return await self._apply_build_step(req)
         rollouts = self._rollouts(req.task_queue)
@@ -146,6 +167,10 @@ class ControllerActivities:
     @activity.defn(name=MEASURE)
     async def measure(self, req: MeasureRequest) -> Metrics:
         """Both arms of the rollout from visibility and the results store."""
+        with permanent_errors():
+            return await self._measure(req)
+
+    async def _measure(self, req: MeasureRequest) -> Metrics:
         metrics = Metrics(measured_at=datetime.now(UTC))
         document = f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{req.task_queue}"'
         if req.builds is not None:
@@ -234,6 +259,10 @@ class ControllerActivities:
     @activity.defn(name=NOTE)
     async def note(self, req: NoteRequest) -> None:
         """A decision into the rollout's audit trail."""
+        with permanent_errors():
+            return await self._note(req)
+
+    async def _note(self, req: NoteRequest) -> None:
         await self._rollouts(req.task_queue).note(
             RolloutNote(
                 actor=req.by.actor, reason=req.by.reason, action=req.action, detail=req.detail
@@ -244,6 +273,10 @@ class ControllerActivities:
     async def rollback(self, req: RollbackRequest) -> RollbackResult:
         """Abort the rollout and roll back by scenario (B restarts unfinished candidate
         documents on the baseline when asked)."""
+        with permanent_errors():
+            return await self._rollback(req)
+
+    async def _rollback(self, req: RollbackRequest) -> RollbackResult:
         rollouts = self._rollouts(req.task_queue)
         if req.baseline_build is not None and req.candidate_build is not None:
             return await self._rollback_build(
@@ -307,14 +340,56 @@ class ControllerActivities:
     @activity.defn(name=IN_FLIGHT)
     async def in_flight(self, req: InFlightRequest) -> int:
         """Running documents still assigned to model version ``req.version`` (a drain's count)."""
-        if ":" in req.version:  # a build, "<deployment>:<build id>": its pinned workflows
-            query = f"{DrainTarget.build(req.version).running}"
-        else:
-            query = (
-                f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{req.task_queue}" '
-                f'AND ModelVersion = "{req.version}" AND ExecutionStatus = "Running"'
-            )
-        return (await self._client.count_workflows(query)).count
+        with permanent_errors():
+            return await self._in_flight(req)
+
+    async def _in_flight(self, req: InFlightRequest) -> int:
+        query = self._in_flight_query(req.task_queue, req.version)
+        left = (await self._client.count_workflows(query)).count
+        if left == 0 and req.confirm_seconds > 0:
+            activity.heartbeat("zero once; confirming")
+            await asyncio.sleep(req.confirm_seconds)
+            left = (await self._client.count_workflows(query)).count
+        return left
+
+    @staticmethod
+    def _in_flight_query(task_queue: str, version: str) -> str:
+        if ":" in version:  # a build, "<deployment>:<build id>": its pinned workflows
+            return f"{DrainTarget.build(version).running}"
+        return (
+            f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{task_queue}" '
+            f'AND ModelVersion = "{version}" AND ExecutionStatus = "Running"'
+        )
+
+    @activity.defn(name=TERMINATE_IN_FLIGHT)
+    async def terminate_in_flight(self, req: TerminateInFlightRequest) -> list[str]:
+        """Terminate every running document still on ``req.version`` (with ``req.reason``);
+        return the workflow ids terminated. One already closed is skipped."""
+        with permanent_errors():
+            return await self._terminate_in_flight(req)
+
+    async def _terminate_in_flight(self, req: TerminateInFlightRequest) -> list[str]:
+        query = self._in_flight_query(req.task_queue, req.version)
+        ended: list[str] = []
+        async for wf in self._client.list_workflows(query):
+            activity.heartbeat(wf.id)
+            try:
+                await self._client.get_workflow_handle(wf.id, run_id=wf.run_id).terminate(
+                    req.reason
+                )
+            except RPCError as exc:
+                if exc.status == RPCStatusCode.NOT_FOUND:
+                    continue  # closed between the listing and the terminate
+                raise
+            ended.append(wf.id)
+        return ended
 
     def all(self) -> list[object]:
-        return [self.apply_step, self.measure, self.note, self.rollback, self.in_flight]
+        return [
+            self.apply_step,
+            self.measure,
+            self.note,
+            self.rollback,
+            self.in_flight,
+            self.terminate_in_flight,
+        ]

@@ -11,14 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelbaton.controller.gates import GateResult, Metrics
 from modelbaton.controller.plan import RolloutPlanFile
 from modelbaton.rollout.messages import ChangeBy
+from modelbaton.rollout.messages import controller_workflow_id as controller_workflow_id
 
 CONTROLLER_WORKFLOW_TYPE = "RolloutController"
 _TOLERANT = ConfigDict(extra="ignore")
-
-
-def controller_workflow_id(task_queue: str, model_id: str) -> str:
-    """One controller at a time per pipeline (its task queue) and model id."""
-    return f"rollout-controller-{task_queue}-{model_id}"
 
 
 class Phase(StrEnum):
@@ -28,6 +24,9 @@ class Phase(StrEnum):
     ROLLING_BACK = "rolling-back"
     PROMOTED = "promoted"
     ABORTED = "aborted"
+    #: Ended on an error no retry can mend, with the rollout left as the error found it; the
+    #: state's ``abort_reason`` says what happened and what to do.
+    STOPPED = "stopped"
 
 
 class ControllerState(BaseModel):
@@ -45,6 +44,8 @@ class ControllerState(BaseModel):
     fraction_zero_at: datetime | None = None
     abort_reason: str = ""
     rolled_back: list[str] = Field(default_factory=list)
+    #: Audit entries that could not be written (the rollout workflow refused or was gone).
+    unrecorded: list[str] = Field(default_factory=list)
 
 
 class ControllerInput(BaseModel):
@@ -126,6 +127,19 @@ class InFlightRequest(BaseModel):
 
     task_queue: str
     version: str
+    #: A zero count is believed only when a second count this many seconds later is zero too:
+    #: visibility lags, and a document started just before may not be listed yet.
+    confirm_seconds: float = 0.0
+
+
+class TerminateInFlightRequest(BaseModel):
+    """Terminate the running documents still assigned to ``version`` (a drain's deadline)."""
+
+    model_config = _TOLERANT
+
+    task_queue: str
+    version: str
+    reason: str
 
 
 class NoteRequest(BaseModel):

@@ -3,9 +3,11 @@
 - **A**: no workflow of the rollout ran the candidate. Revert the plan (every new document goes to
   the baseline); nothing else to do.
 - **B**: candidate-arm workflows exist. They are listed from visibility. Completed ones keep their
-  record (the candidate answered). Unfinished ones (running, waiting for review, failed) either
-  finish on the candidate (``let_finish``) or are terminated with a reason and started again on
-  the baseline with the same document (``restart_on_baseline``). The results store then keeps one
+  record (the candidate answered). Unfinished ones (running, failed) either finish on the
+  candidate (``let_finish``) or are terminated with a reason and started again on the baseline
+  with the same document (``restart_on_baseline``). One waiting for review is kept either way:
+  terminating it would lose the reviewer's work and deadline, and its record will carry the
+  reviewer's label. The results store then keeps one
   current record per document and the candidate's record, if it wrote one, as superseded.
 - **C**: the code the workers run has no path for the baseline's output schema any more (the old
   path was removed): no plan change can help. The old path must come back as a new patch over the
@@ -21,18 +23,21 @@ from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import WorkflowIDReusePolicy
 
 from modelbaton.contracts.rollout import Arm, RolloutStage
 from modelbaton.errors import RolloutError
 from modelbaton.pipeline.intake import Document
 from modelbaton.pipeline.messages import WORKFLOW_TYPE, ClassifyDocumentInput
 from modelbaton.pipeline.releases import CURRENT_RELEASE, serves_schema
-from modelbaton.pipeline.starter import start_document, workflow_input
+from modelbaton.pipeline.starter import assignment_attributes, start_document, workflow_input
 from modelbaton.rollout.client import Rollouts
-from modelbaton.rollout.messages import ChangeBy
+from modelbaton.rollout.messages import ChangeBy, NoteRequest, Promotion
 
 #: Where the worked example of scenario C lives.
 SCENARIO_C_EXAMPLE = "src/modelbaton/pipeline/releases/r7_restored.py"
+#: The status of an unfinished document whose answer waits for a human reviewer.
+WAITING = "waiting-for-review"
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,7 @@ async def unfinished(client: Client, query: str) -> tuple[int, int, list[Affecte
             continue  # run again since (e.g. restarted on the baseline by an earlier rollback)
         waiting = (latest.search_attributes.get("ReviewState") or [None])[0] == "pending"
         status = latest.status.name.lower() if latest.status else "unknown"
-        affected.append(Affected(wf.id, wf.run_id, "waiting-for-review" if waiting else status))
+        affected.append(Affected(wf.id, wf.run_id, WAITING if waiting else status))
     return total, completed, sorted(affected, key=lambda a: a.workflow_id)
 
 
@@ -130,7 +135,7 @@ async def assess(
     if plan.ended == "promoted":
         raise RolloutError(
             f"rollout {plan.rollout_id} was promoted: {plan.baseline.version} is the baseline; "
-            "to go back, start a rollout of the old version"
+            "'baton rollback' (without a controller running) restores the previous one"
         )
     candidate = plan.candidate.version if plan.candidate else plan.last_candidate
     result = RollbackPlan(
@@ -175,7 +180,12 @@ async def assess(
     )
     for a in affected:
         if restart_on_baseline:
-            if a.status in ("running", "waiting-for-review"):
+            if a.status == WAITING:
+                result.actions.append(
+                    f"keep {a.workflow_id} (waiting for review): the candidate's answer is with "
+                    "a reviewer, whose decision and deadline stand"
+                )
+            elif a.status == "running":
                 result.actions.append(
                     f"terminate {a.workflow_id} ({a.status}) and start it again on baseline "
                     f"{plan.baseline.version}"
@@ -235,18 +245,38 @@ async def execute(
     return outcome
 
 
+async def _waiting_for_review(client: Client, a: Affected) -> bool:
+    """Whether ``a``'s run waits for a review now (it may have got there since it was listed)."""
+    latest = await client.get_workflow_handle(a.workflow_id, run_id=a.run_id).describe()
+    running = latest.status is WorkflowExecutionStatus.RUNNING
+    return running and (latest.search_attributes.get("ReviewState") or [None])[0] == "pending"
+
+
 async def restart(
-    rollouts: Rollouts, affected: list[Affected], *, reason: str, by: ChangeBy
+    rollouts: Rollouts,
+    affected: list[Affected],
+    *,
+    reason: str,
+    by: ChangeBy,
+    kept: set[str] | None = None,
 ) -> list[str]:
     """Terminate each unfinished workflow (with ``reason``) and start its document again, as
-    the plan in force assigns it; return the workflow ids started again."""
+    the plan in force assigns it; return the workflow ids started again.
+
+    A document waiting for review is kept, never terminated: the reviewer's work and deadline
+    would be lost, and the reviewer's label, not the candidate's, becomes its record. Their
+    workflow ids go into ``kept``."""
     plan = await rollouts.plan()
     client = rollouts.client
     why = f"{reason} by {by.actor}: {by.reason or 'restart on baseline'}"
     restarted: list[str] = []
     for a in affected:
+        if a.status == WAITING or (a.status == "running" and await _waiting_for_review(client, a)):
+            if kept is not None:
+                kept.add(a.workflow_id)
+            continue
         old = await _original_input(client, a.workflow_id, a.run_id)
-        if a.status in ("running", "waiting-for-review"):
+        if a.status == "running":
             await client.get_workflow_handle(a.workflow_id, run_id=a.run_id).terminate(why)
         key = old.assignment.key if old.assignment and old.assignment.key else old.document_id
         assignment = plan.assign(key, rollouts.task_queue)
@@ -272,13 +302,204 @@ async def restart_stragglers(
     until a round finds none (visibility is eventually consistent: a document started just
     before the abort may be listed only after the first pass)."""
     restarted: list[str] = []
+    kept: set[str] = set()
     for _ in range(STRAGGLER_ROUNDS):
         await asyncio.sleep(STRAGGLER_PAUSE_SECONDS)
         _, _, affected = await unfinished(rollouts.client, query)
-        late = [a for a in affected if a.workflow_id not in done]
+        late = [
+            a
+            for a in affected
+            if a.workflow_id not in done and a.workflow_id not in kept and a.status != WAITING
+        ]
         if not late:
             break
-        again = await restart(rollouts, late, reason=reason, by=by)
+        again = await restart(rollouts, late, reason=reason, by=by, kept=kept)
         done.update(again)
         restarted += again
     return restarted
+
+
+@dataclass
+class PromotionRollback:
+    """What rolling back a promotion would do, decided from live state: the previous baseline
+    serves again; the documents the promoted model served since the promotion keep their
+    records unless ``rerun_since`` starts each again on the restored model."""
+
+    promotion: Promotion
+    rerun_since: bool
+    completed_since: list[Affected] = field(default_factory=list)
+    unfinished_since: list[Affected] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+
+    @property
+    def explanation(self) -> str:
+        p = self.promotion
+        return (
+            f"rollout {p.rollout_id} promoted {p.promoted.version} over {p.previous.version} at "
+            f"{p.at:%Y-%m-%d %H:%M:%S} UTC; since then {p.promoted.version} completed "
+            f"{len(self.completed_since)} documents and {len(self.unfinished_since)} are "
+            "unfinished on it"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        p = self.promotion
+        return {
+            "scenario": "promoted",
+            "rollout_id": p.rollout_id,
+            "promoted": p.promoted.version,
+            "restores": p.previous.version,
+            "promoted_at": p.at.isoformat(),
+            "completed_since_promotion": len(self.completed_since),
+            "unfinished_since_promotion": len(self.unfinished_since),
+            "rerun_since": self.rerun_since,
+            "rerun": [a.workflow_id for a in self.completed_since + self.unfinished_since]
+            if self.rerun_since
+            else [],
+            "actions": self.actions,
+            "explanation": self.explanation,
+        }
+
+
+def _since_query(rollouts: Rollouts, promotion: Promotion) -> str:
+    at = promotion.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return (
+        f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{rollouts.task_queue}" '
+        f'AND ModelVersion = "{promotion.promoted.version}" AND StartTime >= "{at}"'
+    )
+
+
+async def _served_since(client: Client, query: str) -> tuple[list[Affected], list[Affected]]:
+    """(completed, unfinished) latest runs of the documents ``query`` finds."""
+    completed: list[Affected] = []
+    _, _, unfinished_runs = await unfinished(client, query)
+    seen: set[str] = set()
+    async for wf in client.list_workflows(f"{query} AND ExecutionStatus = 'Completed'"):
+        if wf.id in seen:
+            continue
+        seen.add(wf.id)
+        completed.append(Affected(wf.id, wf.run_id, "completed"))
+    return sorted(completed, key=lambda a: a.workflow_id), unfinished_runs
+
+
+async def assess_promoted(rollouts: Rollouts, *, rerun_since: bool) -> PromotionRollback | None:
+    """The rollback of the last promotion, or None when the last rollout was not promoted."""
+    plan = await rollouts.plan()
+    if plan.ended != "promoted":
+        return None
+    view = await rollouts.view()
+    promotion = view.promotion if view else None
+    if promotion is None:
+        raise RolloutError(
+            f"rollout {plan.rollout_id} was promoted before promotions were recorded: the "
+            "baseline it replaced is unknown; start a rollout of the old version instead"
+        )
+    restore = promotion.previous.version
+    if not serves_schema(CURRENT_RELEASE, promotion.previous.output_schema_version):
+        raise RolloutError(
+            f"{restore} answers output schema v{promotion.previous.output_schema_version}, which "
+            f"the workers' code (release {CURRENT_RELEASE}) no longer serves; see "
+            f"{SCENARIO_C_EXAMPLE}"
+        )
+    completed, unfinished_runs = await _served_since(
+        rollouts.client, _since_query(rollouts, promotion)
+    )
+    result = PromotionRollback(
+        promotion=promotion,
+        rerun_since=rerun_since,
+        completed_since=completed,
+        unfinished_since=unfinished_runs,
+    )
+    promoted = promotion.promoted.version
+    result.actions.append(
+        f"restore {restore} as the baseline of every new document, replacing promoted {promoted}"
+    )
+    if rerun_since:
+        for a in completed:
+            result.actions.append(
+                f"start {a.workflow_id} (completed on {promoted}) again on {restore}; its "
+                f"{promoted} record is kept as superseded"
+            )
+        for a in unfinished_runs:
+            verb = "terminate" if a.status in ("running", "waiting-for-review") else "take"
+            result.actions.append(
+                f"{verb} {a.workflow_id} ({a.status}) and start it again on {restore}"
+            )
+    else:
+        result.actions.append(
+            f"keep the {len(completed)} records {promoted} completed since the promotion "
+            f"(--rerun-since starts them again on {restore})"
+        )
+        if unfinished_runs:
+            result.actions.append(
+                f"let the {len(unfinished_runs)} unfinished documents finish on {promoted}"
+            )
+    return result
+
+
+@dataclass
+class PromotionOutcome:
+    """What rolling back a promotion did."""
+
+    plan: PromotionRollback
+    restarted: list[str] = field(default_factory=list)
+
+
+async def execute_promoted(
+    rollouts: Rollouts, rollback: PromotionRollback, *, by: ChangeBy
+) -> PromotionOutcome:
+    """Carry out ``rollback`` (from :func:`assess_promoted`): restore the previous baseline
+    (recorded in the audit trail with the counts), then with ``rerun_since`` start every
+    document the promoted model served since the promotion again on the restored model."""
+    p = rollback.promotion
+    evidence = (
+        f"{len(rollback.completed_since)} documents completed on {p.promoted.version} since the "
+        f"promotion at {p.at:%Y-%m-%d %H:%M:%S} UTC"
+    )
+    change = by.model_copy(update={"evidence": "; ".join(x for x in (by.evidence, evidence) if x)})
+    await rollouts.restore(p.previous, change)
+    outcome = PromotionOutcome(plan=rollback)
+    if not rollback.rerun_since:
+        return outcome
+    reason = f"rollback of the promotion of {p.promoted.version} ({p.rollout_id})"
+    outcome.restarted = await rerun_completed(rollouts, rollback.completed_since)
+    outcome.restarted += await restart(rollouts, rollback.unfinished_since, reason=reason, by=by)
+    await rollouts.note(
+        NoteRequest(
+            actor=by.actor,
+            reason=by.reason,
+            action="rerun-since",
+            detail=f"{len(outcome.restarted)} documents {p.promoted.version} served since the "
+            f"promotion started again on {p.previous.version}",
+        )
+    )
+    return outcome
+
+
+async def rerun_completed(rollouts: Rollouts, completed: list[Affected]) -> list[str]:
+    """Start each completed document again as the plan in force assigns it (its earlier record
+    becomes superseded when the new run writes); return the workflow ids started again."""
+    plan = await rollouts.plan()
+    client = rollouts.client
+    started: list[str] = []
+    for a in completed:
+        old = await _original_input(client, a.workflow_id, a.run_id)
+        key = old.assignment.key if old.assignment and old.assignment.key else old.document_id
+        assignment = plan.assign(key, rollouts.task_queue)
+        doc = Document(document_id=old.document_id, text=old.text, source=old.source or "rollback")
+        inp = workflow_input(doc, assignment, rollouts.catalog.pipeline).model_copy(
+            update={"review_threshold": old.review_threshold, "review_timeout": old.review_timeout}
+        )
+        latest = await client.get_workflow_handle(a.workflow_id).describe()
+        if latest.run_id != a.run_id or latest.status is not WorkflowExecutionStatus.COMPLETED:
+            continue  # run again since, by someone else
+        await client.start_workflow(
+            WORKFLOW_TYPE,
+            inp,
+            id=a.workflow_id,
+            task_queue=rollouts.task_queue,
+            # A completed document runs again only here, on purpose: the starter never does.
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            search_attributes=assignment_attributes(assignment),
+        )
+        started.append(a.workflow_id)
+    return started

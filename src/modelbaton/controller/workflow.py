@@ -19,6 +19,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from modelbaton.controller import activities as acts
@@ -43,13 +44,48 @@ with workflow.unsafe.imports_passed_through():
         Phase,
         RollbackRequest,
         RollbackResult,
+        TerminateInFlightRequest,
     )
     from modelbaton.controller.plan import CanaryStep, DrainStep, ShadowStep
     from modelbaton.rollout.messages import ChangeBy
     from modelbaton.versioning.builds import deployment_name_for
 
 _TIMEOUT = timedelta(minutes=2)
-_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+_HEARTBEAT = timedelta(seconds=30)
+#: A drain believes a zero count when a second count this many seconds later is zero too.
+DRAIN_CONFIRM_SECONDS = 2.0
+#: Audit entries the controller could not write, kept in its state (the newest this many).
+_MAX_UNRECORDED = 20
+#: Errors that no retry can mend: a refused rollout change, an invalid configuration. The
+#: activities raise them as non-retryable too; naming them here keeps the workflow's side explicit.
+PERMANENT_ERRORS = ["RolloutError", "ConfigError", "CatalogError"]
+#: A transient failure (Temporal or the store briefly unreachable) is retried, but not forever:
+#: about five minutes, after which the controller stops in a clear state instead of wedging.
+_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=15,
+    non_retryable_error_types=PERMANENT_ERRORS,
+)
+
+
+def failure_message(err: BaseException) -> str:
+    """The one line an activity failure comes down to: its root cause's message."""
+    cause: BaseException | None = err
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, ApplicationError):
+        return cause.message
+    return str(cause) if cause is not None else str(err)
+
+
+def max_wait_of(step: object) -> float | None:
+    """Seconds a step may stay inconclusive before the controller pauses for a person. A drain
+    that waits past its deadline pauses then, so that it never waits unseen for ever."""
+    if isinstance(step, DrainStep):
+        return step.deadline if step.on_deadline == "wait" else None
+    max_wait: float | None = getattr(step, "max_wait", None)
+    return max_wait
 
 
 def describe_step(step: object) -> str:
@@ -78,6 +114,34 @@ class RolloutControllerWorkflow:
     @workflow.run
     async def run(self, inp: ControllerInput) -> ControllerState:
         plan = inp.plan
+        stopped = False
+        try:
+            await self._steps()
+        except ActivityError as err:
+            # A permanent error (a refused change, a bad configuration) or retries exhausted: stop
+            # the step and roll back, as a failing gate does, saying why.
+            stopped = True
+            at = min(self._state.step, len(plan.steps) - 1) + 1
+            self._state.abort_reason = f"step {at} stopped: {failure_message(err)}"
+            await self._note("error", f"{self._state.abort_reason}; rolling back")
+        if not stopped and self._state.step >= len(plan.steps) and self._abort is None:
+            self._state.phase = Phase.PROMOTED
+            await self._note("done", f"plan complete: {plan.candidate} serves every document")
+        else:
+            try:
+                await self._roll_back()
+            except ActivityError as err:
+                self._state.phase = Phase.STOPPED
+                self._state.abort_reason = (
+                    f"{self._state.abort_reason}; rollback refused: {failure_message(err)}"
+                )
+                await self._note("stopped", self._state.abort_reason)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._state
+
+    async def _steps(self) -> None:
+        """Apply and bake each step in turn, until the plan is done, a gate fails or an abort."""
+        plan = self._inp.plan
         while self._state.step < len(plan.steps) and self._abort is None:
             step = plan.steps[self._state.step]
             if self._state.step_started_at is None:
@@ -102,13 +166,6 @@ class RolloutControllerWorkflow:
             self._state.step_started_at = None
             self._state.last_results = []
             self._continue_as_new_if_long()
-        if self._state.step >= len(plan.steps) and self._abort is None:
-            self._state.phase = Phase.PROMOTED
-            await self._note("done", f"plan complete: {plan.candidate} serves every document")
-        else:
-            await self._roll_back()
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return self._state
 
     async def _apply(self, index: int) -> ApplyStepResult:
         self._state.phase = Phase.APPLYING
@@ -154,7 +211,7 @@ class RolloutControllerWorkflow:
                 return Verdict.PASS
             if verdict is Verdict.PASS and elapsed >= hold:
                 return Verdict.PASS
-            max_wait = getattr(step, "max_wait", None)
+            max_wait = max_wait_of(step)
             if max_wait is not None and elapsed >= max_wait and not self._state.paused:
                 self._state.paused = True
                 self._state.phase = Phase.PAUSED
@@ -178,20 +235,7 @@ class RolloutControllerWorkflow:
         """(gate results, seconds the step must last) of one measurement."""
         plan = self._inp.plan
         if isinstance(step, DrainStep):
-            builds = self._builds()
-            old = builds["baseline"] if builds else (self._old_baseline or "")
-            left: int = await workflow.execute_activity_method(
-                acts.ControllerActivities.in_flight,
-                InFlightRequest(task_queue=self._inp.task_queue, version=old),
-                start_to_close_timeout=_TIMEOUT,
-                retry_policy=_RETRY,
-            )
-            if left == 0 or (elapsed >= step.deadline and step.on_deadline == "report"):
-                verdict = Verdict.PASS
-            else:
-                verdict = Verdict.INCONCLUSIVE
-            measured = f"{left} documents still on {old}"
-            return [GateResult(gate="drain", verdict=verdict, measured=measured)], 0.0
+            return await self._measure_drain(step, elapsed), 0.0
         assert self._rollout_id is not None
         metrics: Metrics = await workflow.execute_activity_method(
             acts.ControllerActivities.measure,
@@ -214,6 +258,51 @@ class RolloutControllerWorkflow:
         if metrics.candidate.stuck or (results and overall(results) is Verdict.FAIL):
             self._state.breach_at = metrics.measured_at
         return results, step.bake
+
+    async def _measure_drain(self, step: DrainStep, elapsed: float) -> list[GateResult]:
+        """The drain gate: passes once no document runs on the old baseline (a zero confirmed
+        by a second count); at the deadline ``report`` passes with what is left, ``terminate``
+        ends what is left first, and ``wait`` pauses for a person (see :func:`max_wait_of`)."""
+        builds = self._builds()
+        old = builds["baseline"] if builds else (self._old_baseline or "")
+        left = await self._in_flight(old)
+        measured = f"{left} documents still on {old}"
+        if left and elapsed >= step.deadline and step.on_deadline == "terminate":
+            ended: list[str] = await workflow.execute_activity_method(
+                acts.ControllerActivities.terminate_in_flight,
+                TerminateInFlightRequest(
+                    task_queue=self._inp.task_queue,
+                    version=old,
+                    reason=f"{self._by().actor}: drain deadline of {step.deadline:g} s passed",
+                ),
+                start_to_close_timeout=_TIMEOUT,
+                heartbeat_timeout=_HEARTBEAT,
+                retry_policy=_RETRY,
+            )
+            left = await self._in_flight(old)
+            measured = (
+                f"{len(ended)} documents on {old} terminated at the {step.deadline:g} s "
+                f"deadline; {left} still on it"
+            )
+        if left == 0 or (elapsed >= step.deadline and step.on_deadline == "report"):
+            verdict = Verdict.PASS
+        else:
+            verdict = Verdict.INCONCLUSIVE
+        return [GateResult(gate="drain", verdict=verdict, measured=measured)]
+
+    async def _in_flight(self, version: str) -> int:
+        left: int = await workflow.execute_activity_method(
+            acts.ControllerActivities.in_flight,
+            InFlightRequest(
+                task_queue=self._inp.task_queue,
+                version=version,
+                confirm_seconds=DRAIN_CONFIRM_SECONDS,
+            ),
+            start_to_close_timeout=_TIMEOUT,
+            heartbeat_timeout=_HEARTBEAT,
+            retry_policy=_RETRY,
+        )
+        return left
 
     async def _roll_back(self) -> None:
         plan = self._inp.plan
@@ -265,6 +354,15 @@ class RolloutControllerWorkflow:
         return {"baseline": f"{dep}:{self._old_baseline}", "candidate": f"{dep}:{plan.candidate}"}
 
     async def _note(self, action: str, detail: str, by: ChangeBy | None = None) -> None:
+        """An entry in the audit trail. A note that cannot be written (the rollout workflow
+        gone) is kept in the controller's state instead: it never stops a rollback."""
+        try:
+            await self._write_note(action, detail, by)
+        except ActivityError as err:
+            self._state.unrecorded.append(f"controller-{action}: {detail} ({failure_message(err)})")
+            del self._state.unrecorded[:-_MAX_UNRECORDED]
+
+    async def _write_note(self, action: str, detail: str, by: ChangeBy | None) -> None:
         await workflow.execute_activity_method(
             acts.ControllerActivities.note,
             NoteRequest(
@@ -304,7 +402,20 @@ class RolloutControllerWorkflow:
             workflow.continue_as_new(self._inp.model_copy(update=carried))
 
     def _finished(self) -> bool:
-        return self._state.phase in (Phase.PROMOTED, Phase.ABORTED, Phase.ROLLING_BACK)
+        return self._state.phase in (
+            Phase.PROMOTED,
+            Phase.ABORTED,
+            Phase.ROLLING_BACK,
+            Phase.STOPPED,
+        )
+
+    def _promotion_reached(self) -> int | None:
+        """The (1-based) promote step once the controller has reached it: from then on the
+        candidate is, or is being made, the baseline, and an abort has nothing to withdraw."""
+        for i, step in enumerate(self._inp.plan.steps[: self._state.step + 1]):
+            if step.kind == "promote":
+                return i + 1
+        return None
 
     @workflow.update
     async def pause(self, by: ChangeBy) -> ControllerState:
@@ -353,6 +464,18 @@ class RolloutControllerWorkflow:
     def _check_abort(self, by: ChangeBy) -> None:
         if self._finished() or self._abort is not None:
             raise ValueError(f"the controller is {self._state.phase.value}; nothing to abort")
+        promoted = self._promotion_reached()
+        if promoted is not None:
+            undo = (
+                "'baton deploy rollback'"
+                if self._inp.plan.strategy == "builds"
+                else "'baton rollback'"
+            )
+            raise ValueError(
+                f"step {promoted} promoted {self._inp.plan.candidate}: an abort cannot undo a "
+                f"promotion; skip the rest ('baton rollout skip') or wait for the controller to "
+                f"finish, then {undo}"
+            )
 
     @workflow.query
     def status(self) -> ControllerView:

@@ -27,10 +27,17 @@ from typing import Protocol
 import httpx
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 from modelbaton import metrics
 from modelbaton.contracts import ModelVersionConfig, NormalizedClassificationResult, normalize
-from modelbaton.errors import ConfigError, ModelBatonError, ModelEndpointError, ModelOutputError
+from modelbaton.errors import (
+    ConfigError,
+    ModelBatonError,
+    ModelEndpointError,
+    ModelOutputError,
+    SupersededRunError,
+)
 from modelbaton.models.client import call_model_endpoint
 from modelbaton.models.resolver import CatalogSource
 from modelbaton.pipeline.messages import (
@@ -54,6 +61,18 @@ ESCALATION_ROUTE = "review_escalations"
 
 def _ms_since(started: float) -> float:
     return (time.monotonic() - started) * 1000
+
+
+async def _run_started_at(workflow_id: str, run_id: str) -> datetime | None:
+    """When the writing run started (the store refuses a stale run's write by it); None when
+    it cannot be told (no client outside a worker, or the run is not found)."""
+    try:
+        described = (
+            await activity.client().get_workflow_handle(workflow_id, run_id=run_id).describe()
+        )
+    except (RuntimeError, RPCError):
+        return None
+    return described.start_time
 
 
 def to_application_error(exc: ModelBatonError) -> ApplicationError:
@@ -239,9 +258,13 @@ class PipelineActivities:
             "scores_by_class": dict(inp.result.scores_by_class),
             "arm": inp.arm,
             "rollout_id": inp.rollout_id,
+            "run_started_at": await _run_started_at(inp.workflow_id, inp.run_id),
         }
         # SQLAlchemy is synchronous: keep it off the event loop that serves other activities.
-        written = await asyncio.to_thread(self._store.write, row)
+        try:
+            written = await asyncio.to_thread(self._store.write, row)
+        except SupersededRunError as exc:  # a terminated run's late write: the newer run stands
+            raise to_application_error(exc) from exc
         if written.created:  # a retry that finds its own record is not a second document
             metrics.document_written(inp.result.model_version, inp.arm, inp.outcome.value)
         return ProcessOutput(

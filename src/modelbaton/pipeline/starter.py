@@ -9,7 +9,7 @@ documents apart.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -193,20 +193,24 @@ async def submit_documents(
     key: str | None = None,
     concurrency: int = 32,
     on_progress: Callable[[int], None] | None = None,
+    current_plan: Callable[[], Awaitable[RolloutPlan]] | None = None,
 ) -> SubmitReport:
     """Start one workflow per document, assigned by ``plan`` on its business key.
 
     The key is ``key`` when given (a customer or source id shared by the batch), else the
-    document id. ``concurrency`` start calls are in flight at once.
+    document id. ``concurrency`` start calls are in flight at once. With ``current_plan`` the
+    plan in force is read again just before each start, so a long batch follows a rollout
+    that changes under it (an abort stops candidate starts at once, not at the batch's end).
     """
     report = SubmitReport()
     gate = asyncio.Semaphore(concurrency)
 
     async def one(doc: Document) -> None:
         business_key = key or doc.document_id
-        assignment = plan.assign(business_key, task_queue)
-        shadow = plan.shadow_for(business_key, task_queue)
         async with gate:
+            now = await current_plan() if current_plan is not None else plan
+            assignment = now.assign(business_key, task_queue)
+            shadow = now.shadow_for(business_key, task_queue)
             await start_document(
                 client, doc, workflow_input(doc, assignment, pipeline, shadow), task_queue, report
             )

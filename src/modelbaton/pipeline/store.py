@@ -38,7 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from modelbaton.errors import ConfigError
+from modelbaton.errors import ConfigError, SupersededRunError
 
 
 class _Base(DeclarativeBase):
@@ -64,6 +64,9 @@ class _RecordColumns:
     #: Added with rollouts; NULL on rows written before them.
     arm: Mapped[str | None] = mapped_column(String(16), nullable=True)
     rollout_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    #: When the writing run started; a run that started before the current record's run is
+    #: stale (terminated and restarted) and its write is refused. NULL on older rows.
+    run_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ClassificationRecord(_RecordColumns, _Base):
@@ -201,6 +204,11 @@ class ResultsStore:
                 )
             if (existing.workflow_id, existing.run_id) == (row["workflow_id"], row["run_id"]):
                 return WriteResult(existing.id, existing.destination, created=False)
+            if _started_before(row.get("run_started_at"), existing.run_started_at):
+                raise SupersededRunError(
+                    f"document {row['document_id']}: run {row['run_id']} started before run "
+                    f"{existing.run_id}, whose record stands; the stale run's write is refused"
+                )
             session.add(
                 SupersededRecord(
                     **{name: getattr(existing, name) for name in _COPIED},
@@ -253,6 +261,17 @@ class ResultsStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _started_before(incoming: datetime | None, current: datetime | None) -> bool:
+    """Whether the incoming run started before the current record's run (unknown: no)."""
+    if incoming is None or current is None:
+        return False
+    if incoming.tzinfo is None:
+        incoming = incoming.replace(tzinfo=UTC)
+    if current.tzinfo is None:  # SQLite hands timezone-aware columns back naive
+        current = current.replace(tzinfo=UTC)
+    return incoming < current
 
 
 def add_missing_columns(engine: Engine, metadata: MetaData) -> None:

@@ -39,9 +39,12 @@ from modelbaton.pipeline.messages import WORKFLOW_TYPE
 from modelbaton.rollout.messages import (
     ChangeBy,
     NoteRequest,
+    RestoreRequest,
     RolloutInput,
+    RolloutView,
     SetFractionRequest,
     StartCanaryRequest,
+    controller_workflow_id,
     rollout_workflow_id,
 )
 from modelbaton.rollout.workflow import PLAN_MEMO, RolloutWorkflow, planned_start
@@ -66,6 +69,10 @@ class Rollouts:
     client: Client
     catalog: Catalog
     task_queue: str
+    #: True for the controller's own operations. Anyone else's plan change is refused while a
+    #: controller runs: it would change the plan under the controller's feet, and its next step
+    #: would be refused (or would undo the change).
+    controller: bool = False
 
     @property
     def model_id(self) -> str:
@@ -97,6 +104,30 @@ class Rollouts:
         if PLAN_MEMO not in memo:
             raise RolloutError(f"rollout workflow {self.workflow_id} has no plan in its memo")
         return RolloutPlan.model_validate(memo[PLAN_MEMO])
+
+    @property
+    def controller_id(self) -> str:
+        """The workflow id of this pipeline's rollout controller (see ``controller.messages``)."""
+        return controller_workflow_id(self.task_queue, self.model_id)
+
+    async def _refuse_under_controller(self) -> None:
+        """Refuse a change by hand while a controller drives the rollout (the controller's own
+        operations pass)."""
+        if self.controller:
+            return
+        try:
+            described = await self.client.get_workflow_handle(self.controller_id).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return
+            raise RolloutError(
+                f"cannot read controller {self.controller_id}: {exc.message}"
+            ) from None
+        if described.status is WorkflowExecutionStatus.RUNNING:
+            raise RolloutError(
+                f"controller {self.controller_id} drives this rollout; steer it with "
+                "'baton rollout pause|resume|skip|abort' instead of changing the plan by hand"
+            )
 
     async def pool_pollers(self, version: str) -> int:
         """Workers polling the activity queue of ``version``'s pool (recent pollers included)."""
@@ -160,6 +191,7 @@ class Rollouts:
             reason=by.reason,
             evidence=by.evidence,
         )
+        await self._refuse_under_controller()
         current = await self.plan()
         try:
             planned_start(current, request, salt or "check")
@@ -180,6 +212,7 @@ class Rollouts:
 
     async def set_fraction(self, fraction: float, by: ChangeBy) -> RolloutPlan:
         """Move the candidate fraction of the rollout in progress."""
+        await self._refuse_under_controller()
         try:
             check_fraction(await self.plan(), fraction)
         except RolloutRefused as exc:
@@ -191,11 +224,31 @@ class Rollouts:
 
     async def promote(self, by: ChangeBy) -> RolloutPlan:
         """Make the candidate the baseline."""
+        await self._refuse_under_controller()
         return await self._update(RolloutWorkflow.promote, by)
 
     async def abort(self, by: ChangeBy) -> RolloutPlan:
         """Send every new document to the baseline again."""
+        await self._refuse_under_controller()
         return await self._update(RolloutWorkflow.abort, by)
+
+    async def restore(self, previous: ModelRef, by: ChangeBy) -> RolloutPlan:
+        """Roll the last promotion back: ``previous``, the baseline it replaced, serves again."""
+        await self._refuse_under_controller()
+        request = RestoreRequest(
+            previous=previous, actor=by.actor, reason=by.reason, evidence=by.evidence
+        )
+        return await self._update(RolloutWorkflow.restore_baseline, request)
+
+    async def view(self) -> RolloutView | None:
+        """Plan, audit trail and last promotion (a query: needs a workflow worker); None when
+        no rollout exists."""
+        try:
+            return await self.handle().query(RolloutWorkflow.view)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise RolloutError(f"cannot query rollout {self.workflow_id}: {exc.message}") from None
 
     async def note(self, req: NoteRequest) -> RolloutPlan:
         """Add an entry to the audit trail, creating the rollout workflow (with the plan in

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelbaton.contracts.rollout import (
@@ -20,6 +22,11 @@ def rollout_workflow_id(task_queue: str, model_id: str) -> str:
     return f"rollout-{task_queue}-{model_id}"
 
 
+def controller_workflow_id(task_queue: str, model_id: str) -> str:
+    """One controller at a time per pipeline (its task queue) and model id."""
+    return f"rollout-controller-{task_queue}-{model_id}"
+
+
 class RolloutInput(BaseModel):
     """Start (or continue-as-new) state of the rollout workflow."""
 
@@ -27,6 +34,8 @@ class RolloutInput(BaseModel):
 
     plan: RolloutPlan
     audit: list[AuditEntry] = Field(default_factory=list)
+    #: The last promotion: the baseline it replaced and when (what ``baton rollback`` restores).
+    promotion: Promotion | None = None
 
 
 class ChangeBy(BaseModel):
@@ -56,6 +65,24 @@ class SetFractionRequest(ChangeBy):
     fraction: float
 
 
+class Promotion(BaseModel):
+    """A promotion as the rollout workflow remembers it, until it is rolled back."""
+
+    model_config = _TOLERANT
+
+    rollout_id: str | None = None
+    promoted: ModelRef
+    previous: ModelRef
+    at: datetime
+    revision: int
+
+
+class RestoreRequest(ChangeBy):
+    """Roll a promotion back: ``previous`` (the baseline the promotion replaced) serves again."""
+
+    previous: ModelRef
+
+
 class RolloutView(BaseModel):
     """Answer of the ``view`` query: the plan and its audit trail."""
 
@@ -63,6 +90,7 @@ class RolloutView(BaseModel):
 
     plan: RolloutPlan
     audit: list[AuditEntry]
+    promotion: Promotion | None = None
 
 
 class NoteRequest(ChangeBy):
@@ -70,3 +98,6 @@ class NoteRequest(ChangeBy):
 
     action: str = Field(min_length=1)
     detail: str = ""
+
+
+RolloutInput.model_rebuild()

@@ -13,11 +13,13 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from modelbaton.contracts import rollout as decide
-    from modelbaton.contracts.rollout import AuditEntry, RolloutPlan, RolloutStage
+    from modelbaton.contracts.rollout import AuditEntry, ModelRef, RolloutPlan, RolloutStage
     from modelbaton.rollout.messages import (
         ROLLOUT_WORKFLOW_TYPE,
         ChangeBy,
         NoteRequest,
+        Promotion,
+        RestoreRequest,
         RolloutInput,
         RolloutView,
         SetFractionRequest,
@@ -39,6 +41,7 @@ class RolloutWorkflow:
     def __init__(self, inp: RolloutInput) -> None:
         self._plan = inp.plan
         self._audit = list(inp.audit)
+        self._promotion = inp.promotion
 
     @workflow.run
     async def run(self, inp: RolloutInput) -> None:
@@ -49,7 +52,9 @@ class RolloutWorkflow:
             )
         )
         await workflow.wait_condition(workflow.all_handlers_finished)
-        workflow.continue_as_new(RolloutInput(plan=self._plan, audit=self._audit[-MAX_AUDIT:]))
+        workflow.continue_as_new(
+            RolloutInput(plan=self._plan, audit=self._audit[-MAX_AUDIT:], promotion=self._promotion)
+        )
 
     def _apply(self, plan: RolloutPlan, by: ChangeBy, action: str, detail: str) -> RolloutPlan:
         self._plan = plan
@@ -112,6 +117,13 @@ class RolloutWorkflow:
         old = self._plan
         plan = decide.promote(old)
         detail = f"{old.rollout_id}: {plan.baseline.version} replaces {old.baseline.version}"
+        self._promotion = Promotion(
+            rollout_id=old.rollout_id,
+            promoted=plan.baseline,
+            previous=old.baseline,
+            at=workflow.now(),
+            revision=plan.revision,
+        )
         return self._apply(plan, req, "promote", detail)
 
     @promote.validator
@@ -132,6 +144,22 @@ class RolloutWorkflow:
         decide.abort(self._plan)
 
     @workflow.update
+    def restore_baseline(self, req: RestoreRequest) -> RolloutPlan:
+        """Roll the last promotion back: the baseline it replaced serves every new document."""
+        old = self._plan
+        plan = restored(old, self._promotion, req.previous)
+        detail = (
+            f"{old.rollout_id}: {plan.baseline.version} restored as the baseline, replacing "
+            f"promoted {old.baseline.version}"
+        )
+        self._promotion = None
+        return self._apply(plan, req, "rollback-promotion", detail)
+
+    @restore_baseline.validator
+    def _check_restore(self, req: RestoreRequest) -> None:
+        restored(self._plan, self._promotion, req.previous)
+
+    @workflow.update
     def note(self, req: NoteRequest) -> RolloutPlan:
         """Add an audit entry without changing the plan (a controller's gate decision)."""
         self._audit.append(
@@ -149,7 +177,34 @@ class RolloutWorkflow:
     @workflow.query
     def view(self) -> RolloutView:
         """The plan and the audit trail."""
-        return RolloutView(plan=self._plan, audit=self._audit)
+        return RolloutView(plan=self._plan, audit=self._audit, promotion=self._promotion)
+
+
+def restored(plan: RolloutPlan, promotion: Promotion | None, previous: ModelRef) -> RolloutPlan:
+    """The plan with ``promotion`` rolled back to ``previous`` (raises RolloutRefused when
+    there is no promotion to roll back, or it is not the one asked for)."""
+    if plan.stage is not RolloutStage.STEADY or plan.candidate is not None:
+        raise decide.RolloutRefused(
+            f"rollout {plan.rollout_id} is in progress; abort it instead of rolling back"
+        )
+    if promotion is None or plan.ended != "promoted":
+        raise decide.RolloutRefused(
+            f"no promotion of {plan.model_id} to roll back (the last rollout ended "
+            f"{plan.ended or 'never'})"
+        )
+    if promotion.previous != previous or promotion.promoted != plan.baseline:
+        raise decide.RolloutRefused(
+            f"the last promotion replaced {promotion.previous.version} with "
+            f"{promotion.promoted.version}, not {previous.version} with {plan.baseline.version}"
+        )
+    return plan.model_copy(
+        update={
+            "baseline": previous,
+            "ended": "rolled-back",
+            "last_candidate": plan.baseline.version,
+            "revision": plan.revision + 1,
+        }
+    )
 
 
 def planned_start(plan: RolloutPlan, req: StartCanaryRequest, salt: str) -> RolloutPlan:
