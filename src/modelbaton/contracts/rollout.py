@@ -251,6 +251,11 @@ def _check_fraction(fraction: float) -> None:
         raise RolloutRefused(f"fraction must be within [0, 1], got {fraction}")
 
 
+def _check_sample(check_sample: float) -> None:
+    if not 0.0 <= check_sample <= 1.0:
+        raise RolloutRefused(f"check sample must be within [0, 1], got {check_sample}")
+
+
 def _new_rollout(plan: RolloutPlan, candidate: ModelRef, salt: str) -> dict[str, object]:
     if plan.stage is not RolloutStage.STEADY or plan.candidate is not None:
         current = plan.candidate.version if plan.candidate else "?"
@@ -275,11 +280,18 @@ def _new_rollout(plan: RolloutPlan, candidate: ModelRef, salt: str) -> dict[str,
     }
 
 
-def start_canary(plan: RolloutPlan, candidate: ModelRef, fraction: float, salt: str) -> RolloutPlan:
-    """A new rollout of ``candidate`` at ``fraction``; refused while another is in progress."""
+def start_canary(
+    plan: RolloutPlan, candidate: ModelRef, fraction: float, salt: str, check_sample: float = 0.0
+) -> RolloutPlan:
+    """A new rollout of ``candidate`` at ``fraction``; refused while another is in progress.
+    ``check_sample``: see :attr:`RolloutPlan.check_sample`."""
     _check_fraction(fraction)
+    _check_sample(check_sample)
     update = _new_rollout(plan, candidate, salt)
-    return plan.model_copy(update=update | {"fraction": fraction, "stage": RolloutStage.CANARY})
+    return plan.model_copy(
+        update=update
+        | {"fraction": fraction, "stage": RolloutStage.CANARY, "check_sample": check_sample}
+    )
 
 
 def start_shadow(
@@ -315,8 +327,7 @@ def set_fraction(plan: RolloutPlan, fraction: float, check_sample: float = 0.0) 
     canary (and ends the shadowing). ``check_sample`` of each arm's documents are also answered by
     the baseline (see :attr:`RolloutPlan.check_sample`)."""
     _check_fraction(fraction)
-    if not 0.0 <= check_sample <= 1.0:
-        raise RolloutRefused(f"check sample must be within [0, 1], got {check_sample}")
+    _check_sample(check_sample)
     if plan.stage is RolloutStage.STEADY or plan.candidate is None:
         raise RolloutRefused(f"no rollout in progress for {plan.model_id}; start one first")
     return plan.model_copy(

@@ -171,9 +171,11 @@ class Rollouts:
         sample: float | None = None,
         noise_sample: float = 0.0,
         shadow_budget_seconds: float = DEFAULT_SHADOW_BUDGET_SECONDS,
+        check_sample: float = 0.0,
     ) -> RolloutPlan:
         """Start a rollout of ``candidate`` (creating the rollout workflow): a canary at
-        ``fraction``, or with ``sample`` a shadow of that share of documents."""
+        ``fraction`` (with ``check_sample`` of each arm also answered by the baseline), or with
+        ``sample`` a shadow of that share of documents."""
         ref = model_ref(self.catalog, candidate)
         if self.catalog.get(candidate).model_id != self.model_id:
             raise RolloutError(
@@ -187,6 +189,7 @@ class Rollouts:
             sample=sample,
             noise_sample=noise_sample,
             shadow_budget_seconds=shadow_budget_seconds,
+            check_sample=check_sample,
             actor=by.actor,
             reason=by.reason,
             evidence=by.evidence,
@@ -210,15 +213,22 @@ class Rollouts:
             raise RolloutError(f"refused: {getattr(cause, 'message', cause)}") from None
         return plan
 
-    async def set_fraction(self, fraction: float, by: ChangeBy) -> RolloutPlan:
-        """Move the candidate fraction of the rollout in progress."""
+    async def set_fraction(
+        self, fraction: float, by: ChangeBy, check_sample: float = 0.0
+    ) -> RolloutPlan:
+        """Move the candidate fraction of the rollout in progress (``check_sample``: see
+        :attr:`RolloutPlan.check_sample`)."""
         await self._refuse_under_controller()
         try:
             check_fraction(await self.plan(), fraction)
         except RolloutRefused as exc:
             raise RolloutError(f"refused: {exc}") from None
         request = SetFractionRequest(
-            fraction=fraction, actor=by.actor, reason=by.reason, evidence=by.evidence
+            fraction=fraction,
+            check_sample=check_sample,
+            actor=by.actor,
+            reason=by.reason,
+            evidence=by.evidence,
         )
         return await self._update(RolloutWorkflow.set_fraction, request)
 

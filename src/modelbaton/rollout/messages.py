@@ -59,10 +59,14 @@ class StartCanaryRequest(ChangeBy):
     sample: float | None = None
     noise_sample: float = 0.0
     shadow_budget_seconds: float = DEFAULT_SHADOW_BUDGET_SECONDS
+    #: Canary: share of each arm's documents the baseline also answers (see RolloutPlan).
+    check_sample: float = 0.0
 
 
 class SetFractionRequest(ChangeBy):
     fraction: float
+    #: Share of each arm's documents the baseline also answers; absent in older histories.
+    check_sample: float = 0.0
 
 
 class Promotion(BaseModel):

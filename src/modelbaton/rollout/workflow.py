@@ -100,7 +100,7 @@ class RolloutWorkflow:
         """Move the candidate fraction; raising it only moves keys to the candidate. From the
         shadow stage this starts the canary."""
         old = self._plan
-        plan = decide.set_fraction(old, req.fraction)
+        plan = decide.set_fraction(old, req.fraction, req.check_sample)
         if old.stage is RolloutStage.SHADOW:
             detail = f"shadow -> canary at {req.fraction:.2%}"
         else:
@@ -109,7 +109,7 @@ class RolloutWorkflow:
 
     @set_fraction.validator
     def _check_fraction(self, req: SetFractionRequest) -> None:
-        decide.set_fraction(self._plan, req.fraction)
+        decide.set_fraction(self._plan, req.fraction, req.check_sample)
 
     @workflow.update
     def promote(self, req: ChangeBy) -> RolloutPlan:
@@ -218,4 +218,4 @@ def planned_start(plan: RolloutPlan, req: StartCanaryRequest, salt: str) -> Roll
             noise_sample=req.noise_sample,
             budget_seconds=req.shadow_budget_seconds,
         )
-    return decide.start_canary(plan, req.candidate, req.fraction, salt)
+    return decide.start_canary(plan, req.candidate, req.fraction, salt, req.check_sample)
