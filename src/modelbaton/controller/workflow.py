@@ -100,6 +100,7 @@ class RolloutControllerWorkflow:
             self._skip = None
             self._state.step += 1
             self._state.step_started_at = None
+            self._state.wait_from = None
             self._state.last_results = []
             self._continue_as_new_if_long()
         if self._state.step >= len(plan.steps) and self._abort is None:
@@ -154,8 +155,16 @@ class RolloutControllerWorkflow:
                 return Verdict.PASS
             if verdict is Verdict.PASS and elapsed >= hold:
                 return Verdict.PASS
+            # Only an inconclusive step waits for a person: a passing one bakes on, and a
+            # resumed one gets max_wait again from its resume.
             max_wait = getattr(step, "max_wait", None)
-            if max_wait is not None and elapsed >= max_wait and not self._state.paused:
+            waited = (workflow.now() - (self._state.wait_from or started)).total_seconds()
+            if (
+                verdict is Verdict.INCONCLUSIVE
+                and max_wait is not None
+                and waited >= max_wait
+                and not self._state.paused
+            ):
                 self._state.paused = True
                 self._state.phase = Phase.PAUSED
                 detail = "; ".join(r.line() for r in results)
@@ -323,6 +332,7 @@ class RolloutControllerWorkflow:
     async def resume(self, by: ChangeBy) -> ControllerState:
         """Go on measuring the current step."""
         self._state.paused = False
+        self._state.wait_from = workflow.now()
         await self._note("resume", f"resumed at step {self._state.step + 1}", by)
         return self._state
 
