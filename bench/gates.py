@@ -207,7 +207,7 @@ def main() -> None:
             docs = np.array([o.documents for o in results])
             abort = verdicts.count(Verdict.FAIL) / rollouts
             promote = verdicts.count(Verdict.PASS) / rollouts
-            undecided = 1.0 - abort - promote
+            undecided = verdicts.count(Verdict.INCONCLUSIVE) / rollouts
             print(
                 f"{name:<18} {gates:<5} {abort:>7.1%} {promote:>8.1%} {undecided:>10.1%} "
                 f"{np.median(docs):>12.0f} {np.percentile(docs, 90):>9.0f}"
