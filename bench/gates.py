@@ -29,17 +29,15 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _old_gates import old_canary_gates, old_overall
 from modelbaton.contracts.sequential import BIN_RATIO, bin_edges, latency_histogram
 from modelbaton.controller.gates import ArmMetrics, Metrics, Verdict, canary_gates, overall
+from modelbaton.controller.gates_v1 import canary_gates as old_canary_gates
+from modelbaton.controller.gates_v1 import overall as old_overall
 from modelbaton.controller.plan import Gates
 
 PLAN = Gates(

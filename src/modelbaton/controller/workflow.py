@@ -22,6 +22,7 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from modelbaton.controller import activities as acts
+    from modelbaton.controller import gates_v1
     from modelbaton.controller.gates import (
         GateResult,
         Metrics,
@@ -49,6 +50,9 @@ with workflow.unsafe.imports_passed_through():
     from modelbaton.versioning.builds import deployment_name_for
 
 _TIMEOUT = timedelta(minutes=2)
+#: Gates as confidence sequences, and max_wait only for an inconclusive step and from a resume.
+#: A run started before replays on ``gates_v1`` and the old step logic.
+GATES_PATCH = "anytime-valid-gates"
 _RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 
 
@@ -158,9 +162,11 @@ class RolloutControllerWorkflow:
             # Only an inconclusive step waits for a person: a passing one bakes on, and a
             # resumed one gets max_wait again from its resume.
             max_wait = getattr(step, "max_wait", None)
-            waited = (workflow.now() - (self._state.wait_from or started)).total_seconds()
+            new = workflow.patched(GATES_PATCH)
+            wait_from = (self._state.wait_from if new else None) or started
+            waited = (workflow.now() - wait_from).total_seconds()
             if (
-                verdict is Verdict.INCONCLUSIVE
+                (verdict is Verdict.INCONCLUSIVE or not new)
                 and max_wait is not None
                 and waited >= max_wait
                 and not self._state.paused
@@ -216,10 +222,13 @@ class RolloutControllerWorkflow:
             retry_policy=_RETRY,
         )
         self._state.last_metrics = metrics
+        gates = (shadow_gates, canary_gates)
+        if not workflow.patched(GATES_PATCH):
+            gates = (gates_v1.shadow_gates, gates_v1.canary_gates)
         if isinstance(step, ShadowStep):
-            results = shadow_gates(metrics, plan.gates, step.documents)
+            results = gates[0](metrics, plan.gates, step.documents)
             return results, step.duration
-        results = canary_gates(metrics, plan.gates, step.min_documents)
+        results = gates[1](metrics, plan.gates, step.min_documents)
         if metrics.candidate.stuck or (results and overall(results) is Verdict.FAIL):
             self._state.breach_at = metrics.measured_at
         return results, step.bake
