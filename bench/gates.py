@@ -10,7 +10,7 @@ A rollout ends at its first FAIL (abort) or PASS (promote; the bake is taken as 
 person (counted as undecided, and as ``--horizon`` documents exposed).
 
 Arms: 1 % failures, 10 % sent to review (all reviewed, 95 % of them right), latency lognormal
-(median 200 ms, sigma 0.4), half the candidate's and a tenth of the baseline's documents compared
+(median 200 ms, sigma 0.4), every candidate document and a tenth of the baseline's compared
 with the other model (the baseline's with itself: 95 % agreement, its noise). Cases: A/A (the
 candidate is the baseline), a candidate 10 pp less accurate (85 % agreement and 85 % right on
 reviews), one with +5 pp failures, one with 1.5x latency. Plan tolerances: failures +2 pp, p95
@@ -60,7 +60,7 @@ class Arm:
     review: float = 0.10
     accuracy: float = 0.95
     agreement: float = 0.95
-    compared: float = 0.5
+    compared: float = 1.0
     median_ms: float = 200.0
     sigma: float = 0.4
     latency_scale: float = 1.0

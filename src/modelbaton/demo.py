@@ -166,7 +166,7 @@ async def follow_controller(
             line += s.phase.value
             if s.last_results:
                 line += " | " + ", ".join(
-                    r.line() if r.gate in ("shadow", "drain") else f"{r.gate} {r.verdict.value}"
+                    r.line() if r.gate in ("shadow", "drain") else f"{r.gate} {r.shown}"
                     for r in s.last_results
                 )
             if line != last:

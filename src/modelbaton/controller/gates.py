@@ -114,9 +114,13 @@ class GateResult(BaseModel):
     measured: str
     waived: bool = False  # the plan waived it: it passes although its interval is inconclusive
 
+    @property
+    def shown(self) -> str:
+        """The verdict as a person reads it: a waived gate says so."""
+        return "waived (inconclusive)" if self.waived else self.verdict.value
+
     def line(self) -> str:
-        verdict = "waived (inconclusive)" if self.waived else self.verdict.value
-        return f"{self.gate} {verdict} ({self.measured})"
+        return f"{self.gate} {self.shown} ({self.measured})"
 
 
 def judge(low: float, high: float, tolerance: float) -> Verdict:
