@@ -59,6 +59,7 @@ bench: install
 	$(RUN) python bench/throughput.py
 	$(RUN) python bench/replay.py
 	$(RUN) python bench/canary.py
+	$(RUN) python bench/gates.py
 	$(RUN) python bench/shadow.py
 	$(RUN) python bench/drain.py
 

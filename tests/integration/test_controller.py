@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from temporalio.client import WorkflowExecutionStatus
 
 from modelbaton.controller.client import Controllers
 from modelbaton.controller.messages import Phase
-from modelbaton.controller.plan import parse_plan
+from modelbaton.controller.plan import WAIVABLE, parse_plan
 from modelbaton.controller.workflow import RolloutControllerWorkflow
 from modelbaton.models.client import make_http_client
 from modelbaton.models.reference import load_or_train
@@ -31,6 +32,9 @@ from waiting import eventually
 
 pytestmark = pytest.mark.integration
 BY = ChangeBy(actor="test", reason="controller test")
+#: A test's handful of documents cannot show non-inferiority, so its good-candidate plans waive
+#: the statistical gates: they then only watch for harm (they still fail on evidence).
+WATCH_ONLY = {"waive": list(WAIVABLE)}
 
 
 def lenient(pipeline: Pipeline) -> None:
@@ -56,6 +60,7 @@ async def all_closed(pipeline: Pipeline, ids: list[str]) -> None:
 GOOD_PLAN = {
     "candidate": "v3",
     "poll": 1,
+    "gates": WATCH_ONLY,
     "steps": [
         {"kind": "shadow", "sample": 1.0, "documents": 8, "noise_sample": 0.0, "budget": 20},
         {"kind": "canary", "fraction": 0.25, "bake": 3, "min_documents": 4},
@@ -111,7 +116,7 @@ def switchable_v3(model_cache: Path) -> FastAPI:
 BAD_PLAN = {
     "candidate": "bad",
     "poll": 1,
-    "gates": {"retrying_after": 3, "max_p95_latency_ratio": 10},
+    "gates": {**WATCH_ONLY, "retrying_after": 3, "max_p95_latency_ratio": 10},
     "steps": [
         {"kind": "canary", "fraction": 0.1, "bake": 2, "min_documents": 3},
         {"kind": "canary", "fraction": 0.25, "bake": 120, "min_documents": 40},
@@ -211,6 +216,7 @@ def worker_process(pipeline: Pipeline, home: Path) -> Any:
 KILL_PLAN = {
     "candidate": "v3",
     "poll": 1,
+    "gates": WATCH_ONLY,
     "steps": [
         {"kind": "canary", "fraction": 0.5, "bake": 15, "min_documents": 3},
         {"kind": "promote"},
@@ -263,8 +269,10 @@ async def test_a_long_bake_continues_as_new_and_keeps_its_place(pipeline: Pipeli
         {
             "candidate": "v3",
             "poll": 0.2,
+            "gates": WATCH_ONLY,
             "steps": [
-                {"kind": "canary", "fraction": 0.5, "bake": 8, "min_documents": 2},
+                # A bake longer than max_wait: every gate passes, so the step must not pause.
+                {"kind": "canary", "fraction": 0.5, "bake": 8, "min_documents": 2, "max_wait": 3},
                 {"kind": "promote"},
             ],
         }
@@ -292,3 +300,50 @@ async def test_a_long_bake_continues_as_new_and_keeps_its_place(pipeline: Pipeli
     assert result.phase is Phase.PROMOTED
     assert audit.count("start") == 1  # no run applied the canary step again
     assert audit.count("controller-step") == 2
+    assert "controller-pause" not in audit  # passing gates bake past max_wait
+
+
+async def test_an_inconclusive_step_pauses_at_max_wait_and_a_resume_waits_max_wait_again(
+    pipeline: Pipeline,
+) -> None:
+    """No document comes, so the gates stay inconclusive: the step pauses after max_wait, and
+    once resumed it pauses again only after another max_wait, not at the next poll."""
+    rollouts = Rollouts(pipeline.client, pipeline.catalog, pipeline.task_queue)
+    controllers = Controllers(pipeline.client, pipeline.catalog, pipeline.task_queue)
+    plan = parse_plan(
+        {
+            "candidate": "v3",
+            "poll": 0.5,
+            "steps": [
+                {"kind": "canary", "fraction": 0.5, "bake": 1, "min_documents": 5, "max_wait": 4},
+                {"kind": "promote"},
+            ],
+        }
+    )
+
+    async def pauses() -> list[Any]:
+        return [a for a in await rollouts.audit() if a.action == "controller-pause"]
+
+    async with pipeline.worker(pools=["v2", "v3"]):
+        await eventually(lambda: rollouts.pool_pollers("v3"), what="v3 pool polling")
+        await controllers.run(plan, BY)
+        await eventually(pauses, within=60, what="the first pause")
+        await controllers.resume(BY)
+        await eventually(
+            lambda: pauses_at_least(pauses, 2), within=60, what="the pause after the resume"
+        )
+        await controllers.abort(BY)
+        result = await controllers.handle().result()
+        audit = await rollouts.audit()
+    assert result.phase is Phase.ABORTED
+    step = next(a for a in audit if a.action == "controller-step")
+    resumed = next(a for a in audit if a.action == "controller-resume")
+    first, second = [a for a in audit if a.action == "controller-pause"][:2]
+    assert (first.at - step.at).total_seconds() >= 3.5
+    assert (second.at - resumed.at).total_seconds() >= 3.5  # not at the next poll (0.5 s)
+    assert "still inconclusive after 4 s" in second.detail
+    assert "documents inconclusive (0 candidate documents, 5 needed)" in second.detail
+
+
+async def pauses_at_least(pauses: Callable[[], Awaitable[list[Any]]], n: int) -> bool:
+    return len(await pauses()) >= n

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+from scipy import stats
 
+from modelbaton.contracts.sequential import latency_histogram
+from modelbaton.contracts.statistics import wilson_interval
 from modelbaton.controller.gates import (
     ArmMetrics,
     Metrics,
     Verdict,
     canary_gates,
+    gate_alpha,
     overall,
     shadow_gates,
 )
@@ -107,73 +112,222 @@ def verdicts(results: list[object]) -> dict[str, str]:
     return {r.gate: r.verdict.value for r in results}  # type: ignore[attr-defined]
 
 
+def lognormal_histogram(n: int, median_ms: float, seed: int) -> dict[int, int]:
+    rng = np.random.default_rng(seed)
+    return latency_histogram(median_ms * np.exp(0.3 * rng.standard_normal(n)))
+
+
+# Lots of data on both arms; the candidate is as good as the baseline on every measure.
+BASE = ArmMetrics(
+    completed=20_000,
+    failed=100,
+    reviewed_or_waiting=2_000,
+    reviewed=2_000,
+    reviewed_correct=1_980,
+    latency_histogram=lognormal_histogram(18_000, 200.0, 1),
+)
+GOOD = ArmMetrics(
+    completed=4_000,
+    failed=20,
+    reviewed_or_waiting=400,
+    reviewed=400,
+    reviewed_correct=396,
+    latency_histogram=lognormal_histogram(3_600, 200.0, 2),
+)
 GATES = Gates(min_reviewed=10)
-HEALTHY = ArmMetrics(completed=100, p95_latency_ms=200.0, reviewed_or_waiting=10)
 
 
-def test_canary_gates_pass_on_a_healthy_candidate() -> None:
-    cand = ArmMetrics(completed=20, p95_latency_ms=300.0, reviewed_or_waiting=3)
-    results = canary_gates(Metrics(baseline=HEALTHY, candidate=cand), GATES, min_documents=20)
+def test_canary_gates_pass_only_when_non_inferiority_is_shown() -> None:
+    results = canary_gates(Metrics(baseline=BASE, candidate=GOOD), GATES, min_documents=20)
     assert verdicts(results) == {
+        "documents": "pass",
         "failure rate": "pass",
         "stuck workflows": "pass",
-        "p95 latency": "pass",  # 1.5x, limit 3x
-        "review share": "pass",  # 15 % against 10 %, limit +20 %
-        "reviewed accuracy": "pass",  # not judged: no reviews
+        "p95 latency": "pass",
+        "review share": "pass",
+        "reviewed accuracy": "pass",
     }
     assert overall(results) is Verdict.PASS
+    # The audit trail sees each interval, the level it was taken at and the tolerance.
+    failure = results[1].line()
+    assert failure.startswith("failure rate pass (candidate 20/4020 = 0.5%, baseline 100/20100")
+    assert "at alpha 0.0125, tolerance +5.0%" in failure
 
 
-def test_canary_gates_wait_for_data_then_fail_fast_on_failures() -> None:
-    few = ArmMetrics(completed=5)
-    results = canary_gates(Metrics(baseline=HEALTHY, candidate=few), GATES, min_documents=20)
-    assert overall(results) is Verdict.INCONCLUSIVE
-    # 11 of 12 failing or retrying: enough failures decide before min_documents is reached.
-    failing = ArmMetrics(completed=1, failed=3, retrying=8)
-    results = canary_gates(Metrics(baseline=HEALTHY, candidate=failing), GATES, min_documents=20)
-    assert verdicts(results)["failure rate"] == "fail"
-    assert "candidate 91.7% of 12 failed or retrying" in results[0].measured
-    # 2 failures of 30 (6.7 %) against a baseline at 0 %: over the +5 % limit.
-    some = ArmMetrics(completed=28, failed=2, p95_latency_ms=200.0)
-    results = canary_gates(Metrics(baseline=HEALTHY, candidate=some), GATES, min_documents=20)
-    assert verdicts(results)["failure rate"] == "fail"
-
-
-def test_canary_gates_stuck_latency_review_and_accuracy() -> None:
-    cand = ArmMetrics(
-        completed=40,
-        stuck=1,
-        p95_latency_ms=700.0,
-        reviewed_or_waiting=20,
-        reviewed=10,
-        reviewed_correct=6,
-    )
-    base = HEALTHY.model_copy(update={"reviewed": 10, "reviewed_correct": 9})
-    results = canary_gates(Metrics(baseline=base, candidate=cand), GATES, min_documents=20)
+def test_too_little_data_is_inconclusive_not_pass() -> None:
+    few = ArmMetrics(completed=30, reviewed_or_waiting=3, latency_histogram={200: 30})
+    results = canary_gates(Metrics(baseline=BASE, candidate=few), GATES, min_documents=20)
     assert verdicts(results) == {
-        "failure rate": "pass",
-        "stuck workflows": "fail",
-        "p95 latency": "fail",  # 3.5x
-        "review share": "fail",  # 50 % against 10 %
-        "reviewed accuracy": "fail",  # 60 % against 90 %, limit -5 %
+        "documents": "pass",
+        "failure rate": "inconclusive",  # 0 of 30: the interval still reaches past +5 %
+        "stuck workflows": "pass",
+        "p95 latency": "inconclusive",  # no upper bound on a p95 from 30 values
+        "review share": "inconclusive",
+        "reviewed accuracy": "inconclusive",  # no reviews: not judged, so not passed
     }
+    assert overall(results) is Verdict.INCONCLUSIVE
+    nothing = canary_gates(Metrics(), GATES, min_documents=20)
+    assert {r.verdict for r in nothing} == {Verdict.INCONCLUSIVE, Verdict.PASS}  # stuck: 0
+    assert verdicts(nothing)["failure rate"] == "inconclusive"
+    assert "no data" in nothing[1].measured
+
+
+def test_one_transient_failure_in_five_does_not_abort_but_five_of_five_do() -> None:
+    one = ArmMetrics(completed=4, failed=1)
+    assert verdicts(canary_gates(Metrics(baseline=BASE, candidate=one), GATES, 20))[
+        "failure rate"
+    ] == ("inconclusive")
+    dead = ArmMetrics(failed=2, retrying=3)
+    results = canary_gates(Metrics(baseline=BASE, candidate=dead), GATES, min_documents=20)
+    assert verdicts(results)["failure rate"] == "fail"  # before min_documents: failing decides
+    assert overall(results) is Verdict.FAIL
+
+
+def test_canary_gates_fail_when_shown_worse_than_the_tolerance() -> None:
+    bad = ArmMetrics(
+        completed=1_000,
+        failed=200,  # 16.7 % against 0.5 %
+        stuck=1,
+        reviewed_or_waiting=600,  # 50 % against 10 %
+        reviewed=600,
+        reviewed_correct=420,  # 70 % right against 99 %
+        latency_histogram=lognormal_histogram(1_000, 600.0, 3),  # 3x the baseline, limit 2x
+    )
+    gates = GATES.model_copy(update={"max_p95_latency_ratio": 2.0})
+    results = canary_gates(Metrics(baseline=BASE, candidate=bad), gates, min_documents=20)
+    assert verdicts(results) == {
+        "documents": "pass",
+        "failure rate": "fail",
+        "stuck workflows": "fail",
+        "p95 latency": "fail",
+        "review share": "fail",
+        "reviewed accuracy": "fail",
+    }
+
+
+def test_a_small_but_real_difference_within_the_tolerance_stays_open_then_passes() -> None:
+    # 3 % of failures against 1 %: worse, but by less than +5 %. With 300 documents the interval
+    # still reaches past the tolerance; with 20,000 it lies inside it.
+    base = ArmMetrics(completed=99_000, failed=1_000)
+    small = ArmMetrics(completed=291, failed=9)
+    gates = Gates(max_p95_latency_ratio=None, max_review_share_increase=None)
+    gates = gates.model_copy(update={"max_accuracy_drop": None})
+    result = canary_gates(Metrics(baseline=base, candidate=small), gates, 20)[1]
+    assert result.verdict is Verdict.INCONCLUSIVE
+    large = ArmMetrics(completed=19_400, failed=600)
+    result = canary_gates(Metrics(baseline=base, candidate=large), gates, 20)[1]
+    assert result.verdict is Verdict.PASS
+
+
+def test_agreement_gate_compares_with_the_baseline_noise() -> None:
+    gates = Gates(max_agreement_drop=0.05)
+    base = BASE.model_copy(update={"compared": 2_000, "agreed": 1_900})  # noise: 95 %
+    same = GOOD.model_copy(update={"compared": 2_000, "agreed": 1_900})
+    wrong = GOOD.model_copy(update={"compared": 2_000, "agreed": 1_400})  # 70 %
+    assert gate_alpha(gates) == pytest.approx(0.01)  # five gates on share alpha 0.05
+    for cand, expected in ((same, "pass"), (wrong, "fail"), (GOOD, "inconclusive")):
+        results = canary_gates(Metrics(baseline=base, candidate=cand), gates, 20)
+        assert verdicts(results)["agreement"] == expected
+    assert gate_alpha(Gates()) == pytest.approx(0.0125)  # agreement off by default: four
+
+
+def test_waived_gate_is_marked_and_still_fails_on_evidence() -> None:
+    gates = Gates(waive=("reviewed_accuracy", "p95_latency"))
+    no_reviews = GOOD.model_copy(update={"reviewed": 0, "reviewed_correct": 0})
+    results = canary_gates(Metrics(baseline=BASE, candidate=no_reviews), gates, 20)
+    accuracy = next(r for r in results if r.gate == "reviewed accuracy")
+    assert (accuracy.verdict, accuracy.waived) == (Verdict.PASS, True)
+    assert accuracy.line().startswith("reviewed accuracy waived (inconclusive) (0 candidate")
+    assert overall(results) is Verdict.PASS
+    # A waived gate's "pass" is never a shown one: the p95 passes on evidence, not waived.
+    latency = next(r for r in results if r.gate == "p95 latency")
+    assert (latency.verdict, latency.waived) == (Verdict.PASS, False)
+    slow = GOOD.model_copy(update={"latency_histogram": lognormal_histogram(3_600, 900.0, 4)})
+    results = canary_gates(Metrics(baseline=BASE, candidate=slow), gates, 20)
+    assert verdicts(results)["p95 latency"] == "fail"
+    assert overall(results) is Verdict.FAIL
+
+
+def test_no_gate_is_not_a_pass_and_min_documents_counts() -> None:
+    assert overall([]) is Verdict.INCONCLUSIVE
     off = Gates(
+        max_failure_rate_increase=None,
         max_stuck=None,
         max_p95_latency_ratio=None,
         max_review_share_increase=None,
         max_accuracy_drop=None,
     )
-    results = canary_gates(Metrics(baseline=base, candidate=cand), off, min_documents=20)
-    assert verdicts(results) == {"failure rate": "pass"}
+    results = canary_gates(Metrics(candidate=ArmMetrics(completed=3)), off, min_documents=20)
+    assert verdicts(results) == {"documents": "inconclusive"}
+    assert results[0].measured == "3 candidate documents, 20 needed"
+    results = canary_gates(Metrics(candidate=ArmMetrics(completed=20)), off, min_documents=20)
+    assert overall(results) is Verdict.PASS
+
+
+def test_old_metrics_without_histograms_are_read_and_inconclusive() -> None:
+    old = {"completed": 500, "p95_latency_ms": 210.0, "some_future_field": 1}
+    cand = ArmMetrics.model_validate(old)
+    assert cand.latency_histogram is None
+    results = canary_gates(Metrics(baseline=BASE, candidate=cand), GATES, 20)
+    assert verdicts(results)["p95 latency"] == "inconclusive"
+
+
+def shadow(agreed: int, compared: int, minimum: float = 0.85) -> Metrics:
+    low, _ = wilson_interval(agreed, compared)  # the shadow report's own READY rule
+    return Metrics(
+        shadow_compared=compared,
+        shadow_ready=low >= minimum,
+        shadow_summary="READY" if low >= minimum else "NOT READY",
+        shadow_agreed=agreed,
+        shadow_min_agreement=minimum,
+        shadow_other_checks_ready=True,
+    )
 
 
 def test_shadow_gates() -> None:
-    waiting = Metrics(shadow_compared=40)
-    (r,) = shadow_gates(waiting, GATES, documents=50)
+    (r,) = shadow_gates(Metrics(shadow_compared=40), GATES, documents=50)
     assert (r.verdict, r.measured) == (Verdict.INCONCLUSIVE, "40 of 50 comparisons in")
-    ready = Metrics(shadow_compared=50, shadow_ready=True, shadow_summary="READY")
-    assert shadow_gates(ready, GATES, 50)[0].verdict is Verdict.PASS
-    not_ready = Metrics(shadow_compared=50, shadow_ready=False, shadow_summary="NOT READY")
-    assert shadow_gates(not_ready, GATES, 50)[0].verdict is Verdict.FAIL
+    assert shadow_gates(shadow(98, 100), GATES, 100)[0].verdict is Verdict.PASS
+    # 60 % agreement on 100 documents: shown below the minimum of 85 %.
+    (r,) = shadow_gates(shadow(60, 100), GATES, 100)
+    assert r.verdict is Verdict.FAIL
+    assert "shown below 85.0%" in r.measured
+    # The report's other checks failing (schema errors, say) is evidence too.
+    other = shadow(98, 100).model_copy(
+        update={"shadow_ready": False, "shadow_other_checks_ready": False}
+    )
+    assert shadow_gates(other, GATES, 100)[0].verdict is Verdict.FAIL
+    # A measure from before these fields: NOT READY alone never fails.
+    legacy = Metrics(shadow_compared=50, shadow_ready=False, shadow_summary="NOT READY")
+    assert shadow_gates(legacy, GATES, 50)[0].verdict is Verdict.INCONCLUSIVE
     lax = GATES.model_copy(update={"require_shadow_ready": False})
-    assert shadow_gates(not_ready, lax, 50)[0].verdict is Verdict.PASS
+    assert shadow_gates(legacy, lax, 50)[0].verdict is Verdict.PASS
+
+
+def test_borderline_shadow_agreement_is_not_failed() -> None:
+    """True agreement 0.92, minimum 0.85, 100 comparisons: the old gate turned NOT READY into
+    FAIL whenever the Wilson lower bound fell below 0.85 (about 41 % of such candidates)."""
+    probability_not_ready = 0.0
+    for agreed in range(0, 101):
+        metrics = shadow(agreed, 100)
+        p = stats.binom.pmf(agreed, 100, 0.92)
+        if not metrics.shadow_ready:
+            probability_not_ready += p
+        if agreed >= 80:  # P(X < 80) under Binomial(100, 0.92) is about 1e-4
+            (r,) = shadow_gates(metrics, GATES, 100)
+            assert r.verdict is not Verdict.FAIL, agreed
+    assert probability_not_ready > 0.3  # the borderline is real: NOT READY is common
+    assert stats.binom.cdf(79, 100, 0.92) < 0.001
+
+
+def test_plan_alpha_and_waive_fields() -> None:
+    base = {"candidate": "v3", "steps": [{"kind": "canary", "fraction": 0.1}]}
+    plan = parse_plan({**base, "gates": {"alpha": 0.01, "waive": ["reviewed_accuracy"]}})
+    assert (plan.gates.alpha, plan.gates.waive) == (0.01, ("reviewed_accuracy",))
+    assert parse_plan(base).gates.alpha == 0.05
+    with pytest.raises(ConfigError, match=r"gates.waive: .*cannot waive 'accuracy'"):
+        parse_plan({**base, "gates": {"waive": ["accuracy"]}})
+    with pytest.raises(ConfigError, match=r"gates\.alpha"):
+        parse_plan({**base, "gates": {"alpha": 0.9}})
+    with pytest.raises(ConfigError, match=r"gates\.alpha"):
+        parse_plan({**base, "gates": {"alpha": 0}})

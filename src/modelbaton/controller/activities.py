@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from modelbaton.contracts.rollout import Arm, RolloutStage
+from modelbaton.contracts.sequential import latency_histogram
 from modelbaton.controller import rollback
 from modelbaton.controller.gates import ArmMetrics, Metrics
 from modelbaton.controller.messages import (
@@ -201,6 +202,7 @@ class ControllerActivities:
             stuck = await stuck_workflows(self._client, where=stuck_where)
             to_review = await self._client.count_workflows(f"{where} AND ReviewState IS NOT NULL")
             reviewed, correct = accuracy.get(arm.value, (0, 0))
+            spans = await self._spans(where)
             measured = ArmMetrics(
                 completed=c.completed,
                 failed=c.failed,
@@ -208,7 +210,8 @@ class ControllerActivities:
                 retrying=len({r.workflow_id for r in retrying}),
                 stuck=len(stuck),
                 reviewed_or_waiting=to_review.count,
-                p95_latency_ms=await self._p95(where),
+                p95_latency_ms=float(np.percentile(spans, 95)) if spans else None,
+                latency_histogram=latency_histogram(spans),
                 reviewed=reviewed,
                 reviewed_correct=correct,
             )
@@ -224,17 +227,21 @@ class ControllerActivities:
             metrics.shadow_compared = report.agreement.n if report.agreement else 0
             metrics.shadow_ready = report.ready
             metrics.shadow_summary = report.summary()
+            metrics.shadow_agreed = report.agreement.successes if report.agreement else None
+            metrics.shadow_min_agreement = gate.min_agreement
+            # Whether anything but the agreement's bound holds the report back.
+            lax = gate.model_copy(update={"min_agreement": 0.0})
+            metrics.shadow_other_checks_ready = build_report(req.rollout_id, rows, lax).ready
         return metrics
 
-    async def _p95(self, where: str, limit: int = 2000) -> float | None:
-        """p95 start-to-close of the arm's completed documents that no human held up."""
+    async def _spans(self, where: str, limit: int = 2000) -> list[float]:
+        """Start-to-close milliseconds of the arm's completed documents no human held up."""
         query = f'{where} AND ExecutionStatus = "Completed" AND ReviewState IS NULL'
-        spans = [
+        return [
             (wf.close_time - wf.start_time).total_seconds() * 1000
             async for wf in self._client.list_workflows(query, limit=limit)
             if wf.close_time and wf.start_time
         ]
-        return float(np.percentile(spans, 95)) if spans else None
 
     def _reviewed(self, rollout_id: str) -> dict[str, tuple[int, int]]:
         """Per arm: (documents a human reviewed, of which the model had right)."""

@@ -1,21 +1,37 @@
 """Gate verdicts from measured metrics: pure functions, so the controller workflow may call them
 (deterministically, during replay too) and tests can check them on values worked out by hand.
 
-Each gate ends as ``pass``, ``fail`` or ``inconclusive`` (not enough data yet). A step passes
-when every gate passes and its bake time is over; it fails as soon as any gate fails, bake or
-not, so a bad candidate is stopped at the first measurement that shows it.
+Each canary gate is an anytime-valid confidence sequence (``modelbaton.contracts.sequential``)
+on how much worse the candidate arm is than the baseline arm running at the same time, judged
+against the plan's tolerance:
+
+- FAIL when the whole interval lies beyond the tolerance (the candidate is shown worse by more);
+- PASS only when the whole interval lies within it (non-inferiority shown);
+- INCONCLUSIVE otherwise, and always without data: no alarm yet is not a pass.
+
+The plan's ``alpha`` is split equally among the canary gates that are on, and each gate's two
+arms get half of its share, so the chance that any gate ever fails a candidate no worse than the
+baseline is at most ``alpha`` however often the controller looks (and the same for passing one
+worse by more than a tolerance). A gate named in the plan's ``waive`` may stay inconclusive: it
+is then reported as waived, but it still fails on evidence. A step passes when every gate passes
+(or is waived), at least ``min_documents`` candidate documents are in, and its bake time is over;
+it fails as soon as any gate fails, so a bad candidate is stopped at the first measurement that
+shows it. Without any gate nothing passes (:func:`overall` of no results is inconclusive).
 """
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelbaton.contracts.sequential import bernoulli_cs, difference_cs, quantile_cs
 from modelbaton.controller.plan import Gates
 
 _TOLERANT = ConfigDict(extra="ignore")
+P95 = 0.95
 
 
 class Verdict(StrEnum):
@@ -38,6 +54,13 @@ class ArmMetrics(BaseModel):
     p95_latency_ms: float | None = None
     reviewed: int = 0
     reviewed_correct: int = 0
+    # Counts per log-spaced latency bin (``sequential.latency_histogram``) of the documents the
+    # p95 is taken over: what the latency confidence sequence needs. None from older measures.
+    latency_histogram: dict[int, int] | None = None
+    # Documents of this arm the other model also answered (the baseline arm: the baseline again,
+    # its noise), and how many of them agreed. Zero until canary arms are compared.
+    compared: int = 0
+    agreed: int = 0
 
     @property
     def finished(self) -> int:
@@ -73,101 +96,227 @@ class Metrics(BaseModel):
     shadow_compared: int = 0
     shadow_ready: bool | None = None
     shadow_summary: str = ""
+    # For the shadow gate's confidence sequence: documents on which the two models agreed, the
+    # gate's minimum agreement, and whether the report's other checks (errors, latency,
+    # reviewed accuracy) are met. None from older measures: the gate then never fails.
+    shadow_agreed: int | None = None
+    shadow_min_agreement: float | None = None
+    shadow_other_checks_ready: bool | None = None
 
 
 class GateResult(BaseModel):
-    """One gate's verdict with the values it was decided on."""
+    """One gate's verdict with the values (and interval) it was decided on."""
 
     model_config = _TOLERANT
 
     gate: str
     verdict: Verdict
     measured: str
+    waived: bool = False  # the plan waived it: it passes although its interval is inconclusive
+
+    @property
+    def shown(self) -> str:
+        """The verdict as a person reads it: a waived gate says so."""
+        return "waived (inconclusive)" if self.waived else self.verdict.value
 
     def line(self) -> str:
-        return f"{self.gate} {self.verdict.value} ({self.measured})"
+        return f"{self.gate} {self.shown} ({self.measured})"
 
 
-def _rate(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
+def judge(low: float, high: float, tolerance: float) -> Verdict:
+    """A confidence interval on "how much worse the candidate is" against a tolerance."""
+    if low > tolerance:
+        return Verdict.FAIL
+    if high <= tolerance:
+        return Verdict.PASS
+    return Verdict.INCONCLUSIVE
+
+
+def _pct(value: float) -> str:
+    return f"{value:+.1%}" if math.isfinite(value) else ("+inf" if value > 0 else "-inf")
+
+
+def _share(successes: int, n: int) -> str:
+    return f"{successes}/{n}" + (f" = {successes / n:.1%}" if n else "")
+
+
+def gate_alpha(gates: Gates) -> float:
+    """Each canary gate's share of the plan's alpha: equal shares of the gates that are on."""
+    on = [
+        gates.max_failure_rate_increase,
+        gates.max_p95_latency_ratio,
+        gates.max_review_share_increase,
+        gates.max_accuracy_drop,
+        gates.max_agreement_drop,
+    ]
+    return gates.alpha / max(1, sum(1 for t in on if t is not None))
+
+
+def _proportion_gate(
+    gate: str,
+    key: str,
+    gates: Gates,
+    alpha: float,
+    worse: tuple[int, int, int, int],
+    tolerance: float,
+    what: str,
+) -> GateResult:
+    """``worse``: (candidate bad, candidate n, baseline bad, baseline n), where "bad" counts the
+    outcome that makes an arm worse (a failure, a review, a wrong answer, a disagreement)."""
+    bad_c, n_c, bad_b, n_b = worse
+    if n_c == 0 or n_b == 0:
+        verdict = Verdict.INCONCLUSIVE
+        measured = f"no data: candidate {n_c}, baseline {n_b} {what}"
+    else:
+        low, high = difference_cs(bad_c, n_c, bad_b, n_b, alpha)
+        verdict = judge(low, high, tolerance)
+        measured = (
+            f"candidate {_share(bad_c, n_c)}, baseline {_share(bad_b, n_b)} {what}; "
+            f"difference in [{_pct(low)}, {_pct(high)}] at alpha {alpha:.3g}, "
+            f"tolerance {_pct(tolerance)}"
+        )
+    return _waive(GateResult(gate=gate, verdict=verdict, measured=measured), key, gates)
+
+
+def _waive(result: GateResult, key: str, gates: Gates) -> GateResult:
+    if key in gates.waive and result.verdict is Verdict.INCONCLUSIVE:
+        return result.model_copy(update={"verdict": Verdict.PASS, "waived": True})
+    return result
+
+
+def _latency_gate(base: ArmMetrics, cand: ArmMetrics, gates: Gates, alpha: float) -> GateResult:
+    limit = gates.max_p95_latency_ratio
+    assert limit is not None
+    if not cand.latency_histogram or not base.latency_histogram:
+        verdict, measured = Verdict.INCONCLUSIVE, "no completed documents to time in one arm"
+    else:
+        lo_c, hi_c, n_c = quantile_cs(cand.latency_histogram, P95, alpha / 2)
+        lo_b, hi_b, n_b = quantile_cs(base.latency_histogram, P95, alpha / 2)
+        low = lo_c / hi_b if math.isfinite(hi_b) and hi_b > 0 else 0.0
+        high = hi_c / lo_b if lo_b > 0 else math.inf
+        verdict = judge(low, high, limit)
+
+        def ms(v: float) -> str:
+            return f"{v:.0f}" if math.isfinite(v) else "inf"
+
+        measured = (
+            f"p95 candidate in [{ms(lo_c)}, {ms(hi_c)}] ms (n={n_c}), baseline in "
+            f"[{ms(lo_b)}, {ms(hi_b)}] ms (n={n_b}); ratio in [{low:.2f}, "
+            f"{high:.2f}]x at alpha {alpha:.3g}, limit {limit:.2f}x"
+        )
+    return _waive(
+        GateResult(gate="p95 latency", verdict=verdict, measured=measured), "p95_latency", gates
+    )
 
 
 def canary_gates(metrics: Metrics, gates: Gates, min_documents: int) -> list[GateResult]:
-    """The gates of a canary step."""
+    """The gates of a canary step (see the module docstring)."""
     base, cand = metrics.baseline, metrics.candidate
-    results: list[GateResult] = []
+    alpha = gate_alpha(gates)
     enough = cand.documents >= min_documents
-    if gates.max_failure_rate_increase is not None:
-        rate_c, rate_b = cand.failure_rate, base.failure_rate or 0.0
-        measured = (
-            f"candidate {_rate(rate_c)} of {cand.documents} failed or retrying, baseline "
-            f"{_rate(base.failure_rate)}, limit +{gates.max_failure_rate_increase:.1%}"
+    results = [
+        GateResult(
+            gate="documents",
+            verdict=Verdict.PASS if enough else Verdict.INCONCLUSIVE,
+            measured=f"{cand.documents} candidate documents, {min_documents} needed",
         )
-        if (
-            rate_c is not None
-            and rate_c - rate_b > gates.max_failure_rate_increase
-            and (enough or cand.failed + cand.retrying >= min_documents // 2 + 1)
-        ):
-            # Enough failures alone decide: waiting for more documents only adds victims.
-            verdict = Verdict.FAIL
-        elif not enough:
-            verdict = Verdict.INCONCLUSIVE
-        else:
-            verdict = Verdict.PASS
-        results.append(GateResult(gate="failure rate", verdict=verdict, measured=measured))
+    ]
+    if gates.max_failure_rate_increase is not None:
+        results.append(
+            _proportion_gate(
+                "failure rate",
+                "failure_rate",
+                gates,
+                alpha,
+                (
+                    cand.failed + cand.retrying,
+                    cand.documents,
+                    base.failed + base.retrying,
+                    base.documents,
+                ),
+                gates.max_failure_rate_increase,
+                "failed or retrying",
+            )
+        )
     if gates.max_stuck is not None:
         verdict = Verdict.FAIL if cand.stuck > gates.max_stuck else Verdict.PASS
         measured = f"{cand.stuck} candidate workflows stuck, limit {gates.max_stuck}"
         results.append(GateResult(gate="stuck workflows", verdict=verdict, measured=measured))
     if gates.max_p95_latency_ratio is not None:
-        if not enough or cand.p95_latency_ms is None or not base.p95_latency_ms:
-            verdict, measured = Verdict.INCONCLUSIVE, "not enough completed documents"
-        else:
-            ratio = cand.p95_latency_ms / base.p95_latency_ms
-            verdict = Verdict.FAIL if ratio > gates.max_p95_latency_ratio else Verdict.PASS
-            measured = (
-                f"p95 {cand.p95_latency_ms:.0f} ms against {base.p95_latency_ms:.0f} ms = "
-                f"{ratio:.2f}x, limit {gates.max_p95_latency_ratio:.2f}x"
-            )
-        results.append(GateResult(gate="p95 latency", verdict=verdict, measured=measured))
+        results.append(_latency_gate(base, cand, gates, alpha))
     if gates.max_review_share_increase is not None:
-        share_c, share_b = cand.review_share, base.review_share
-        if not enough or share_c is None or share_b is None:
-            verdict, measured = Verdict.INCONCLUSIVE, "not enough documents"
-        else:
-            over = share_c - share_b > gates.max_review_share_increase
-            verdict = Verdict.FAIL if over else Verdict.PASS
-            measured = (
-                f"candidate {_rate(share_c)} sent to review, baseline {_rate(share_b)}, "
-                f"limit +{gates.max_review_share_increase:.1%}"
+        results.append(
+            _proportion_gate(
+                "review share",
+                "review_share",
+                gates,
+                alpha,
+                (
+                    cand.reviewed_or_waiting,
+                    cand.finished + cand.running,
+                    base.reviewed_or_waiting,
+                    base.finished + base.running,
+                ),
+                gates.max_review_share_increase,
+                "sent to review",
             )
-        results.append(GateResult(gate="review share", verdict=verdict, measured=measured))
+        )
     if gates.max_accuracy_drop is not None:
-        acc_c, acc_b = cand.accuracy, base.accuracy
-        if (
-            cand.reviewed < gates.min_reviewed
-            or base.reviewed < gates.min_reviewed
-            or acc_c is None
-            or acc_b is None
-        ):
-            # Reviews come slowly; their absence never holds a step back.
-            verdict = Verdict.PASS
-            measured = (
-                f"{cand.reviewed} candidate and {base.reviewed} baseline reviews, "
-                f"{gates.min_reviewed} each needed: not judged"
+        if cand.reviewed < gates.min_reviewed or base.reviewed < gates.min_reviewed:
+            accuracy = GateResult(
+                gate="reviewed accuracy",
+                verdict=Verdict.INCONCLUSIVE,
+                measured=(
+                    f"{cand.reviewed} candidate and {base.reviewed} baseline reviews, "
+                    f"{gates.min_reviewed} each needed: not judged yet"
+                ),
             )
+            results.append(_waive(accuracy, "reviewed_accuracy", gates))
         else:
-            verdict = Verdict.FAIL if acc_b - acc_c > gates.max_accuracy_drop else Verdict.PASS
-            measured = (
-                f"accuracy on reviews: candidate {_rate(acc_c)} (n={cand.reviewed}), baseline "
-                f"{_rate(acc_b)} (n={base.reviewed}), limit -{gates.max_accuracy_drop:.1%}"
+            results.append(
+                _proportion_gate(
+                    "reviewed accuracy",
+                    "reviewed_accuracy",
+                    gates,
+                    alpha,
+                    (
+                        cand.reviewed - cand.reviewed_correct,
+                        cand.reviewed,
+                        base.reviewed - base.reviewed_correct,
+                        base.reviewed,
+                    ),
+                    gates.max_accuracy_drop,
+                    "reviewed documents wrong",
+                )
             )
-        results.append(GateResult(gate="reviewed accuracy", verdict=verdict, measured=measured))
+    if gates.max_agreement_drop is not None:
+        results.append(
+            _proportion_gate(
+                "agreement",
+                "agreement",
+                gates,
+                alpha,
+                (
+                    cand.compared - cand.agreed,
+                    cand.compared,
+                    base.compared - base.agreed,
+                    base.compared,
+                ),
+                gates.max_agreement_drop,
+                "compared documents in disagreement (the baseline's: its noise)",
+            )
+        )
     return results
 
 
 def shadow_gates(metrics: Metrics, gates: Gates, documents: int) -> list[GateResult]:
-    """The gates of a shadow step: enough comparisons, then the shadow report's verdict."""
+    """The gates of a shadow step: enough comparisons, then the shadow report's verdict.
+
+    READY passes. NOT READY fails only on evidence: when the report's other checks fail, or when
+    the agreement's confidence sequence (at the plan's alpha) lies wholly below the minimum;
+    otherwise (an agreement whose lower bound is merely below the minimum) it stays inconclusive
+    and the step waits for more comparisons, up to ``max_wait``.
+    """
     if metrics.shadow_compared < documents:
         return [
             GateResult(
@@ -176,15 +325,29 @@ def shadow_gates(metrics: Metrics, gates: Gates, documents: int) -> list[GateRes
                 measured=f"{metrics.shadow_compared} of {documents} comparisons in",
             )
         ]
-    if not gates.require_shadow_ready:
-        verdict = Verdict.PASS
-    else:
-        verdict = Verdict.PASS if metrics.shadow_ready else Verdict.FAIL
-    return [GateResult(gate="shadow", verdict=verdict, measured=metrics.shadow_summary)]
+    summary = metrics.shadow_summary
+    if not gates.require_shadow_ready or metrics.shadow_ready:
+        return [GateResult(gate="shadow", verdict=Verdict.PASS, measured=summary)]
+    verdict = Verdict.INCONCLUSIVE
+    agreed, minimum = metrics.shadow_agreed, metrics.shadow_min_agreement
+    if metrics.shadow_other_checks_ready is False:
+        verdict = Verdict.FAIL
+    elif agreed is not None and minimum is not None and metrics.shadow_compared:
+        low, high = bernoulli_cs(agreed, metrics.shadow_compared, gates.alpha)
+        shown = high < minimum
+        verdict = Verdict.FAIL if shown else Verdict.INCONCLUSIVE
+        summary += (
+            f"; agreement in [{low:.1%}, {high:.1%}] at alpha {gates.alpha:.3g} (anytime-valid): "
+            + ("shown below" if shown else "not shown below")
+            + f" {minimum:.1%}"
+        )
+    return [GateResult(gate="shadow", verdict=verdict, measured=summary)]
 
 
 def overall(results: list[GateResult]) -> Verdict:
-    """FAIL if any gate failed, else INCONCLUSIVE if any is, else PASS."""
+    """FAIL if any gate failed, else INCONCLUSIVE if any is (or there is no gate), else PASS."""
+    if not results:
+        return Verdict.INCONCLUSIVE
     verdicts = {r.verdict for r in results}
     if Verdict.FAIL in verdicts:
         return Verdict.FAIL

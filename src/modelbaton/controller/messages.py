@@ -38,6 +38,8 @@ class ControllerState(BaseModel):
     phase: Phase = Phase.APPLYING
     step_started_at: datetime | None = None
     paused: bool = False
+    #: Since when the step's ``max_wait`` counts: its start, or the last resume (None: its start).
+    wait_from: datetime | None = None
     last_results: list[GateResult] = Field(default_factory=list)
     last_metrics: Metrics | None = None
     breach_at: datetime | None = None

@@ -4,7 +4,9 @@
     on_failure = "restart-on-baseline"   # or "let-finish"
 
     [gates]
+    alpha = 0.05                         # error level of the canary gates together
     max_failure_rate_increase = 0.05     # candidate minus baseline, failures and retrying
+    waive = ["reviewed_accuracy"]        # gates that may stay inconclusive (they can still fail)
 
     [[steps]]
     kind = "shadow"                      # the candidate answers a sample, for comparison only
@@ -20,6 +22,17 @@
 
     [[steps]]
     kind = "promote"
+
+Each canary gate is an anytime-valid confidence sequence on the candidate-minus-baseline
+difference of its measure (see ``modelbaton.controller.gates``), judged against its tolerance: it
+FAILS when the interval lies wholly beyond the tolerance, PASSES only when it lies wholly within,
+and is otherwise inconclusive (after ``max_wait`` the controller pauses for a person). ``alpha``
+is shared equally by the canary gates that are on (Bonferroni), so the chance that any of them
+ever wrongly fails a candidate as good as the baseline, however often the controller looks, is
+at most ``alpha``. A gate named in ``waive`` may stay inconclusive without holding the step (it
+still fails on evidence, and the audit trail marks it waived); every canary step also needs
+``min_documents`` candidate documents. Gate names for ``waive``: ``failure_rate``,
+``p95_latency``, ``review_share``, ``reviewed_accuracy``, ``agreement``.
 
 Durations are numbers of seconds or strings such as ``"90s"``, ``"5m"``, ``"1h"``. Every error
 names the file, the step and the field.
@@ -123,8 +136,21 @@ def _off(v: object) -> object:
     return None if v is False else v
 
 
+WAIVABLE = ("failure_rate", "p95_latency", "review_share", "reviewed_accuracy", "agreement")
+
+
 class Gates(_Strict):
-    """Thresholds checked between steps; ``false`` (or ``None``) turns a gate off."""
+    """Tolerances of the gates; ``false`` (or ``None``) turns a gate off."""
+
+    alpha: float = Field(
+        default=0.05,
+        gt=0.0,
+        le=0.5,
+        description="Error level of the canary gates together, split equally among those on",
+    )
+    waive: tuple[str, ...] = Field(
+        default=(), description="Gates that need not pass (they still fail on evidence)"
+    )
 
     max_failure_rate_increase: float | None = Field(
         default=0.05,
@@ -144,8 +170,15 @@ class Gates(_Strict):
     max_accuracy_drop: float | None = Field(
         default=0.05, ge=0.0, le=1.0, description="Baseline minus candidate accuracy on reviews"
     )
+    max_agreement_drop: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Baseline's agreement with itself minus the candidate's with the baseline, "
+        "on the canary arms' compared documents (off until the arms are compared)",
+    )
     min_reviewed: int = Field(
-        default=20, ge=1, description="Reviewed documents per arm before accuracy counts"
+        default=20, ge=1, description="Reviewed documents per arm before accuracy is judged"
     )
     require_shadow_ready: bool = True
     retrying_after: float = Field(
@@ -159,8 +192,17 @@ class Gates(_Strict):
         "max_p95_latency_ratio",
         "max_review_share_increase",
         "max_accuracy_drop",
+        "max_agreement_drop",
         mode="before",
     )(_off)
+
+    @field_validator("waive")
+    @classmethod
+    def _known(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [n for n in names if n not in WAIVABLE]
+        if unknown:
+            raise ValueError(f"cannot waive {unknown[0]!r}: the gates are {', '.join(WAIVABLE)}")
+        return names
 
 
 class RolloutPlanFile(_Strict):

@@ -23,6 +23,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from modelbaton.controller import activities as acts
+    from modelbaton.controller import gates_v1
     from modelbaton.controller.gates import (
         GateResult,
         Metrics,
@@ -52,6 +53,9 @@ with workflow.unsafe.imports_passed_through():
 
 _TIMEOUT = timedelta(minutes=2)
 _HEARTBEAT = timedelta(seconds=30)
+#: Gates as confidence sequences, and max_wait only for an inconclusive step and from a resume.
+#: A run started before replays on ``gates_v1`` and the old step logic.
+GATES_PATCH = "anytime-valid-gates"
 #: A drain believes a zero count when a second count this many seconds later is zero too.
 DRAIN_CONFIRM_SECONDS = 2.0
 #: Audit entries the controller could not write, kept in its state (the newest this many).
@@ -164,6 +168,7 @@ class RolloutControllerWorkflow:
             self._skip = None
             self._state.step += 1
             self._state.step_started_at = None
+            self._state.wait_from = None
             self._state.last_results = []
             self._continue_as_new_if_long()
 
@@ -211,8 +216,18 @@ class RolloutControllerWorkflow:
                 return Verdict.PASS
             if verdict is Verdict.PASS and elapsed >= hold:
                 return Verdict.PASS
+            # Only an inconclusive step waits for a person: a passing one bakes on, and a
+            # resumed one gets max_wait again from its resume.
             max_wait = max_wait_of(step)
-            if max_wait is not None and elapsed >= max_wait and not self._state.paused:
+            new = workflow.patched(GATES_PATCH)
+            wait_from = (self._state.wait_from if new else None) or started
+            waited = (workflow.now() - wait_from).total_seconds()
+            if (
+                (verdict is Verdict.INCONCLUSIVE or not new)
+                and max_wait is not None
+                and waited >= max_wait
+                and not self._state.paused
+            ):
                 self._state.paused = True
                 self._state.phase = Phase.PAUSED
                 detail = "; ".join(r.line() for r in results)
@@ -251,10 +266,13 @@ class RolloutControllerWorkflow:
             retry_policy=_RETRY,
         )
         self._state.last_metrics = metrics
+        gates = (shadow_gates, canary_gates)
+        if not workflow.patched(GATES_PATCH):
+            gates = (gates_v1.shadow_gates, gates_v1.canary_gates)
         if isinstance(step, ShadowStep):
-            results = shadow_gates(metrics, plan.gates, step.documents)
+            results = gates[0](metrics, plan.gates, step.documents)
             return results, step.duration
-        results = canary_gates(metrics, plan.gates, step.min_documents)
+        results = gates[1](metrics, plan.gates, step.min_documents)
         if metrics.candidate.stuck or (results and overall(results) is Verdict.FAIL):
             self._state.breach_at = metrics.measured_at
         return results, step.bake
@@ -434,6 +452,7 @@ class RolloutControllerWorkflow:
     async def resume(self, by: ChangeBy) -> ControllerState:
         """Go on measuring the current step."""
         self._state.paused = False
+        self._state.wait_from = workflow.now()
         await self._note("resume", f"resumed at step {self._state.step + 1}", by)
         return self._state
 

@@ -41,7 +41,7 @@ async def controller_panel(source: DashboardSource, rollout: RolloutView) -> Pan
         ("candidate", view.plan.candidate),
         ("on failure", view.plan.on_failure),
     ]
-    data += [(f"gate: {r.gate}", f"{r.verdict.value} ({r.measured})") for r in state.last_results]
+    data += [(f"gate: {r.gate}", f"{r.shown} ({r.measured})") for r in state.last_results]
     if state.abort_reason:
         data.append(("stopped because", state.abort_reason))
     if state.breach_at and state.fraction_zero_at:
