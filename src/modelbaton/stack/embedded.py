@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -38,7 +39,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from modelbaton.contracts.rollout import pool_task_queue
-from modelbaton.errors import StackError
+from modelbaton.errors import PortInUseError, StackError
 from modelbaton.pipeline import search_attributes
 from modelbaton.settings import DEFAULT_TASK_QUEUE
 from modelbaton.stack import processes
@@ -94,6 +95,9 @@ class StackOptions:
     #: Run the workers as this Worker Deployment build (Worker Versioning, pinned workflows);
     #: None runs them unversioned, as before. The deployment is named after the task queue.
     build_id: str | None = None
+    #: More arguments for ``temporal server start-dev`` (e.g. ``--log-level debug``); recorded
+    #: in the server's command, so a repair starts it with them again.
+    temporal_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,9 @@ class StackState:
     already_running: bool = False
     #: The Worker Deployment build the workers run as; None: unversioned workers.
     build_id: str | None = None
+    #: What ``start_stack`` did, one line per component ("kept temporal (pid 1)", "restarted
+    #: models (pid 2, port 8601)"). Not persisted.
+    repairs: tuple[str, ...] = ()
 
     @property
     def deployment(self) -> str | None:
@@ -310,9 +317,10 @@ def _choose_ports(options: StackOptions) -> dict[str, int]:
         if clash is not None:
             raise StackError(f"port {port} is asked for both {clash} and {name}; change {flag}")
         if processes.port_in_use(options.host, port):
-            raise StackError(
-                f"port {port} on {options.host} is already in use (wanted by {name}); "
-                f"pass another {flag}, or stop whatever listens there"
+            holder = processes.describe_pid(processes.port_holder(options.host, port))
+            raise PortInUseError(
+                f"port {port} on {options.host} is already in use by another process ({holder}), "
+                f"wanted by {name}; pass another {flag}, or stop that process"
             )
         chosen[name] = port
     return chosen
@@ -458,6 +466,32 @@ async def _await_workers(state: StackState, workers: list[ProcessRecord], second
         await asyncio.sleep(0.5)
 
 
+async def _not_polling(
+    state: StackState, workers: list[ProcessRecord], seconds: float
+) -> list[ProcessRecord]:
+    """The ones of ``workers`` not seen polling their task queue within ``seconds`` (or gone)."""
+    client = await Client.connect(state.temporal_address, namespace=state.namespace)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    pending = {w.pid: w for w in workers}
+    while pending and loop.time() <= deadline:
+        if not any(processes.is_ours(w) for w in pending.values()):
+            break
+        for queue, kind in {_polled_queue(state, w) for w in pending.values()}:
+            described = await client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace=state.namespace,
+                    task_queue=TaskQueue(name=queue),
+                    task_queue_type=kind,  # type: ignore[arg-type]
+                )
+            )
+            for poller in described.pollers:
+                pending.pop(_identity_pid(poller.identity), None)
+        if pending:
+            await asyncio.sleep(0.5)
+    return list(pending.values())
+
+
 def _identity_pid(identity: str) -> int:
     head = identity.partition("@")[0]
     return int(head) if head.isdigit() else -1
@@ -483,22 +517,26 @@ def stack_status(home: Path) -> StackStatus:
 
 
 def start_stack(options: StackOptions) -> StackState:
-    """Start Temporal, then the model server, then the workers; return what runs where.
+    """Start Temporal, then the model server, pools, workers and dashboard; return what runs where.
 
-    Idempotent: when the recorded stack is fully alive it is returned as is, with
-    ``already_running`` set. When some recorded process is dead, the survivors are stopped and the
-    stack starts afresh (the Temporal database, and so every workflow, is kept). When a component
-    fails to start, everything this call started is stopped by PID and a :class:`StackError`
-    names the component and its log file. Ctrl-C during start-up does the same.
+    Idempotent, and it repairs: when a stack is recorded, each recorded component that still is
+    the process we started (psutil: pid, create time, command line) and is healthy is kept, and
+    each other one is started again with its recorded command on its recorded port (the Temporal
+    database, and so every workflow, is kept). A healthy stack is returned unchanged, with
+    ``already_running`` set; ``repairs`` says what was kept and what was restarted.
+
+    When a component fails to start, everything this call started is stopped by PID (and what
+    it forked) and a :class:`StackError` names the component and its log file; what it kept
+    keeps running. Ctrl-C during start-up does the same.
     """
     home = options.home.resolve()
     with _locked(home):
-        existing = stack_status(home)
-        if existing.state is not None:
-            if existing.running:
-                return replace(existing.state, already_running=True)
-            # Stale: something died (a crash, a reboot). Never leave half a stack behind.
-            processes.stop_many(list(reversed(existing.state.processes)))
+        existing = load_state(home)
+        if existing is not None and existing.process(TEMPORAL) is not None:
+            return _repair(existing, options)
+        if existing is not None:
+            # A file without Temporal (never written by us): stop what it lists, start afresh.
+            processes.stop_many(list(reversed(existing.processes)))
             _remove_state(home)
         return _start(replace(options, home=home))
 
@@ -506,7 +544,6 @@ def start_stack(options: StackOptions) -> StackState:
 def _start(options: StackOptions) -> StackState:
     home = options.home
     ports = _choose_ports(options)
-    logs = home / "logs"
     address = f"{options.host}:{ports[TEMPORAL]}"
     model_url = (
         f"http://{options.host}:{ports[MODELS]}"
@@ -526,71 +563,244 @@ def _start(options: StackOptions) -> StackState:
     )
     _write_client_config(home, address, options.namespace)
     env = _child_env(state)
-    component = TEMPORAL
-    try:
-        temporal = processes.spawn(
-            TEMPORAL,
-            dev_server_command(
-                temporal_binary(),
-                ip=options.host,
-                port=ports[TEMPORAL],
-                ui_port=ports.get("ui"),
-                db_filename=home / "temporal.db",
-                namespace=options.namespace,
-            ),
-            logs / "temporal.log",
-            env,
+    with processes.tracking() as started:
+        try:
+            return _start_components(options, state, ports, env, started)
+        except BaseException as exc:
+            # BaseException: Ctrl-C (KeyboardInterrupt) must also stop what was started.
+            # Everything spawned in this call, whether or not the file got to record it.
+            current = load_state(home) or state
+            recorded = [p for p in current.processes if p in started]
+            processes.stop_many([*reversed(started), *[p for p in recorded if p not in started]])
+            _remove_state(home)
+            if isinstance(exc, StackError):
+                raise
+            if isinstance(exc, Exception):
+                component = started[-1].name if started else TEMPORAL
+                raise StackError(f"starting {component} failed: {exc}") from exc
+            raise
+
+
+def _start_components(
+    options: StackOptions,
+    state: StackState,
+    ports: dict[str, int],
+    env: dict[str, str],
+    started: list[ProcessRecord],
+) -> StackState:
+    home = state.home
+    logs = home / "logs"
+    address = state.temporal_address
+    model_url = state.model_base_url
+    temporal = processes.spawn(
+        TEMPORAL,
+        dev_server_command(
+            temporal_binary(),
+            ip=options.host,
             port=ports[TEMPORAL],
+            ui_port=ports.get("ui"),
+            db_filename=home / "temporal.db",
+            namespace=options.namespace,
+        )
+        + list(options.temporal_args),
+        logs / "temporal.log",
+        env,
+        port=ports[TEMPORAL],
+        cwd=home,
+    )
+    state = replace(state, processes=[temporal])
+    _write_state(state)
+    _run_async(
+        lambda: _await_temporal(temporal, address, options.namespace, options.temporal_timeout)
+    )
+
+    if options.models:
+        assert model_url is not None
+        baton = str(_venv_bin() / "baton")
+        command = [baton, "models", "serve", "--host", options.host, "--port"]
+        models = processes.spawn(
+            MODELS,
+            [*command, str(ports[MODELS])],
+            logs / "models.log",
+            env,
+            port=ports[MODELS],
             cwd=home,
         )
-        state = replace(state, processes=[temporal])
+        state = replace(state, processes=[*state.processes, models])
         _write_state(state)
-        _run_async(
-            lambda: _await_temporal(temporal, address, options.namespace, options.temporal_timeout)
+        processes.wait_until(
+            models,
+            lambda: _model_server_healthy(model_url),
+            timeout=options.model_timeout,
+            what=f"a 200 from {model_url}/healthz",
         )
 
-        if options.models:
-            component = MODELS
-            assert model_url is not None
-            baton = str(_venv_bin() / "baton")
-            command = [baton, "models", "serve", "--host", options.host, "--port"]
-            models = processes.spawn(
-                MODELS,
-                [*command, str(ports[MODELS])],
-                logs / "models.log",
-                env,
-                port=ports[MODELS],
-                cwd=home,
-            )
-            state = replace(state, processes=[*state.processes, models])
-            _write_state(state)
-            processes.wait_until(
-                models,
-                lambda: _model_server_healthy(model_url),
-                timeout=options.model_timeout,
-                what=f"a 200 from {model_url}/healthz",
-            )
+    versions = _default_pools(state) if options.pools is None else list(options.pools)
+    state = _spawn_pools(state, versions, options.worker_timeout)
+    state = _spawn_workers(state, options.workers, options.worker_timeout)
+    if options.dashboard:
+        state = _spawn_dashboard(state, options.host, ports[DASHBOARD])
+    return replace(state, repairs=tuple(f"started {p.name} (pid {p.pid})" for p in started))
 
-        component = "pools"
-        versions = _default_pools(state) if options.pools is None else list(options.pools)
-        state = _spawn_pools(state, versions, options.worker_timeout)
-        component = "workers"
-        state = _spawn_workers(state, options.workers, options.worker_timeout)
-        if options.dashboard:
-            component = DASHBOARD
-            state = _spawn_dashboard(state, options.host, ports[DASHBOARD])
-        return state
-    except BaseException as exc:
-        # BaseException: Ctrl-C (KeyboardInterrupt) must also stop what was started.
-        # The file is rewritten after every spawn, so it lists workers started in helpers too.
-        current = load_state(home) or state
-        processes.stop_many(list(reversed(current.processes)))
-        _remove_state(home)
-        if isinstance(exc, StackError):
+
+# --------------------------------------------------------------------------------------------
+# repair: keep what still is ours and healthy, restart the rest on its recorded port
+
+#: Seconds a surviving process gets to prove it is healthy before it is restarted: a loaded
+#: machine may answer slowly, and a survivor that still holds its port must not be replaced by a
+#: second instance (issue 18).
+SURVIVOR_GRACE_SECONDS = 20.0
+
+
+def _repair(state: StackState, options: StackOptions) -> StackState:
+    """Bring every recorded component back; on failure stop what this call started, by PID,
+    and record the stack as it was (survivors alive, the rest dead, for the next ``up``)."""
+    with processes.tracking() as started:
+        replaced: dict[str, ProcessRecord] = {}
+        try:
+            return _repair_components(state, options, replaced)
+        except BaseException as exc:
+            processes.stop_many(list(reversed(started)))
+            current = load_state(state.home) or state
+            originals = {new.pid: replaced[new.name] for new in started if new.name in replaced}
+            _write_state(
+                replace(current, processes=[originals.get(p.pid, p) for p in current.processes])
+            )
+            if isinstance(exc, Exception) and not isinstance(exc, StackError):
+                component = started[-1].name if started else TEMPORAL
+                raise StackError(f"restarting {component} failed: {exc}") from exc
             raise
-        if isinstance(exc, Exception):
-            raise StackError(f"starting {component} failed: {exc}") from exc
-        raise
+
+
+def _repair_components(
+    state: StackState, options: StackOptions, replaced: dict[str, ProcessRecord]
+) -> StackState:
+    actions: list[str] = []
+    host = state.temporal_address.rpartition(":")[0]
+
+    def respawn(record: ProcessRecord) -> StackState:
+        if processes.is_ours(record):  # alive but not healthy
+            processes.stop_many([record])
+        ports = [record.port]
+        if record.name == TEMPORAL and state.ui_url:
+            ports.append(int(state.ui_url.rpartition(":")[2]))
+        for port in ports:
+            _claim_port(host, port, record)
+        new = processes.spawn(
+            record.name,
+            record.command,
+            Path(record.log),
+            _child_env(state),
+            port=record.port,
+            cwd=state.home,
+        )
+        replaced[new.name] = record
+        actions.append(f"restarted {new.name} (pid {new.pid}" + _on_port(new) + ")")
+        updated = replace(state, processes=[new if p == record else p for p in state.processes])
+        _write_state(updated)
+        return updated
+
+    temporal = state.process(TEMPORAL)
+    assert temporal is not None
+    address, namespace = state.temporal_address, state.namespace
+    if processes.is_ours(temporal) and _run_async(
+        lambda: _temporal_answers(address, namespace, SURVIVOR_GRACE_SECONDS)
+    ):
+        actions.append(f"kept {TEMPORAL} (pid {temporal.pid})")
+    else:
+        state = respawn(temporal)
+        restarted = state.process(TEMPORAL)
+        assert restarted is not None
+        _run_async(lambda: _await_temporal(restarted, address, namespace, options.temporal_timeout))
+
+    for name, url in ((MODELS, state.model_base_url), (DASHBOARD, state.dashboard_url)):
+        record = state.process(name)
+        if record is None or url is None:
+            continue
+        if processes.is_ours(record) and _healthy_within(url, SURVIVOR_GRACE_SECONDS, record):
+            actions.append(f"kept {name} (pid {record.pid})")
+            continue
+        state = respawn(record)
+        new = state.process(name)
+        assert new is not None
+        timeout = options.model_timeout if name == MODELS else WORKER_TIMEOUT
+        processes.wait_until(
+            new,
+            lambda url=url: _model_server_healthy(url),  # type: ignore[misc]
+            timeout=timeout,
+            what=f"a 200 from {url}/healthz",
+        )
+
+    pollers = [*state.pools.values(), *state.workers]
+    alive = [p for p in pollers if processes.is_ours(p)]
+    # A survivor reconnects to a restarted server by itself; one that does not poll is restarted.
+    silent = _run_async(lambda: _not_polling(state, alive, SURVIVOR_GRACE_SECONDS)) if alive else []
+    restarted_pollers: list[ProcessRecord] = []
+    for record in pollers:
+        if record in alive and record not in silent:
+            actions.append(f"kept {record.name} (pid {record.pid})")
+            continue
+        state = respawn(record)
+        new = state.process(record.name)
+        assert new is not None
+        restarted_pollers.append(new)
+    if restarted_pollers:
+        current = state
+        _run_async(lambda: _await_workers(current, restarted_pollers, options.worker_timeout))
+    return replace(state, already_running=not replaced, repairs=tuple(actions))
+
+
+def _on_port(record: ProcessRecord) -> str:
+    return f", port {record.port}" if record.port is not None else ""
+
+
+def _claim_port(host: str, port: int | None, record: ProcessRecord) -> None:
+    """Make sure ``port`` is free for ``record``'s restart.
+
+    A process left over from the recorded one (it forked it, so it is in its process group) is
+    stopped; a foreign process is never touched, it is named in a :class:`PortInUseError`.
+    """
+    held = processes.listener(host, port) if port is not None else None
+    if held is None:
+        return
+    holder = held.pid
+    if holder is not None and processes.stop_stray(holder, group=record.pid):
+        if processes.listener(host, held.port) is None:
+            return
+        holder = processes.port_holder(host, held.port)
+    raise PortInUseError(
+        f"port {port} on {host}, where the stack's {record.name} ran, is held by another process "
+        f"({processes.describe_pid(holder)}); stop it, or start a fresh stack with 'baton dev "
+        "down' and other ports"
+    )
+
+
+def _healthy_within(url: str, seconds: float, record: ProcessRecord) -> bool:
+    """True once ``url/healthz`` answers 200 within ``seconds`` while ``record`` runs."""
+    deadline = time.monotonic() + seconds
+    while processes.is_ours(record):
+        if _model_server_healthy(url):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return False
+
+
+async def _temporal_answers(address: str, namespace: str, seconds: float) -> bool:
+    """True when Temporal at ``address`` answers for ``namespace`` within ``seconds``."""
+    host, _, port = address.rpartition(":")
+    if not processes.port_accepts(host, int(port)):
+        return False
+    try:
+        async with asyncio.timeout(seconds):
+            client = await Client.connect(address, namespace=namespace)
+            await client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace=namespace)
+            )
+            return True
+    except (TimeoutError, RuntimeError, RPCError):
+        return False
 
 
 def _metrics_flag(state: StackState) -> tuple[list[str], int]:
