@@ -12,7 +12,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from modelbaton.cli._boundary import fail_error
-from modelbaton.cli._output import JsonOption, console, emit, fail
+from modelbaton.cli._output import JsonOption, console, emit, err_console, fail
 from modelbaton.errors import ModelBatonError
 from modelbaton.models.catalog import Catalog, load_catalog
 from modelbaton.pipeline.intake import (
@@ -201,8 +201,9 @@ def submit(
     require_pools: bool = typer.Option(
         True,
         "--require-pools/--no-require-pools",
-        help="Refuse to start anything when no worker polls the pool of a version the plan "
-        "assigns (documents would wait there).",
+        help="Refuse to start anything when the workers' code sends documents to a model pool "
+        "and no worker polled that pool in the last seconds (documents would wait there); a "
+        "pool only a shadow uses gives a warning.",
     ),
     as_json: bool = JsonOption,
 ) -> None:
@@ -216,11 +217,13 @@ def submit(
     from modelbaton.errors import UnreachableError
     from modelbaton.pipeline.follow import Where, settle
     from modelbaton.pipeline.starter import SubmitReport, submit_documents
-    from modelbaton.rollout.client import Rollouts, model_ref
-    from modelbaton.stack.connect import connect
+    from modelbaton.rollout.client import POOL_LIVENESS_SECONDS, Rollouts, model_ref
+    from modelbaton.rollout.pools import pools_needed
+    from modelbaton.stack.connect import connect, workers_release
 
     settings = Settings.from_env()
     queue = task_queue or settings.task_queue
+    warnings: list[str] = []
     try:
         catalog = _catalog(settings)
         fixed = model_ref(catalog, model) if model else None
@@ -237,13 +240,26 @@ def submit(
         if fixed is not None:
             plan = RolloutPlan(model_id=catalog.get(fixed.version).model_id, baseline=fixed)
         if require_pools:
-            idle = [v for v in plan.versions if await rollouts.pool_pollers(v) == 0]
+            # Only what the workers' code will use, and only a pool that polled just now.
+            release = workers_release(
+                settings.home, client.service_client.config.target_host, queue
+            )
+            needed = pools_needed(plan, release)
+            idle = [v for v in needed.required if await rollouts.pool_pollers(v) == 0]
             if idle:
                 raise UnreachableError(
                     "nothing started: no worker polls the pool of "
                     + ", ".join(f"{v} ({pool_task_queue(queue, v)})" for v in idle)
-                    + "; start it with 'baton worker --pool VERSION' or 'baton dev pool VERSION'"
+                    + f" (none polled in the last {POOL_LIVENESS_SECONDS:.0f} s); start it with "
+                    "'baton worker --pool VERSION' or 'baton dev pool VERSION'"
                 )
+            for version in needed.shadow_only:
+                if await rollouts.pool_pollers(version) == 0:
+                    warnings.append(
+                        f"no worker polls the pool of {version}, which only the shadow uses: "
+                        "documents run on the baseline, and the shadow records its errors"
+                    )
+                    err_console.print(f"[yellow]warning:[/] {escape(warnings[-1])}")
         with Progress(console=console, transient=True, disable=as_json or len(docs) < 50) as bar:
             task = bar.add_task("starting workflows", total=len(docs))
             report = await submit_documents(
@@ -306,6 +322,8 @@ def submit(
     )
     if wait:
         extra["documents"] = [s.as_dict() for s in followed.values()]
+    if warnings:
+        extra["warnings"] = warnings
     emit(report.as_dict() | extra, as_json, render)
     if report.rejected or failed:
         raise typer.Exit(1)
