@@ -49,10 +49,11 @@ from modelbaton.rollout.messages import (
 from modelbaton.rollout.workflow import PLAN_MEMO, RolloutWorkflow, planned_start
 
 #: A pool counts as live when it polled within this many seconds. The embedded dev server ends
-#: idle long polls after 3 s (``modelbaton.stack.devserver``), so a live pool is never older than
-#: that, and a pool that died is reported dead within this window. Against a server with the
-#: default long poll (about a minute), raise it with MODELBATON_POOL_LIVENESS_SECONDS.
-POOL_LIVENESS_SECONDS = float(os.environ.get("MODELBATON_POOL_LIVENESS_SECONDS", "8"))
+#: idle long polls after 2 s (``modelbaton.stack.devserver``), so a live pool's last poll is
+#: younger than that, and a pool that died is reported dead this long after (a pool killed 5 s
+#: ago is dead). Against a server with the default long poll (about a minute), raise it with
+#: MODELBATON_POOL_LIVENESS_SECONDS.
+POOL_LIVENESS_SECONDS = float(os.environ.get("MODELBATON_POOL_LIVENESS_SECONDS", "4.5"))
 
 
 def model_ref(catalog: Catalog, version: str) -> ModelRef:
