@@ -34,7 +34,8 @@ from modelbaton.settings import Settings
 from modelbaton.stack import embedded, processes
 from modelbaton.stack.embedded import StackOptions, StackState
 
-pytestmark = pytest.mark.integration
+#: The first test also pays for the stack's start (and, first in a session, model training).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(480)]
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +98,11 @@ def test_shadow_pool_down_warns_and_documents_reach_downstream(stack: StackState
         "--shadow-budget", "5", "--reason", "liveness test",
     )  # fmt: skip
     assert started.exit_code == 0, started.output
-    sigkill(stack.pools["v3"])
-    # The shadow's pool is dead; the primary's (v2) polls.
+    killed_at = sigkill(stack.pools["v3"])
+    # Submit once the dead pool is reported dead (its poller entry stays listed, stale).
+    while live_pollers(stack, "v3"):
+        assert time.monotonic() - killed_at < 10, "a dead pool must be reported dead within 10 s"
+        time.sleep(0.2)
     assert live_pollers(stack, "v2") >= 1
     submitted = run(stack, "submit", "--generate", "20", "--seed", "41", "--wait", "--json")
     assert submitted.exit_code == 0, submitted.output

@@ -95,7 +95,7 @@ def _render_up(state: StackState) -> None:
             f"stack already running and healthy in {state.home}: nothing changed; "
             "'baton dev down' stops it"
         )
-    elif any(line.startswith("kept ") for line in state.repairs):
+    elif any(line.startswith("restarted ") for line in state.repairs):
         console.print(f"stack repaired in {state.home}:")
     else:
         console.print(f"stack started in {state.home}")

@@ -20,6 +20,12 @@ POOL_RELEASES = frozenset({"assigned", "shadow"})
 SHADOW_RELEASES = frozenset({"shadow"})
 
 
+def reads_assignments(release: str) -> bool:
+    """Whether ``release`` starts from a model assignment; the others read the model's whole
+    configuration from the input (``deployment``), as the pre-patch release recorded it."""
+    return release in POOL_RELEASES
+
+
 @dataclass(frozen=True)
 class PoolsNeeded:
     """The pools a submit needs: ``required`` must be live, ``shadow_only`` only warns."""
