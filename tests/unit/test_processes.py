@@ -134,3 +134,14 @@ def test_listener_names_the_process_holding_a_port() -> None:
         assert holder.stdout is not None
         holder.stdout.close()
     assert processes.listener("127.0.0.1", port) is None
+
+
+def test_a_killed_child_is_reaped_when_looked_at(tmp_path: Path) -> None:
+    """The end-of-run ``ResourceWarning: subprocess N is still running`` came from children
+    SIGKILLed by tests and never reaped: a dead child is reaped as soon as it is looked at."""
+    record = processes.spawn("victim", ["sleep", "60"], tmp_path / "victim.log", dict(os.environ))
+    assert record.pid in processes._CHILDREN
+    os.kill(record.pid, 9)
+    wait_for(lambda: not processes.is_ours(record), "the child gone")
+    assert record.pid not in processes._CHILDREN
+    assert not psutil.pid_exists(record.pid) or gone(record.pid)

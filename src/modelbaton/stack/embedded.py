@@ -650,6 +650,8 @@ def _start_components(
 #: machine may answer slowly, and a survivor that still holds its port must not be replaced by a
 #: second instance (issue 18).
 SURVIVOR_GRACE_SECONDS = 20.0
+#: Seconds a process that just died may keep its listening sockets while the kernel tears it down.
+DYING_GRACE_SECONDS = 10.0
 
 
 def _repair(state: StackState, options: StackOptions) -> StackState:
@@ -761,6 +763,12 @@ def _claim_port(host: str, port: int | None, record: ProcessRecord) -> None:
     stopped; a foreign process is never touched, it is named in a :class:`PortInUseError`.
     """
     held = processes.listener(host, port) if port is not None else None
+    # A process SIGKILLed just now may still be tearing down (its threads exit one by one) and
+    # hold its sockets for a moment after it stopped counting as alive: wait for that to end.
+    deadline = time.monotonic() + DYING_GRACE_SECONDS
+    while held is not None and held.pid == record.pid and time.monotonic() < deadline:
+        time.sleep(0.1)
+        held = processes.listener(host, held.port)
     if held is None:
         return
     holder = held.pid
