@@ -221,6 +221,7 @@ def is_ours(record: ProcessRecord) -> bool:
     _reap(record.pid)
     proc = _process(record.pid)
     if proc is None:
+        _reap(record.pid)  # it may have turned zombie since the first look
         return False
     try:
         argv = proc.cmdline()
