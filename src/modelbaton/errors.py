@@ -60,6 +60,10 @@ class StackError(ModelBatonError):
     """The embedded stack (dev server, model server, workers) could not be started or reached."""
 
 
+class PortInUseError(StackError):
+    """A port the stack needs is held by a process the stack did not start (a usage error)."""
+
+
 class RolloutError(ModelBatonError):
     """A rollout change was refused or could not be made; the message says why and what to do."""
 

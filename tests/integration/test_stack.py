@@ -10,6 +10,9 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -246,3 +249,111 @@ def test_versioned_workers_show_their_build_and_become_current(home: Path) -> No
     assert refused.exit_code == 2, refused.output
     assert "release initial is another code version" in " ".join(refused.output.split())
     assert processes.is_ours(worker)
+
+
+def processes_mentioning(home: Path) -> list[str]:
+    """Every live process whose command line names ``home`` (read with psutil, not the stack)."""
+    import psutil
+
+    found: list[str] = []
+    for proc in psutil.process_iter(["pid", "cmdline", "status"]):
+        if proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        if any(str(home) in part for part in proc.info["cmdline"] or []):
+            found.append(f"{proc.info['pid']} {' '.join(proc.info['cmdline'])}")
+    return found
+
+
+def test_failed_temporal_start_leaves_no_process_behind(home: Path) -> None:
+    """Temporal's start fails (a bad dynamic-config value): one line, exit 1, no stack file, and
+    no process of this stack left running (issue 18: the failed start orphaned Temporal)."""
+    up = CliRunner().invoke(
+        dev_app,
+        [
+            "up", "--home", str(home), "--no-models", "--no-ui", "--no-dashboard",
+            "--ephemeral-ports", "--workers", "0", "--pools", "",
+            "--temporal-arg=--dynamic-config-value", "--temporal-arg=bogus",
+        ],
+    )  # fmt: skip
+    assert up.exit_code == 1, up.output
+    assert "Traceback" not in up.output
+    error = [line for line in up.output.splitlines() if line.startswith("error:")]
+    assert len(error) == 1
+    assert "temporal exited during start-up" in error[0]
+    assert "temporal.log" in error[0]
+    assert not (home / "stack.json").exists()
+    assert processes_mentioning(home) == []
+    assert "invalid dynamic config values" in (home / "logs" / "temporal.log").read_text()
+
+
+def test_dev_up_repairs_and_names_a_foreign_process_on_a_recorded_port(home: Path) -> None:
+    args = [
+        "up", "--home", str(home), "--no-models", "--no-ui", "--no-dashboard",
+        "--ephemeral-ports", "--workers", "0", "--pools", "",
+    ]  # fmt: skip
+    first = CliRunner().invoke(dev_app, args)
+    assert first.exit_code == 0, first.output
+    state = embedded.load_state(home)
+    assert state is not None
+    temporal = temporal_record(state)
+
+    again = CliRunner().invoke(dev_app, [*args, "--json"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["already_running"] is True
+    said = " ".join(CliRunner().invoke(dev_app, args).output.split())
+    assert "already running and healthy" in said
+    assert "nothing changed" in said
+    assert temporal_record(embedded.load_state(home) or state) == temporal
+
+    # Temporal dies, and a foreign process takes its port before 'dev up' runs.
+    os.kill(temporal.pid, signal.SIGKILL)
+    assert temporal.port is not None
+    code = (
+        "import socket, sys, time\n"
+        "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+        f"s.bind(('127.0.0.1', {temporal.port})); s.listen(); print('up'); sys.stdout.flush()\n"
+        "time.sleep(120)"
+    )
+
+    def bound(squatter: subprocess.Popen[bytes]) -> bool:
+        assert squatter.stdout is not None
+        return squatter.stdout.readline().strip() == b"up"
+
+    squatter: subprocess.Popen[bytes] | None = None
+    try:
+        # The kernel may refuse the bind for a moment after the SIGKILL: retry until it holds.
+        for _ in range(50):
+            if not processes.is_ours(temporal):
+                squatter = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+                if bound(squatter):
+                    break
+                squatter.wait()
+                assert squatter.stdout is not None
+                squatter.stdout.close()
+                squatter = None
+            time.sleep(0.1)
+        assert squatter is not None, "could not take the port"
+        refused = CliRunner().invoke(dev_app, args)
+        assert refused.exit_code == 2, refused.output
+        lines = [line for line in refused.output.splitlines() if line.strip()]
+        message = " ".join(lines[-1].split())
+        assert message.startswith("error: port")
+        assert f"port {temporal.port}" in message
+        assert f"pid {squatter.pid}, python" in message
+        assert squatter.poll() is None, "the foreign process must be left alone"
+    finally:
+        if squatter is not None:
+            squatter.kill()
+            squatter.wait()
+            assert squatter.stdout is not None
+            squatter.stdout.close()
+
+    # With the port free again, 'dev up' restarts Temporal on it.
+    repaired = CliRunner().invoke(dev_app, [*args, "--json"])
+    assert repaired.exit_code == 0, repaired.output
+    report = json.loads(repaired.stdout)
+    assert report["already_running"] is False
+    assert report["repairs"] == [
+        f"restarted temporal (pid {report['processes'][0]['pid']}, port {temporal.port})"
+    ]
+    assert report["temporal_address"] == state.temporal_address

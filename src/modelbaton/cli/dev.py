@@ -9,9 +9,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from modelbaton.cli._boundary import fail_error
+from modelbaton.cli._boundary import EXIT_FINDING, EXIT_USAGE, fail_error
 from modelbaton.cli._output import JsonOption, console, emit, fail
-from modelbaton.errors import StackError
+from modelbaton.errors import PortInUseError, StackError
 from modelbaton.pipeline.releases import CURRENT_RELEASE
 from modelbaton.settings import DEFAULT_TASK_QUEUE, Settings
 
@@ -84,16 +84,24 @@ def _render_status(status: StackStatus) -> None:
         )
     console.print(table)
     if not status.running:
-        console.print("some processes are dead: 'baton dev up' cleans up and starts again")
+        console.print("some processes are dead: 'baton dev up' restarts them and keeps the rest")
 
 
 def _render_up(state: StackState) -> None:
     from modelbaton.stack import embedded
 
     if state.already_running:
-        console.print(f"stack already running in {state.home}; 'baton dev down' stops it")
+        console.print(
+            f"stack already running and healthy in {state.home}: nothing changed; "
+            "'baton dev down' stops it"
+        )
+    elif any(line.startswith("restarted ") for line in state.repairs):
+        console.print(f"stack repaired in {state.home}:")
     else:
         console.print(f"stack started in {state.home}")
+    if not state.already_running:
+        for line in state.repairs:
+            console.print(f"  {escape(line)}")
     _render_status(embedded.stack_status(state.home))
 
 
@@ -130,13 +138,21 @@ def up(
     ephemeral_ports: bool = typer.Option(
         False, "--ephemeral-ports", help="Let the OS pick free ports instead of the port options."
     ),
+    temporal_arg: list[str] = typer.Option(
+        [],
+        "--temporal-arg",
+        help="One more argument for 'temporal server start-dev' (repeat it, e.g. "
+        "--temporal-arg=--log-level --temporal-arg=debug).",
+    ),
     home: Path | None = HomeOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Start the stack and return once every part answers; the processes keep running.
 
     Workflows survive 'down' and 'up': Temporal keeps them in <home>/temporal.db. Running 'up'
-    again while the stack runs changes nothing.
+    again repairs: each recorded part that still runs and is healthy is kept, every other one
+    is started again on its recorded port; on a healthy stack it changes nothing. A failed 'up'
+    stops what it started.
     """
     from modelbaton.stack import embedded
 
@@ -164,17 +180,23 @@ def up(
         dashboard=dashboard,
         dashboard_port=dashboard_port,
         ephemeral_ports=ephemeral_ports,
+        temporal_args=tuple(temporal_arg),
     )
     if not as_json:
         console.print(f"starting the stack in {options.home} (the first start may train models)")
     try:
         state = embedded.start_stack(options)
+    except PortInUseError as exc:
+        raise fail(str(exc), EXIT_USAGE) from None
     except StackError as exc:
-        raise fail(str(exc), 1) from None
+        raise fail(str(exc), EXIT_FINDING) from None
     except KeyboardInterrupt:
         # start_stack has already stopped what it started.
         raise fail("interrupted; everything started so far was stopped", 130) from None
-    data = state.to_dict() | {"already_running": state.already_running}
+    data = state.to_dict() | {
+        "already_running": state.already_running,
+        "repairs": list(state.repairs),
+    }
     emit(data, as_json, lambda: _render_up(state))
 
 

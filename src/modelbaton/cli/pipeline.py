@@ -12,7 +12,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from modelbaton.cli._boundary import fail_error
-from modelbaton.cli._output import JsonOption, console, emit, fail
+from modelbaton.cli._output import JsonOption, console, emit, err_console, fail
 from modelbaton.errors import ModelBatonError
 from modelbaton.models.catalog import Catalog, load_catalog
 from modelbaton.pipeline.intake import (
@@ -27,7 +27,13 @@ from modelbaton.pipeline.releases import CURRENT_RELEASE
 from modelbaton.settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from temporalio.client import Client
+
+    from modelbaton.contracts.rollout import RolloutPlan
     from modelbaton.pipeline.follow import DocumentState
+    from modelbaton.pipeline.starter import SubmitReport
 
 # Heavy modules (Temporal's client, SQLAlchemy) are imported inside the commands that use them,
 # so that 'baton --help' and unrelated commands start fast.
@@ -201,8 +207,9 @@ def submit(
     require_pools: bool = typer.Option(
         True,
         "--require-pools/--no-require-pools",
-        help="Refuse to start anything when no worker polls the pool of a version the plan "
-        "assigns (documents would wait there).",
+        help="Refuse to start anything when the workers' code sends documents to a model pool "
+        "and no worker polled that pool in the last seconds (documents would wait there); a "
+        "pool only a shadow uses gives a warning.",
     ),
     as_json: bool = JsonOption,
 ) -> None:
@@ -216,11 +223,13 @@ def submit(
     from modelbaton.errors import UnreachableError
     from modelbaton.pipeline.follow import Where, settle
     from modelbaton.pipeline.starter import SubmitReport, submit_documents
-    from modelbaton.rollout.client import Rollouts, model_ref
-    from modelbaton.stack.connect import connect
+    from modelbaton.rollout.client import POOL_LIVENESS_SECONDS, Rollouts, model_ref
+    from modelbaton.rollout.pools import pools_needed, reads_assignments
+    from modelbaton.stack.connect import connect, workers_release
 
     settings = Settings.from_env()
     queue = task_queue or settings.task_queue
+    warnings: list[str] = []
     try:
         catalog = _catalog(settings)
         fixed = model_ref(catalog, model) if model else None
@@ -236,26 +245,49 @@ def submit(
         plan = await rollouts.plan()
         if fixed is not None:
             plan = RolloutPlan(model_id=catalog.get(fixed.version).model_id, baseline=fixed)
+        release = workers_release(settings.home, client.service_client.config.target_host, queue)
         if require_pools:
-            idle = [v for v in plan.versions if await rollouts.pool_pollers(v) == 0]
+            # Only what the workers' code will use, and only a pool that polled just now.
+            needed = pools_needed(plan, release)
+            idle = [v for v in needed.required if await rollouts.pool_pollers(v) == 0]
             if idle:
                 raise UnreachableError(
                     "nothing started: no worker polls the pool of "
                     + ", ".join(f"{v} ({pool_task_queue(queue, v)})" for v in idle)
-                    + "; start it with 'baton worker --pool VERSION' or 'baton dev pool VERSION'"
+                    + f" (none polled in the last {POOL_LIVENESS_SECONDS:.0f} s); start it with "
+                    "'baton worker --pool VERSION' or 'baton dev pool VERSION'"
                 )
+            for version in needed.shadow_only:
+                if await rollouts.pool_pollers(version) == 0:
+                    warnings.append(
+                        f"no worker polls the pool of {version}, which only the shadow uses: "
+                        "documents run on the baseline, and the shadow records its errors"
+                    )
+                    err_console.print(f"[yellow]warning:[/] {escape(warnings[-1])}")
+        legacy = release is not None and not reads_assignments(release)
+        if legacy and plan.candidate is not None:
+            warnings.append(
+                f"the workers run release {release}, which predates model assignment: "
+                f"every document runs on {plan.baseline.version}, none on the candidate"
+            )
+            err_console.print(f"[yellow]warning:[/] {escape(warnings[-1])}")
         with Progress(console=console, transient=True, disable=as_json or len(docs) < 50) as bar:
             task = bar.add_task("starting workflows", total=len(docs))
-            report = await submit_documents(
-                client,
-                docs,
-                plan,
-                catalog.pipeline,
-                queue,
-                key=key,
-                on_progress=lambda n: bar.advance(task, n),
-                current_plan=rollouts.plan if fixed is None else None,
-            )
+            if legacy:
+                report = await _submit_legacy(
+                    client, docs, catalog, plan, queue, lambda n: bar.advance(task, n)
+                )
+            else:
+                report = await submit_documents(
+                    client,
+                    docs,
+                    plan,
+                    catalog.pipeline,
+                    queue,
+                    key=key,
+                    on_progress=lambda n: bar.advance(task, n),
+                    current_plan=rollouts.plan if fixed is None else None,
+                )
         followed: dict[str, DocumentState] = {}
         if wait and report.launched:
             if not as_json:
@@ -307,9 +339,38 @@ def submit(
     )
     if wait:
         extra["documents"] = [s.as_dict() for s in followed.values()]
+    if warnings:
+        extra["warnings"] = warnings
     emit(report.as_dict() | extra, as_json, render)
     if report.rejected or failed:
         raise typer.Exit(1)
+
+
+async def _submit_legacy(
+    client: Client,
+    docs: list[Document],
+    catalog: Catalog,
+    plan: RolloutPlan,
+    queue: str,
+    on_progress: Callable[[int], object],
+) -> SubmitReport:
+    """Start documents the way releases before model assignment read them: the baseline's
+    configuration in the input, classified on the workflow worker's own queue (no pool)."""
+    from modelbaton.contracts import DeploymentStrategy
+    from modelbaton.pipeline.starter import SubmitReport, legacy_workflow_input, start_document
+
+    report = SubmitReport()
+    deployment = DeploymentStrategy(primary_version=catalog.get(plan.baseline.version))
+    gate = asyncio.Semaphore(32)
+
+    async def one(doc: Document) -> None:
+        inp = legacy_workflow_input(doc, deployment, catalog.pipeline)
+        async with gate:
+            await start_document(client, doc, inp, queue, report)
+        on_progress(1)
+
+    await asyncio.gather(*(one(d) for d in docs))
+    return report
 
 
 def _state_line(state: DocumentState) -> str:

@@ -7,6 +7,8 @@ workflow's validators refuse what the plan itself does not allow.
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +50,13 @@ from modelbaton.rollout.messages import (
     rollout_workflow_id,
 )
 from modelbaton.rollout.workflow import PLAN_MEMO, RolloutWorkflow, planned_start
+
+#: A pool counts as live when it polled within this many seconds. The embedded dev server ends
+#: idle long polls after 2 s (``modelbaton.stack.devserver``), so a live pool's last poll is
+#: younger than that, and a pool that died is reported dead this long after (a pool killed 5 s
+#: ago is dead). Against a server with the default long poll (about a minute), raise it with
+#: MODELBATON_POOL_LIVENESS_SECONDS.
+POOL_LIVENESS_SECONDS = float(os.environ.get("MODELBATON_POOL_LIVENESS_SECONDS", "4.5"))
 
 
 def model_ref(catalog: Catalog, version: str) -> ModelRef:
@@ -130,7 +139,9 @@ class Rollouts:
             )
 
     async def pool_pollers(self, version: str) -> int:
-        """Workers polling the activity queue of ``version``'s pool (recent pollers included)."""
+        """Workers polling the activity queue of ``version``'s pool now: those whose last poll
+        reached the server within :data:`POOL_LIVENESS_SECONDS` (the server lists a dead
+        worker's last poll for minutes)."""
         response = await self.client.workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
                 namespace=self.client.namespace,
@@ -138,7 +149,13 @@ class Rollouts:
                 task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
             )
         )
-        return len(response.pollers)
+        now = time.time()
+        return sum(
+            1
+            for poller in response.pollers
+            if poller.HasField("last_access_time")
+            and now - poller.last_access_time.ToMicroseconds() / 1e6 <= POOL_LIVENESS_SECONDS
+        )
 
     async def _require_pool(self, version: str) -> None:
         if await self.pool_pollers(version) == 0:

@@ -43,6 +43,22 @@ def read_stack_state(home: Path) -> dict[str, Any] | None:
     return data
 
 
+def workers_release(home: Path | None, address: str, task_queue: str) -> str | None:
+    """The workflow release the embedded stack's workers run for ``task_queue`` at ``address``,
+    or None when no stack in ``home`` serves that queue there (the code is then not known)."""
+    if home is None:
+        return None
+    try:
+        state = read_stack_state(home)
+    except (OSError, ValueError):
+        return None
+    if not state or state.get("temporal_address") != address:
+        return None
+    if state.get("task_queue") != task_queue or not state.get("release"):
+        return None
+    return str(state["release"])
+
+
 def connect_config(home: Path | None = None) -> dict[str, Any]:
     """Keyword arguments for :meth:`Client.connect` resolved as the module docstring says."""
     config: dict[str, Any] = dict(ClientConfig.load_client_connect_config())

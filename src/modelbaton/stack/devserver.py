@@ -12,10 +12,15 @@ from modelbaton.pipeline import search_attributes
 #: - Worker Versioning: a build's server-side drainage turns DRAINED 5 s after its last pinned
 #:   workflow closed, checked every 2 s, instead of after 180 s (``baton deploy status`` shows it;
 #:   ``baton drain`` counts from visibility itself and does not wait for it).
+#: - An idle worker's long poll returns after 2 s instead of about a minute, so it polls again
+#:   and a describe of its task queue shows a ``last_access_time`` at most about 2 s old while it
+#:   lives: that is how ``baton submit`` tells a live pool from one that died seconds ago
+#:   (``modelbaton.rollout.client.POOL_LIVENESS_SECONDS``).
 DEV_SERVER_DYNAMIC_CONFIG: tuple[str, ...] = (
     "system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute=2",
     'matching.wv.VersionDrainageStatusVisibilityGracePeriod="5s"',
     'matching.wv.VersionDrainageStatusRefreshInterval="2s"',
+    'matching.longPollExpirationInterval="2s"',
 )
 
 

@@ -1,8 +1,9 @@
 """Child processes of the embedded stack: spawn, wait until ready, check liveness, stop by PID.
 
 Every process is identified by the PID we got when we started it, never by its name, and before
-it is signalled we check that the PID still runs the command we started (and started when we
-started it): PIDs are recycled, and killing a stranger's process must be impossible.
+it is signalled we check (with psutil) that the PID still runs the command we started and was
+created when we started it: PIDs are recycled, and killing a stranger's process must be
+impossible.
 
 Children run in their own session (and so their own process group): a Ctrl-C in the terminal
 reaches only the foreground group, so ``baton dev up`` decides what happens to them (it stops what
@@ -11,6 +12,7 @@ it started), and ``baton dev down`` can stop a child together with anything it f
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import os
@@ -18,22 +20,29 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from modelbaton.errors import StackError
 
 #: Seconds between SIGTERM and SIGKILL. Workers drain in-flight activities for up to 10 s on
 #: SIGTERM (``WorkerOptions.graceful_shutdown``), so the grace period must be longer than that.
 STOP_GRACE_SECONDS = 15.0
+#: psutil derives create time from clock ticks since boot (10 ms each); the same process always
+#: reads back the same value, a recycled PID a different one.
+CREATE_TIME_TOLERANCE = 0.05
 
 # Popen objects of the children this process started. Keeping them lets us reap a stopped child
 # (otherwise it lingers as a zombie while we live) and stops Python from warning about a running
 # subprocess being garbage collected.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+# Open :func:`tracking` blocks: each gets every record spawned while it is open.
+_TRACKERS: list[list[ProcessRecord]] = []
 
 
 @dataclass(frozen=True)
@@ -45,8 +54,11 @@ class ProcessRecord:
     command: list[str]
     log: str
     port: int | None = None
-    #: Kernel start time of the process (clock ticks since boot), to tell a recycled PID apart.
+    #: Kernel start time of the process (clock ticks since boot), as older stack files recorded
+    #: it; read so that those files still identify their processes, no longer written.
     start_ticks: int | None = None
+    #: When the process started (psutil's create time), to tell a recycled PID apart.
+    create_time: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping."""
@@ -62,6 +74,9 @@ class ProcessRecord:
             log=str(data["log"]),
             port=int(data["port"]) if data.get("port") is not None else None,
             start_ticks=int(data["start_ticks"]) if data.get("start_ticks") is not None else None,
+            create_time=(
+                float(data["create_time"]) if data.get("create_time") is not None else None
+            ),
         )
 
 
@@ -110,54 +125,115 @@ def port_accepts(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def _read_proc(pid: int, name: str) -> bytes | None:
+def _process(pid: int) -> psutil.Process | None:
+    """The live process ``pid``, or None when there is none (exited, or a zombie)."""
     try:
-        return Path(f"/proc/{pid}/{name}").read_bytes()
-    except OSError:
+        proc = psutil.Process(pid)
+        if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+            return None
+        return proc
+    except psutil.Error:
         return None
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    raw = _read_proc(pid, "stat")
-    if raw is None:
+def create_time(pid: int) -> float | None:
+    """When ``pid`` started (seconds since the epoch, as psutil reports it), or None."""
+    proc = _process(pid)
+    try:
+        return proc.create_time() if proc is not None else None
+    except psutil.Error:
         return None
-    # The command name (field 2) is in parentheses and may hold spaces; split after it.
-    text = raw.decode(errors="replace")
-    return text[text.rfind(")") + 2 :].split()
 
 
-def process_start_ticks(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot, or None when there is no such PID."""
-    fields = _stat_fields(pid)
-    # After the command name: state is field 3, starttime is field 22 (proc(5)).
-    return int(fields[19]) if fields and len(fields) > 19 else None
+def _create_time_even_if_exited(pid: int) -> float | None:
+    # A child that failed at once is a zombie until reaped; it still has its create time.
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def _ticks_since_boot(started: float) -> int:
+    # What /proc/PID/stat calls starttime: how old stack files (start_ticks) identified a process.
+    return round((started - psutil.boot_time()) * os.sysconf("SC_CLK_TCK"))
 
 
 def cmdline(pid: int) -> list[str] | None:
     """The argv of a running process, or None when it has exited (or is a zombie)."""
-    fields = _stat_fields(pid)
-    if fields is None or fields[0] in ("Z", "X"):
+    proc = _process(pid)
+    if proc is None:
         return None
-    raw = _read_proc(pid, "cmdline")
-    if not raw:
+    try:
+        return proc.cmdline() or None
+    except psutil.Error:
         return None
-    return raw.rstrip(b"\0").decode(errors="replace").split("\0")
+
+
+def describe_pid(pid: int | None) -> str:
+    """``pid 123, name`` for a message, or what is known when the process is not ours to see."""
+    if pid is None:
+        return "a process this user cannot see"
+    try:
+        return f"pid {pid}, {psutil.Process(pid).name()}"
+    except psutil.Error:
+        return f"pid {pid}"
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A socket listening on a port; ``pid`` is None when its process is not visible to us."""
+
+    port: int
+    pid: int | None
+
+
+def listener(host: str, port: int) -> Listener | None:
+    """Who listens on ``host:port`` (or on every address), None when nobody does.
+
+    Unlike :func:`port_in_use` this ignores connections left over from a process that died
+    (the servers we start bind with SO_REUSEADDR, so those do not stop them).
+    """
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except psutil.Error:
+        return None
+    for conn in connections:
+        if conn.status != psutil.CONN_LISTEN or not conn.laddr or conn.laddr.port != port:
+            continue
+        if conn.laddr.ip in (host, "0.0.0.0", "::", "::ffff:" + host):
+            return Listener(port=port, pid=conn.pid)
+    return None
+
+
+def port_holder(host: str, port: int) -> int | None:
+    """The PID listening on ``host:port``, None when unknown or none."""
+    found = listener(host, port)
+    return found.pid if found else None
 
 
 def is_ours(record: ProcessRecord) -> bool:
-    """True when ``record.pid`` is alive and still the process we started.
+    """True when ``record.pid`` is alive and still the process we started: the same PID, the same
+    create time and the same command line (PIDs are recycled).
 
     The recorded command must end the live argv: a script started by its path shows up as
     ``[interpreter, script, args...]`` because the kernel runs the shebang's interpreter.
     """
     _reap(record.pid)
-    argv = cmdline(record.pid)
-    if argv is None or len(argv) < len(record.command):
+    proc = _process(record.pid)
+    if proc is None:
+        _reap(record.pid)  # it may have turned zombie since the first look
         return False
-    if argv[len(argv) - len(record.command) :] != record.command:
+    try:
+        argv = proc.cmdline()
+        started = proc.create_time()
+    except psutil.Error:
         return False
-    if record.start_ticks is not None:
-        return process_start_ticks(record.pid) == record.start_ticks
+    if len(argv) < len(record.command) or argv[len(argv) - len(record.command) :] != record.command:
+        return False
+    if record.create_time is not None:
+        return abs(started - record.create_time) < CREATE_TIME_TOLERANCE
+    if record.start_ticks is not None:  # a stack file written before create_time was recorded
+        return abs(_ticks_since_boot(started) - record.start_ticks) <= 1
     return True
 
 
@@ -196,14 +272,29 @@ def spawn(
         except OSError as exc:
             raise StackError(f"cannot start {name} ({command[0]}): {exc}") from None
     _CHILDREN[child.pid] = child
-    return ProcessRecord(
+    record = ProcessRecord(
         name=name,
         pid=child.pid,
         command=list(command),
         log=str(log),
         port=port,
-        start_ticks=process_start_ticks(child.pid),
+        create_time=_create_time_even_if_exited(child.pid),
     )
+    for tracker in _TRACKERS:
+        tracker.append(record)
+    return record
+
+
+@contextlib.contextmanager
+def tracking() -> Iterator[list[ProcessRecord]]:
+    """Collect every process :func:`spawn` starts inside the block, whatever any file records,
+    so that a start that fails part-way can stop exactly what it started."""
+    started: list[ProcessRecord] = []
+    _TRACKERS.append(started)
+    try:
+        yield started
+    finally:
+        _TRACKERS.remove(started)
 
 
 def wait_until(
@@ -229,30 +320,39 @@ def wait_until(
         time.sleep(interval)
 
 
-def _signal(record: ProcessRecord, sig: signal.Signals) -> None:
+def _family(record: ProcessRecord) -> list[psutil.Process]:
+    """The recorded process and everything it forked that still runs (its descendants, and
+    anything left in its process group, which we made its own)."""
+    try:
+        leader = psutil.Process(record.pid)
+        members = [leader, *leader.children(recursive=True)]
+    except psutil.Error:
+        return []
+    seen = {p.pid for p in members}
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if proc.pid not in seen and os.getpgid(proc.pid) == record.pid:
+                members.append(proc)
+    return members
+
+
+def _signal(record: ProcessRecord, family: list[psutil.Process], sig: signal.Signals) -> None:
     # We made the child a session leader, so its process group id is its PID: signalling the
-    # group also reaches anything it forked. Fall back to the PID alone if that ever differs.
-    with contextlib.suppress(ProcessLookupError):
+    # group reaches anything it forked. Children that left the group get the signal one by one.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         if os.getpgid(record.pid) == record.pid:
             os.killpg(record.pid, sig)
-        else:
-            os.kill(record.pid, sig)
+    for proc in family:
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(sig)
 
 
-def _wait_gone(record: ProcessRecord, deadline: float) -> bool:
-    child = _CHILDREN.get(record.pid)
-    if child is not None:
-        try:
-            child.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            return False
-        del _CHILDREN[record.pid]
-        return True
-    while is_ours(record):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
+def _reap_children() -> None:
+    # A child we started and that has exited is reaped here, so it does not linger as a zombie
+    # (psutil's wait may already have reaped it: poll() then reads ECHILD as exited).
+    for pid, child in list(_CHILDREN.items()):
+        if child.poll() is not None:
+            del _CHILDREN[pid]
 
 
 def stop_many(
@@ -260,30 +360,81 @@ def stop_many(
 ) -> list[StopResult]:
     """Stop several processes at once: SIGTERM to all, then SIGKILL to those left after ``grace``.
 
-    Signalling all before waiting lets them shut down in parallel (each worker may spend up to
-    its graceful-shutdown period draining). A PID that no longer runs the recorded command is
-    never signalled.
+    Each process is stopped together with what it forked, and this returns only once all of
+    them are gone (so the ports they held are free). Signalling all before waiting lets them
+    shut down in parallel (each worker may spend up to its graceful-shutdown period draining).
+    A PID that no longer runs the recorded command is never signalled.
     """
     outcomes: dict[int, str] = {}
-    signalled: list[ProcessRecord] = []
+    families: dict[int, list[psutil.Process]] = {}
     for record in records:
         if is_ours(record):
-            _signal(record, signal.SIGTERM)
-            signalled.append(record)
+            families[record.pid] = _family(record)
+            _signal(record, families[record.pid], signal.SIGTERM)
         else:
             outcomes[record.pid] = "not running" if cmdline(record.pid) is None else "not ours"
-    deadline = time.monotonic() + grace
-    for record in signalled:
-        if _wait_gone(record, deadline):
+    everyone = [proc for family in families.values() for proc in family]
+    _, alive = psutil.wait_procs(everyone, timeout=grace)
+    left = {proc.pid for proc in alive}
+    for record in records:
+        if record.pid not in families:
+            continue
+        stubborn = [proc for proc in families[record.pid] if proc.pid in left]
+        if not stubborn:
             outcomes[record.pid] = "terminated"
             continue
-        if is_ours(record):
-            _signal(record, signal.SIGKILL)
-            _wait_gone(record, time.monotonic() + 5.0)
+        _signal(record, stubborn, signal.SIGKILL)
+        psutil.wait_procs(stubborn, timeout=5.0)
         outcomes[record.pid] = f"killed (still running {grace:.0f} s after SIGTERM)"
+    _reap_children()
     return [StopResult(r.name, r.pid, outcomes[r.pid]) for r in records]
 
 
 def stop(record: ProcessRecord, grace: float = STOP_GRACE_SECONDS) -> StopResult:
     """SIGTERM the process, SIGKILL it if it is still there after ``grace`` seconds."""
     return stop_many([record], grace)[0]
+
+
+@atexit.register
+def _detach_children() -> None:
+    """Let the stack's processes outlive this one without a ``ResourceWarning``.
+
+    ``baton dev up`` starts processes that are meant to keep running after it exits. A
+    ``Popen`` that is garbage collected while its process runs warns "subprocess ... is still
+    running"; here that is the intent, so the ones still running are marked as handed over (the
+    kernel reparents them; whoever runs ``dev down`` stops them by PID). Exited ones are reaped.
+    """
+    _reap_children()
+    for child in _CHILDREN.values():
+        child.returncode = 0  # handed over, not ours to wait for any more
+    _CHILDREN.clear()
+
+
+def stop_stray(pid: int, *, group: int) -> bool:
+    """Stop ``pid`` if a process we started forked it and died before it (True when stopped).
+
+    We start every process as the leader of its own process group, so a process still in group
+    ``group`` after its leader (PID ``group``) is gone descends from that leader: a group id is
+    not reused while the group has members. When a process with PID ``group`` exists, the PID
+    was recycled and nothing is touched.
+    """
+    if psutil.pid_exists(group):
+        return False
+    try:
+        if os.getpgid(pid) != group:
+            return False
+    except OSError:
+        return False
+    members: list[psutil.Process] = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getpgid(proc.pid) == group:
+                members.append(proc)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signal.SIGTERM)
+    _, alive = psutil.wait_procs(members, timeout=STOP_GRACE_SECONDS)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=5.0)
+    return True
