@@ -6,9 +6,11 @@
 4. Submit a second batch: each document is assigned model v2 and runs on v2's worker pool.
 5. The rollout controller upgrades to v3 unattended while documents keep arriving: a shadow of
    every document until its verdict is READY, a 30 % canary, the promotion.
-6. A bad candidate, v4, whose endpoint answers 500: the controller stops it at its first canary
-   step, aborts and restarts its documents on the baseline (rollback scenario B); the audit
-   trail of both rollouts is printed.
+6. A quietly wrong candidate, v4: valid output, consistent scores, the wrong class on about 30 %
+   of documents. The baseline also answers every canary document (off the primary path), so
+   the agreement gate sees v4 disagree far beyond the baseline's own noise, without a single
+   review; the controller aborts and restarts v4's documents on the baseline (rollback scenario
+   B); the audit trail of both rollouts is printed.
 7. Complete every pending review (the reviewer gives the document's true class).
 8. Blue-green cutover on Worker Versioning: documents pinned to build blue wait at review while
    build green becomes current and takes new ones; ``baton drain --from blue`` shows a progress
@@ -26,11 +28,10 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client, WorkflowHandle
@@ -45,7 +46,6 @@ from modelbaton.controller.workflow import describe_step
 from modelbaton.models.catalog import Catalog, PipelineSection, load_catalog
 from modelbaton.models.client import call_model_endpoint, make_http_client
 from modelbaton.models.corpus import generate_documents
-from modelbaton.models.server import serve_in_thread
 from modelbaton.pipeline.intake import Document, validate_text
 from modelbaton.pipeline.messages import (
     ClassificationOutcome,
@@ -75,9 +75,26 @@ UPGRADE_PLAN: dict[str, Any] = {
 BAD_PLAN: dict[str, Any] = {
     "candidate": "v4",
     "poll": 1,
-    "gates": {"retrying_after": 3},
+    # v4's completed answers are wrong too: run them again on the baseline.
+    "on_failure": "rerun-on-baseline",
+    # The live signal is agreement: no reviews are needed. Failures and stuck workflows stay
+    # watched; latency, review share and reviewed accuracy are off so that alpha is not split
+    # among gates this short canary cannot decide.
+    "gates": {
+        "retrying_after": 3,
+        "max_agreement_drop": 0.05,
+        "max_p95_latency_ratio": False,
+        "max_review_share_increase": False,
+        "max_accuracy_drop": False,
+    },
     "steps": [
-        {"kind": "canary", "fraction": 0.2, "bake": 120, "min_documents": 20},
+        {
+            "kind": "canary",
+            "fraction": 0.5,
+            "compare_sample": 1.0,
+            "bake": 120,
+            "min_documents": 20,
+        },
         {"kind": "promote"},
     ],
 }
@@ -181,25 +198,15 @@ async def follow_controller(
         await asyncio.sleep(1.0)
 
 
-def broken_endpoint() -> FastAPI:
-    """A model endpoint that crashed: every call answers 500."""
-    app = FastAPI()
-
-    @app.post("/classify")
-    async def classify() -> JSONResponse:
-        return JSONResponse({"detail": "CUDA error: out of memory"}, status_code=500)
-
-    return app
-
-
-def demo_catalog(home: Path, packaged: Path, broken_url: str) -> Path:
-    """The packaged catalog plus v4, a candidate whose endpoint is broken."""
+def demo_catalog(home: Path, packaged: Path) -> Path:
+    """The packaged catalog plus v4, a quietly wrong candidate the model server serves."""
     path = home / "catalog.toml"
     path.write_text(
         packaged.read_text()
         + "\n[[models]]\n"
         + 'model_id = "doc-classifier"\nversion = "v4"\n'
-        + f'endpoint = "{broken_url}/classify"\noutput_schema_version = 2\ntimeout_seconds = 5.0\n'
+        + 'endpoint = "/models/v4/classify"\noutput_schema_version = 2\ntimeout_seconds = 5.0\n'
+        + 'reference = "v3-quietly-wrong"\n'
     )
     return path
 
@@ -258,16 +265,15 @@ async def run(
 ) -> int:
     packaged = Settings.from_env().catalog_path
     before = os.environ.get("MODELBATON_CATALOG")
-    with serve_in_thread(broken_endpoint()) as broken_url:
-        # The stack's processes (and this one) read the catalog from here, v4 included.
-        os.environ["MODELBATON_CATALOG"] = str(demo_catalog(home, packaged, broken_url))
-        try:
-            return await run_stack(console, home, per_batch, review_threshold, keep)
-        finally:
-            if before is None:
-                os.environ.pop("MODELBATON_CATALOG", None)
-            else:
-                os.environ["MODELBATON_CATALOG"] = before
+    # The stack's processes (and this one) read the catalog from here, v4 included.
+    os.environ["MODELBATON_CATALOG"] = str(demo_catalog(home, packaged))
+    try:
+        return await run_stack(console, home, per_batch, review_threshold, keep)
+    finally:
+        if before is None:
+            os.environ.pop("MODELBATON_CATALOG", None)
+        else:
+            os.environ["MODELBATON_CATALOG"] = before
 
 
 async def run_stack(
@@ -361,9 +367,13 @@ async def run_stack(
         )
         await settle(upgrade)
 
-        console.rule("[bold]6. a bad candidate: v4's endpoint answers 500")
-        console.print("plan: 20 % canary for 120 s and 20 documents; promote")
+        console.rule("[bold]6. a quietly wrong candidate: v4 answers validly, wrong on ~30 %")
+        console.print(
+            "plan: 50 % canary for 120 s and 20 documents, the baseline answering beside every "
+            "canary document; agreement may drop at most 5 points below the baseline's own; promote"
+        )
         by = ChangeBy(actor="demo", reason="v4: new weights")
+        bad_started = datetime.now(UTC)
         await controllers.run(parse_plan(BAD_PLAN), by)
         stop = asyncio.Event()
         feeding = asyncio.create_task(feed(client, bad, bad_source, rollouts, pipeline, stop))
@@ -377,10 +387,16 @@ async def run_stack(
             if ctl.fraction_zero_at and ctl.breach_at
             else "n/a"
         )
+        to_abort = (
+            f"{(ctl.fraction_zero_at - bad_started).total_seconds():.1f} s"
+            if ctl.fraction_zero_at
+            else "n/a"
+        )
         console.print(f"controller {ctl.phase.value} at step {ctl.step + 1}: {ctl.abort_reason}")
         console.print(
-            f"gate breach -> candidate fraction 0: {lag}; documents that ran on v4: "
-            f"{on_v4.count}; restarted on the baseline: {len(ctl.rolled_back)}"
+            f"start -> abort: {to_abort}; gate breach -> candidate fraction 0: {lag}; "
+            f"documents exposed to v4: {on_v4.count}; restarted on the baseline: "
+            f"{len(ctl.rolled_back)}; reviews used: 0"
         )
         await settle(bad)
         report = await rollout_status(rollouts, second)
@@ -492,7 +508,20 @@ async def summarize(
         f"results: {len(outcomes)}; all in the canonical contract: {canonical}; "
         f"workflow statuses: {dict(statuses)}; failed or unfinished: {failed}"
     )
-    ok = canonical and failed == 0 and len(outcomes) == sum(len(b.docs) for b in batches)
+    # A v4 document that waited for review was kept there (its reviewer decided its label);
+    # every other v4 document must have run again on the baseline.
+    on_v4 = [o for o in outcomes if o.result.model_version == "v4"]
+    on_bad = sorted({o.document_id for o in on_v4 if o.outcome.value != "reviewed"})
+    console.print(
+        f"documents whose current result is an unreviewed v4 answer: {len(on_bad)}; "
+        f"v4 documents a reviewer decided: {len(on_v4) - len(on_bad)}"
+    )
+    ok = (
+        canonical
+        and failed == 0
+        and not on_bad
+        and len(outcomes) == sum(len(b.docs) for b in batches)
+    )
     console.print("[bold green]demo OK[/]" if ok else "[bold red]demo FAILED[/]")
     return 0 if ok else 1
 

@@ -34,6 +34,10 @@ async def test_demo_keep_then_dev_down(
         assert "controller promoted: baseline is now v3" in result.output
         assert "controller aborted at step 1" in result.output
         assert "controller-rollback" in result.output
+        # The quietly wrong v4 is stopped by agreement alone, and no document keeps its answer.
+        assert "agreement fail" in result.output
+        assert "reviews used: 0" in result.output
+        assert "documents whose current result is an unreviewed v4 answer: 0" in result.output
         assert "blue-green cutover" in result.output
         assert "documents per build: {'blue': 2, 'green': 2}" in result.output
         assert "baton drain exit code 0" in result.output

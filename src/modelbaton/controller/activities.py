@@ -19,7 +19,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from modelbaton.contracts.rollout import Arm, RolloutStage
+from modelbaton.contracts.rollout import CHECK_SUFFIX, Arm, RolloutStage
 from modelbaton.contracts.sequential import latency_histogram
 from modelbaton.controller import rollback
 from modelbaton.controller.gates import ArmMetrics, Metrics
@@ -110,12 +110,17 @@ class ControllerActivities:
                 )
                 detail = f"shadow of {step.sample:.0%} started"
         elif step.kind == "canary":
+            check = step.compare_sample
             if not running:
-                plan = await rollouts.start(candidate, step.fraction, req.by)
+                plan = await rollouts.start(candidate, step.fraction, req.by, check_sample=check)
                 detail = f"canary started at {step.fraction:.0%}"
-            elif plan.stage is not RolloutStage.CANARY or plan.fraction != step.fraction:
+            elif (
+                plan.stage is not RolloutStage.CANARY
+                or plan.fraction != step.fraction
+                or plan.check_sample != check
+            ):
                 before = plan.fraction if plan.stage is RolloutStage.CANARY else None
-                plan = await rollouts.set_fraction(step.fraction, req.by)
+                plan = await rollouts.set_fraction(step.fraction, req.by, check_sample=check)
                 detail = (
                     f"fraction {before:.0%} -> {step.fraction:.0%}"
                     if before is not None
@@ -219,6 +224,8 @@ class ControllerActivities:
                 metrics.candidate = measured
             else:
                 metrics.baseline = measured
+        if req.builds is None:
+            await self._compared(req, metrics)
         if req.shadow_documents is not None:
             rows = await asyncio.to_thread(self._shadows.rows, req.rollout_id)
             gate = self._catalog.current().shadow_gate
@@ -233,6 +240,20 @@ class ControllerActivities:
             lax = gate.model_copy(update={"min_agreement": 0.0})
             metrics.shadow_other_checks_ready = build_report(req.rollout_id, rows, lax).ready
         return metrics
+
+    async def _compared(self, req: MeasureRequest, metrics: Metrics) -> None:
+        """Each canary arm's documents the baseline also answered, and how many agreed."""
+        plan = await self._rollouts(req.task_queue).plan()
+        candidate = plan.candidate.version if plan.candidate else plan.last_candidate
+        if candidate is None:
+            return
+        counts = await asyncio.to_thread(
+            self._shadows.check_counts, f"{req.rollout_id}{CHECK_SUFFIX}", candidate
+        )
+        for arm in (metrics.candidate, metrics.baseline):
+            arm.compared, arm.agreed = counts[
+                "candidate" if arm is metrics.candidate else "baseline"
+            ]
 
     async def _spans(self, where: str, limit: int = 2000) -> list[float]:
         """Start-to-close milliseconds of the arm's completed documents no human held up."""
@@ -291,7 +312,11 @@ class ControllerActivities:
             )
         assessed = await rollback.assess(rollouts, restart_on_baseline=req.restart_on_baseline)
         outcome = await rollback.execute(
-            rollouts, assessed, restart_on_baseline=req.restart_on_baseline, by=req.by
+            rollouts,
+            assessed,
+            restart_on_baseline=req.restart_on_baseline,
+            by=req.by,
+            rerun_completed=req.rerun_completed,
         )
         return RollbackResult(
             scenario=assessed.scenario,

@@ -165,6 +165,9 @@ class RollbackRequest(BaseModel):
     rollout_id: str
     restart_on_baseline: bool
     by: ChangeBy
+    #: Also run the candidate's completed documents again on the baseline (their records stay,
+    #: superseded). Absent in older histories: False.
+    rerun_completed: bool = False
     deployment: str | None = None
     baseline_build: str | None = None
     candidate_build: str | None = None

@@ -1,7 +1,7 @@
 """A rollout plan in TOML: the steps a controller drives a candidate through, and its gates.
 
     candidate = "v3"
-    on_failure = "restart-on-baseline"   # or "let-finish"
+    on_failure = "restart-on-baseline"   # or "rerun-on-baseline", "let-finish"
 
     [gates]
     alpha = 0.05                         # error level of the canary gates together
@@ -108,6 +108,10 @@ class CanaryStep(_Strict):
     bake: float = Field(default=300.0, ge=0.0)
     min_documents: int = Field(default=20, ge=1)
     max_wait: float = Field(default=3600.0, gt=0.0)
+    #: Share of each arm's documents the baseline also answers, off the primary path: the
+    #: candidate's agreement with the baseline against the baseline's with itself, which the
+    #: agreement gate (``max_agreement_drop``) judges without waiting for reviews.
+    compare_sample: float = Field(default=0.0, ge=0.0, le=1.0)
 
     _durations = field_validator("bake", "max_wait", mode="before")(_seconds)
 
@@ -218,7 +222,11 @@ class RolloutPlanFile(_Strict):
     candidate: str = Field(min_length=1)
     strategy: Literal["pools", "builds"] = "pools"
     deployment: str | None = Field(default=None, min_length=1, pattern=r"^[^.]+$")
-    on_failure: Literal["restart-on-baseline", "let-finish"] = "restart-on-baseline"
+    #: ``rerun-on-baseline`` also runs the candidate's completed documents again on the
+    #: baseline: for a candidate whose answers are wrong, not merely failing (agreement).
+    on_failure: Literal["restart-on-baseline", "rerun-on-baseline", "let-finish"] = (
+        "restart-on-baseline"
+    )
     poll: float = Field(default=5.0, gt=0.0, description="Seconds between gate measurements")
     gates: Gates = Field(default_factory=Gates)
     steps: list[Step] = Field(min_length=1)

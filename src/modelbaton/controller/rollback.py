@@ -218,8 +218,10 @@ async def execute(
     *,
     restart_on_baseline: bool,
     by: ChangeBy,
+    rerun_completed: bool = False,
 ) -> RollbackOutcome:
-    """Carry out ``rollback`` (from :func:`assess`)."""
+    """Carry out ``rollback`` (from :func:`assess`); with ``rerun_completed`` the candidate's
+    completed documents also run again on the baseline (a candidate that answered wrongly)."""
     outcome = RollbackOutcome(plan=rollback)
     if rollback.scenario == "C":
         raise RolloutError(f"scenario C: {rollback.explanation}")
@@ -236,6 +238,9 @@ async def execute(
             outcome.restarted += await restart_stragglers(
                 rollouts, query, set(outcome.restarted), reason=reason, by=by
             )
+            if rerun_completed:
+                done = await completed_latest(rollouts.client, query)
+                outcome.restarted += await rerun_completed_runs(rollouts, done)
     else:
         outcome.left_to_finish = [
             a.workflow_id
@@ -461,7 +466,7 @@ async def execute_promoted(
     if not rollback.rerun_since:
         return outcome
     reason = f"rollback of the promotion of {p.promoted.version} ({p.rollout_id})"
-    outcome.restarted = await rerun_completed(rollouts, rollback.completed_since)
+    outcome.restarted = await rerun_completed_runs(rollouts, rollback.completed_since)
     outcome.restarted += await restart(rollouts, rollback.unfinished_since, reason=reason, by=by)
     await rollouts.note(
         NoteRequest(
@@ -475,7 +480,21 @@ async def execute_promoted(
     return outcome
 
 
-async def rerun_completed(rollouts: Rollouts, completed: list[Affected]) -> list[str]:
+async def completed_latest(client: Client, query: str) -> list[Affected]:
+    """The workflows ``query`` finds whose latest run completed on it (not run again since)."""
+    found: list[Affected] = []
+    seen: set[str] = set()
+    async for wf in client.list_workflows(f"{query} AND ExecutionStatus = 'Completed'"):
+        if wf.id in seen:
+            continue
+        seen.add(wf.id)
+        latest = await client.get_workflow_handle(wf.id).describe()
+        if latest.run_id == wf.run_id:
+            found.append(Affected(wf.id, wf.run_id, "completed"))
+    return sorted(found, key=lambda a: a.workflow_id)
+
+
+async def rerun_completed_runs(rollouts: Rollouts, completed: list[Affected]) -> list[str]:
     """Start each completed document again as the plan in force assigns it (its earlier record
     becomes superseded when the new run writes); return the workflow ids started again."""
     plan = await rollouts.plan()

@@ -337,7 +337,8 @@ class RolloutControllerWorkflow:
             RollbackRequest(
                 task_queue=self._inp.task_queue,
                 rollout_id=self._rollout_id,
-                restart_on_baseline=plan.on_failure == "restart-on-baseline",
+                restart_on_baseline=plan.on_failure != "let-finish",
+                rerun_completed=plan.on_failure == "rerun-on-baseline",
                 by=by,
                 deployment=self._deployment() if plan.strategy == "builds" else None,
                 baseline_build=self._old_baseline if plan.strategy == "builds" else None,
