@@ -259,6 +259,14 @@ async def test_controller_commands_and_their_refusals(
 
         await eventually(promoted, what="promotion after the skip")
         audit = [a.action for a in await rollouts.audit()]
+
+        # The plan is promoted a moment before the controller's run closes: until then a resume
+        # is refused as "promoted, not paused"; wait for the state the refusal is about.
+        async def closed() -> bool:
+            result = await cli(env, "rollout", "resume")
+            return "no controller runs" in result.output
+
+        await eventually(closed, what="the controller's run closed")
         one_line_error(await cli(env, "rollout", "resume"), 2, "no controller runs")
     assert audit[:3] == ["start", "controller-step", "controller-pause"]
     assert "controller-resume" in audit
