@@ -46,6 +46,8 @@ IDENTITY = "baton deploy"
 #: started, and an idle worker's long poll lasts about a minute, so less would miss live workers;
 #: the server itself keeps stopped workers in the poller list for minutes.
 POLLER_WINDOW_SECONDS = 90.0
+#: How long a routing call waits for its change to reach the task queues before it gives up.
+ROUTING_WAIT_SECONDS = 60.0
 
 
 def _status_name(value: int) -> str:
@@ -334,13 +336,18 @@ class DeploymentControl:
         )
 
     async def _await_routing(
-        self, holds: Any, *, within: float = 30.0, every: float = 0.2
+        self, holds: Any, *, within: float = ROUTING_WAIT_SECONDS, every: float = 0.2
     ) -> DeploymentView:
-        """Poll until the routing shows the change and the server says it reached every queue."""
+        """Poll until the routing shows the change and it has reached the build's task queues.
+
+        The server's own verdict (``routing_config_update_state``) can lag far behind the task
+        queues on a loaded machine, and has been reported to stay IN_PROGRESS for good
+        (temporalio/temporal#11842), so the task queues' own routing, which is what decides where
+        a new workflow goes, is accepted as proof too."""
         deadline = time.monotonic() + within
         while True:
             view = await self.describe()
-            if holds(view) and view.propagated:
+            if holds(view) and (view.propagated or await self._queues_route(view)):
                 return view
             if time.monotonic() > deadline:
                 raise RolloutError(
@@ -348,6 +355,35 @@ class DeploymentControl:
                     f"{within:.0f} s (current {view.current}, ramping {view.ramping})"
                 )
             await asyncio.sleep(every)
+
+    async def _queues_route(self, view: DeploymentView) -> bool:
+        """Whether each workflow task queue of the current and ramping builds routes as ``view``."""
+        queues: set[str] = set()
+        for build_id in (view.current, view.ramping):
+            if build_id is not None:
+                queues.update((await self.describe_version(build_id)).task_queues)
+        if not queues:
+            return False
+        for queue in sorted(queues):
+            resp = await self._svc.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace=self._client.namespace,
+                    task_queue=TaskQueue(name=queue),
+                    task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+                )
+            )
+            info = resp.versioning_info
+            ramping = info.ramping_deployment_version.build_id or None
+            if (
+                (info.current_deployment_version.build_id or None) != view.current
+                or ramping != view.ramping
+                or (
+                    ramping is not None
+                    and abs(info.ramping_version_percentage - view.ramp_percent) > 1e-6
+                )
+            ):
+                return False
+        return True
 
     async def pin_workflow(self, workflow_id: str, build_id: str | None) -> None:
         """Override one workflow's versioning: pinned to ``build_id``, or None to clear it."""
