@@ -10,8 +10,13 @@ ephemeral port, the real activities. File names are the workflow ids (the Replay
 When a new release ships, add it to ``RELEASES`` and ``SHIPPED`` in
 ``modelbaton.pipeline.releases``, move ``CURRENT_RELEASE`` and run:
 
-    uv run python scripts/record_histories.py            # all releases
-    uv run python scripts/record_histories.py complete   # one release
+    uv run python scripts/record_histories.py NEW_RELEASE             # a release's first histories
+    uv run python scripts/record_histories.py --overwrite complete     # re-record, by name only
+
+Committed histories are the authentic record of what a release's code did when it ran: the
+release modules may drift, the histories must not. So nothing is recorded by default, and a
+release whose folder already holds histories is refused unless ``--overwrite`` is given with the
+release named; the refusal comes before anything runs, so nothing is half-written.
 """
 
 from __future__ import annotations
@@ -138,10 +143,33 @@ def _attrs(version: str) -> object:
     return TypedSearchAttributes([SearchAttributePair(search_attributes.MODEL_VERSION, version)])
 
 
+def history_folder(release: str) -> Path:
+    return TESTS / ("histories" if release in RELEASED else "lifecycle_histories") / release
+
+
+def refusal(argv: list[str]) -> str | None:
+    """Why ``argv`` may not record anything, or None: releases must be named, known, and not
+    already recorded unless ``--overwrite`` is given."""
+    overwrite = "--overwrite" in argv
+    wanted = [a for a in argv if a != "--overwrite"]
+    if not wanted:
+        return f"name the releases to record (known: {', '.join(RELEASES)})"
+    unknown = sorted(set(wanted) - set(RELEASES))
+    if unknown:
+        return f"unknown releases {unknown}; known: {', '.join(RELEASES)}"
+    recorded = [r for r in wanted if any(history_folder(r).glob("*.json"))]
+    if recorded and not overwrite:
+        return (
+            f"{', '.join(recorded)}: histories already recorded in "
+            f"{', '.join(str(history_folder(r).relative_to(TESTS.parent)) for r in recorded)}; "
+            "they are the authentic record of that release, give --overwrite to replace them"
+        )
+    return None
+
+
 async def save(handle: WorkflowHandle[object, object], release: str) -> None:
     history = await handle.fetch_history()
-    root = TESTS / ("histories" if release in RELEASED else "lifecycle_histories")
-    folder = root / release
+    folder = history_folder(release)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{handle.id}.json").write_text(history.to_json() + "\n")
     print(f"recorded {folder.name}/{handle.id}.json ({len(history.events)} events)")
@@ -254,8 +282,8 @@ async def record(releases: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    wanted = sys.argv[1:] or list(RELEASES)
-    unknown = set(wanted) - set(RELEASES)
-    if unknown:
-        sys.exit(f"unknown releases {sorted(unknown)}; known: {', '.join(RELEASES)}")
-    asyncio.run(record(wanted))
+    why = refusal(sys.argv[1:])
+    if why is not None:
+        print(f"error: {why}", file=sys.stderr)
+        sys.exit(2)
+    asyncio.run(record([a for a in sys.argv[1:] if a != "--overwrite"]))
