@@ -41,6 +41,7 @@ from modelbaton import (
     AssignedWorkflow,
     AssignmentPlugin,
     BusinessKeyError,
+    ModelAssignment,
     ModelRef,
     RolloutPlan,
     pool_task_queue,
@@ -116,14 +117,17 @@ class Stack:
     plugin: AssignmentPlugin
     task_queue: str
 
-    async def start_canary(self, fraction: float) -> RolloutPlan:
-        """A rollout of v2 at ``fraction``, through the real rollout workflow."""
+    async def start_canary(self, fraction: float, sample: float | None = None) -> RolloutPlan:
+        """A rollout of v2 at ``fraction`` (a shadow of ``sample`` when given), through the real
+        rollout workflow."""
         handle = self.plain.get_workflow_handle_for(
             RolloutWorkflow.run, rollout_workflow_id(self.task_queue, MODEL_ID)
         )
         plan: RolloutPlan = await handle.execute_update(
             RolloutWorkflow.start_canary,
-            StartCanaryRequest(actor="test", candidate=V2, fraction=fraction, salt="s"),
+            StartCanaryRequest(
+                actor="test", candidate=V2, fraction=fraction, salt="s", sample=sample
+            ),
         )
         return plan
 
@@ -319,3 +323,44 @@ async def test_a_business_key_that_cannot_be_extracted_refuses_the_start(
     with pytest.raises(RPCError) as missing:
         await client.get_workflow_handle(wid).describe()
     assert missing.value.status == RPCStatusCode.NOT_FOUND
+
+
+async def test_an_explicit_assignment_wins_and_shadows_come_with_the_header_or_the_fallback(
+    client: Client, task_queue: str
+) -> None:
+    async with stack(client, task_queue) as s:
+        plan = await s.start_canary(0.0, sample=1.0)  # v1 serves, v2 shadows every key
+        assert plan.stage.value == "shadow"
+        via_header = await s.plugged.start_workflow(
+            AssignmentProbe.run,
+            ProbeInput(customer="acme", text="a"),
+            id=f"shadow-h-{uuid.uuid4().hex[:8]}",
+            task_queue=task_queue,
+        )
+        via_fallback = await s.plain.start_workflow(
+            AssignmentProbe.run,
+            ProbeInput(customer="acme", text="b"),
+            id=f"shadow-f-{uuid.uuid4().hex[:8]}",
+            task_queue=task_queue,
+        )
+        for handle in (via_header, via_fallback):
+            outcome: ProbeOutcome = await handle.result()
+            assert (outcome.answered_by, outcome.shadowed_by) == (["v1", "v1"], ["v2"])
+
+        # The input's assignment (v2 on its pool, as a starter's assign() would record) wins over
+        # the header the plugin still writes (the start carries no ModelVersion attribute).
+        explicit = ModelAssignment(
+            model_id=MODEL_ID,
+            model_version="v2",
+            output_schema_version=1,
+            task_queue=pool_task_queue(task_queue, "v2"),
+        )
+        handle = await s.plugged.start_workflow(
+            AssignmentProbe.run,
+            ProbeInput(customer="acme", text="c", assignment=explicit),
+            id=f"explicit-{uuid.uuid4().hex[:8]}",
+            task_queue=task_queue,
+        )
+        outcome = await handle.result()
+        assert (outcome.answered_by, outcome.shadowed_by) == (["v2", "v2"], [])
+        assert started_header(await handle.fetch_history()) is not None

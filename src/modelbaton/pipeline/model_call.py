@@ -215,7 +215,11 @@ class ModelRoute(Generic[C]):
             return await (await inner)
 
         async def shadows() -> list[ShadowAnswer[C]]:
-            return await (await inner).shadow_answers()
+            try:
+                call = await inner
+            except Exception:
+                return []  # the primary reports why the assignment could not be had
+            return await call.shadow_answers()
 
         return ModelCall(asyncio.create_task(primary()), asyncio.create_task(shadows()))
 
