@@ -52,6 +52,12 @@ _EXPORTS: dict[str, str] = {
     "ModelCall": "modelbaton.pipeline.model_call",
     "ModelTarget": "modelbaton.pipeline.model_call",
     "ShadowAnswer": "modelbaton.pipeline.model_call",
+    # assignment at start without baton submit: a temporalio plugin (client, worker, Replayer)
+    "AssignmentPlugin": "modelbaton.app.plugin",
+    "AssignedWorkflow": "modelbaton.pipeline.start_assignment",
+    "StartAssignment": "modelbaton.pipeline.start_assignment",
+    "BusinessKeyError": "modelbaton.pipeline.start_assignment",
+    "run_assignment": "modelbaton.pipeline.start_assignment",
     # pools
     "pool_worker": "modelbaton.pipeline.pool",
     "run_pool": "modelbaton.pipeline.pool",
@@ -77,6 +83,9 @@ __all__ = [
     "AgreementSummary",
     "Arm",
     "Assigned",
+    "AssignedWorkflow",
+    "AssignmentPlugin",
+    "BusinessKeyError",
     "Comparator",
     "Comparison",
     "ConfigError",
@@ -101,6 +110,7 @@ __all__ = [
     "RolloutStage",
     "ShadowAnswer",
     "ShadowAssignment",
+    "StartAssignment",
     "UnknownSchemaVersionError",
     "__version__",
     "abort",
@@ -110,6 +120,7 @@ __all__ = [
     "pool_worker",
     "promote",
     "read_plan",
+    "run_assignment",
     "run_pool",
     "search_attributes_for",
     "set_fraction",
@@ -120,6 +131,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from modelbaton.app.plugin import AssignmentPlugin
     from modelbaton.contracts.comparison import (
         AbsoluteError,
         AgreementSummary,
@@ -157,6 +169,12 @@ if TYPE_CHECKING:
     from modelbaton.pipeline.model_call import ModelCall, ModelRoute, ModelTarget, ShadowAnswer
     from modelbaton.pipeline.pool import pool_worker, run_pool
     from modelbaton.pipeline.search_attributes import ALL as SEARCH_ATTRIBUTES
+    from modelbaton.pipeline.start_assignment import (
+        AssignedWorkflow,
+        BusinessKeyError,
+        StartAssignment,
+        run_assignment,
+    )
     from modelbaton.project import Project, ProjectConfigError, load_project
     from modelbaton.rollout.plans import read_plan
 

@@ -12,6 +12,11 @@ their definitions (``@activity.defn`` functions or methods), never by a string n
     ...
     answers = await call.shadow_answers()    # before the workflow completes
 
+The assignment: the one passed to :meth:`ModelRoute.start` (recorded in the input, today's way)
+wins; without one (``None``), the start's header written by ``modelbaton.AssignmentPlugin``, else
+the plan resolved once per run through the plugin's local activity (see
+:mod:`modelbaton.pipeline.start_assignment`). Both are recorded in history, so replay repeats them.
+
 Each activity receives two arguments: the :class:`ModelTarget` (identity only: model id, version,
 output schema version) and the user's payload, and returns the canonical result, normalized
 inside the activity (see :class:`~modelbaton.contracts.schemas.ContractRegistry`).
@@ -31,6 +36,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError
 
 from modelbaton.contracts.rollout import ModelAssignment, ShadowAssignment
+from modelbaton.pipeline import start_assignment
 
 C = TypeVar("C")
 
@@ -83,7 +89,7 @@ class ModelCall(Generic[C]):
 
     def __init__(
         self,
-        primary: workflow.ActivityHandle[C],
+        primary: asyncio.Task[C],
         shadow: asyncio.Task[list[ShadowAnswer[C]]] | None,
     ) -> None:
         self._primary = primary
@@ -94,6 +100,8 @@ class ModelCall(Generic[C]):
 
     @property
     def shadowed(self) -> bool:
+        """Whether shadow calls were scheduled (for a call still resolving its assignment through
+        the fallback: whether they may be; :meth:`shadow_answers` is then empty if not)."""
         return self._shadow is not None
 
     async def shadow_answers(self) -> list[ShadowAnswer[C]]:
@@ -162,12 +170,22 @@ class ModelRoute(Generic[C]):
 
     def start(
         self,
-        assignment: ModelAssignment,
+        assignment: ModelAssignment | None,
         payload: Any,
         *,
         shadow: ShadowAssignment | None = None,
     ) -> ModelCall[C]:
-        """Schedule the primary call (and the shadow calls, in the same workflow task)."""
+        """Schedule the primary call (and the shadow calls, in the same workflow task).
+
+        With ``assignment`` None, the run's start assignment is used (and its shadow, not
+        ``shadow``): the header's at once, or, the first time without a header, after the
+        fallback's local activity has resolved it."""
+        if assignment is None:
+            state = start_assignment.current()
+            known = state.known if state is not None else None
+            if known is None:
+                return self._deferred(payload)
+            assignment, shadow = known.model, known.shadow
         primary = self._schedule(assignment, payload, budget=None, retry_policy=self._retry)
         task: asyncio.Task[list[ShadowAnswer[C]]] | None = None
         if shadow is not None:
@@ -184,7 +202,28 @@ class ModelRoute(Generic[C]):
             task = asyncio.create_task(_gather_answers(calls))
         return ModelCall(primary, task)
 
-    async def call(self, assignment: ModelAssignment, payload: Any) -> C:
+    def _deferred(self, payload: Any) -> ModelCall[C]:
+        """A call whose assignment the fallback resolves first (one local activity per run)."""
+
+        async def started() -> ModelCall[C]:
+            assigned = await start_assignment.run_assignment()
+            return self.start(assigned.model, payload, shadow=assigned.shadow)
+
+        inner = asyncio.create_task(started())
+
+        async def primary() -> C:
+            return await (await inner)
+
+        async def shadows() -> list[ShadowAnswer[C]]:
+            try:
+                call = await inner
+            except Exception:
+                return []  # the primary reports why the assignment could not be had
+            return await call.shadow_answers()
+
+        return ModelCall(asyncio.create_task(primary()), asyncio.create_task(shadows()))
+
+    async def call(self, assignment: ModelAssignment | None, payload: Any) -> C:
         """The primary call alone: its canonical result."""
         return await self.start(assignment, payload)
 
