@@ -17,7 +17,7 @@ $(CURDIR)/.tools/bin/uv:
 	$(CURDIR)/.tools/bin/pip install --quiet --disable-pip-version-check uv
 
 .venv/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked
+	$(UV) sync --locked --all-extras
 	@touch $@
 
 install: .venv/.synced

