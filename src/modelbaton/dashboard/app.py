@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from modelbaton.models.catalog import Catalog
 from modelbaton.pipeline.store import ResultsStore
 from modelbaton.rollout.client import Rollouts
 from modelbaton.rollout.messages import ChangeBy
+from modelbaton.settings import Settings
 from modelbaton.shadow.report import build_report
 from modelbaton.shadow.store import ShadowStore
 
@@ -241,7 +241,7 @@ async def _shadow_evidence(rollouts: Rollouts, store: ResultsStore, catalog: Cat
 
 def token_from_env() -> str | None:
     """The action token (MODELBATON_UI_TOKEN), or None when unset or empty."""
-    return os.environ.get("MODELBATON_UI_TOKEN") or None
+    return Settings.from_env().ui_token
 
 
 def serve(app: FastAPI, sock: Any) -> None:

@@ -7,7 +7,6 @@ workflow's validators refuse what the plan itself does not allow.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,13 +49,14 @@ from modelbaton.rollout.messages import (
     rollout_workflow_id,
 )
 from modelbaton.rollout.workflow import PLAN_MEMO, RolloutWorkflow, planned_start
+from modelbaton.settings import Settings
 
 #: A pool counts as live when it polled within this many seconds. The embedded dev server ends
 #: idle long polls after 2 s (``modelbaton.stack.devserver``), so a live pool's last poll is
 #: younger than that, and a pool that died is reported dead this long after (a pool killed 5 s
 #: ago is dead). Against a server with the default long poll (about a minute), raise it with
-#: MODELBATON_POOL_LIVENESS_SECONDS.
-POOL_LIVENESS_SECONDS = float(os.environ.get("MODELBATON_POOL_LIVENESS_SECONDS", "4.5"))
+#: MODELBATON_POOL_LIVENESS_SECONDS (``Settings.pool_liveness_seconds``).
+POOL_LIVENESS_SECONDS = Settings.from_env().pool_liveness_seconds
 
 
 def model_ref(catalog: Catalog, version: str) -> ModelRef:

@@ -17,7 +17,6 @@ worker started by hand against the same variables behaves exactly like one start
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from modelbaton.errors import StackError
+from modelbaton.settings import Settings
 from modelbaton.stack import processes
 from modelbaton.stack.connect import require_stack_extras, temporal_binary
 from modelbaton.stack.devserver import dev_server_command
@@ -141,7 +141,7 @@ def _start(options: StackOptions) -> StackState:
     model_url = (
         f"http://{options.host}:{ports[MODELS]}"
         if options.models
-        else os.environ.get("MODELBATON_MODEL_BASE_URL") or None
+        else Settings.from_env().model_base_url
     )
     state = StackState(
         home=home,
