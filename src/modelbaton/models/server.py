@@ -12,7 +12,6 @@ import hmac
 import logging
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
+from modelbaton import polling
 from modelbaton.models.catalog import Catalog
 from modelbaton.models.reference import ReferenceModel, load_or_train
 
@@ -127,11 +127,18 @@ def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Ite
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("model server thread did not start")
-        time.sleep(0.02)
+
+    def started() -> bool:
+        if not thread.is_alive():
+            raise RuntimeError("model server thread stopped before it started serving")
+        return bool(server.started)
+
+    polling.wait_until(
+        started,
+        within=30,
+        every=0.02,
+        give_up=lambda: RuntimeError("model server thread did not start within 30 s"),
+    )
     try:
         yield f"http://{host}:{bound}"
     finally:

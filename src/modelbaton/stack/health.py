@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import time
+import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, Describe
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from modelbaton import polling
 from modelbaton.contracts.rollout import pool_task_queue
 from modelbaton.errors import PortInUseError, StackError
 from modelbaton.pipeline import search_attributes
@@ -80,28 +81,34 @@ async def await_temporal(
     record: ProcessRecord, address: str, namespace: str, seconds: float
 ) -> None:
     host, _, port = address.rpartition(":")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
     last_error = "the port never accepted a connection"
-    while True:
+
+    async def answers() -> bool:
+        nonlocal last_error
         if not processes.is_ours(record):
             raise StackError(f"{TEMPORAL} exited during start-up; see its log {record.log}")
-        if processes.port_accepts(host, int(port)):
-            try:
-                client = await Client.connect(address, namespace=namespace)
-                await client.workflow_service.describe_namespace(
-                    DescribeNamespaceRequest(namespace=namespace)
-                )
-                await ensure_search_attributes(client, namespace)
-                return
-            except (RuntimeError, RPCError) as exc:
-                last_error = str(exc)
-        if loop.time() > deadline:
-            raise StackError(
-                f"{TEMPORAL} (pid {record.pid}) did not answer for namespace {namespace} within "
-                f"{seconds:.0f} s ({last_error}); see its log {record.log}"
+        if not processes.port_accepts(host, int(port)):
+            return False
+        try:
+            client = await Client.connect(address, namespace=namespace)
+            await client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace=namespace)
             )
-        await asyncio.sleep(0.25)
+            await ensure_search_attributes(client, namespace)
+        except (RuntimeError, RPCError) as exc:
+            last_error = str(exc)
+            return False
+        return True
+
+    await polling.await_until(
+        answers,
+        within=seconds,
+        every=0.25,
+        give_up=lambda: StackError(
+            f"{TEMPORAL} (pid {record.pid}) did not answer for namespace {namespace} within "
+            f"{seconds:.0f} s ({last_error}); see its log {record.log}"
+        ),
+    )
 
 
 def polled_queue(state: StackState, record: ProcessRecord) -> tuple[str, int]:
@@ -120,32 +127,40 @@ async def await_workers(state: StackState, workers: list[ProcessRecord], seconds
     for minutes, which is why the PID matters).
     """
     client = await Client.connect(state.temporal_address, namespace=state.namespace)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
     pending = {w.pid: w for w in workers}
-    while pending:
+
+    async def all_polling() -> bool:
         for worker in pending.values():
             if not processes.is_ours(worker):
                 raise StackError(f"{worker.name} exited during start-up; see its log {worker.log}")
-        for queue, kind in {polled_queue(state, w) for w in pending.values()}:
-            described = await client.workflow_service.describe_task_queue(
-                DescribeTaskQueueRequest(
-                    namespace=state.namespace,
-                    task_queue=TaskQueue(name=queue),
-                    task_queue_type=kind,  # type: ignore[arg-type]
-                )
+        await _sweep_pollers(client, state, pending)
+        return not pending
+
+    def late() -> StackError:
+        worker = next(iter(pending.values()))
+        return StackError(
+            f"{worker.name} (pid {worker.pid}) did not poll task queue "
+            f"{polled_queue(state, worker)[0]} within {seconds:.0f} s; see its log {worker.log}"
+        )
+
+    await polling.await_until(all_polling, within=seconds, every=0.5, give_up=late)
+
+
+async def _sweep_pollers(
+    client: Client, state: StackState, pending: dict[int, ProcessRecord]
+) -> None:
+    """Drop from ``pending`` every worker seen polling its task queue now (by the PID in the
+    SDK's default ``<pid>@<host>`` identity)."""
+    for queue, kind in {polled_queue(state, w) for w in pending.values()}:
+        described = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=state.namespace,
+                task_queue=TaskQueue(name=queue),
+                task_queue_type=kind,  # type: ignore[arg-type]
             )
-            for poller in described.pollers:
-                pending.pop(identity_pid(poller.identity), None)
-        if not pending:
-            return
-        if loop.time() > deadline:
-            late = next(iter(pending.values()))
-            raise StackError(
-                f"{late.name} (pid {late.pid}) did not poll task queue "
-                f"{polled_queue(state, late)[0]} within {seconds:.0f} s; see its log {late.log}"
-            )
-        await asyncio.sleep(0.5)
+        )
+        for poller in described.pollers:
+            pending.pop(identity_pid(poller.identity), None)
 
 
 async def not_polling(
@@ -153,24 +168,18 @@ async def not_polling(
 ) -> list[ProcessRecord]:
     """The ones of ``workers`` not seen polling their task queue within ``seconds`` (or gone)."""
     client = await Client.connect(state.temporal_address, namespace=state.namespace)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
     pending = {w.pid: w for w in workers}
-    while pending and loop.time() <= deadline:
+
+    async def settled() -> bool:
         if not any(processes.is_ours(w) for w in pending.values()):
-            break
-        for queue, kind in {polled_queue(state, w) for w in pending.values()}:
-            described = await client.workflow_service.describe_task_queue(
-                DescribeTaskQueueRequest(
-                    namespace=state.namespace,
-                    task_queue=TaskQueue(name=queue),
-                    task_queue_type=kind,  # type: ignore[arg-type]
-                )
-            )
-            for poller in described.pollers:
-                pending.pop(identity_pid(poller.identity), None)
-        if pending:
-            await asyncio.sleep(0.5)
+            return True  # none left alive to start polling
+        await _sweep_pollers(client, state, pending)
+        return not pending
+
+    with contextlib.suppress(TimeoutError):
+        await polling.await_until(
+            settled, within=seconds, every=0.5, give_up=lambda: TimeoutError()
+        )
     return list(pending.values())
 
 
@@ -202,14 +211,24 @@ def claim_port(host: str, port: int | None, record: ProcessRecord) -> None:
     A process left over from the recorded one (it forked it, so it is in its process group) is
     stopped; a foreign process is never touched, it is named in a :class:`PortInUseError`.
     """
-    held = processes.listener(host, port) if port is not None else None
+    if port is None:
+        return
+    held = processes.listener(host, port)
+
     # A process SIGKILLed just now may still be tearing down (its threads exit one by one) and
     # hold its sockets for a moment after it stopped counting as alive: wait for that to end.
-    deadline = time.monotonic() + DYING_GRACE_SECONDS
     # (While it exits, its socket may also show no process at all.)
-    while held is not None and held.pid in (record.pid, None) and time.monotonic() < deadline:
-        time.sleep(0.1)
-        held = processes.listener(host, held.port)
+    def settled() -> bool:
+        nonlocal held
+        if held is not None and held.pid in (record.pid, None):
+            held = processes.listener(host, port)
+            return held is None or held.pid not in (record.pid, None)
+        return True
+
+    with contextlib.suppress(TimeoutError):
+        polling.wait_until(
+            settled, within=DYING_GRACE_SECONDS, every=0.1, give_up=lambda: TimeoutError()
+        )
     if held is None:
         return
     holder = held.pid
@@ -226,13 +245,18 @@ def claim_port(host: str, port: int | None, record: ProcessRecord) -> None:
 
 def healthy_within(url: str, seconds: float, record: ProcessRecord) -> bool:
     """True once ``url/healthz`` answers 200 within ``seconds`` while ``record`` runs."""
-    deadline = time.monotonic() + seconds
-    while processes.is_ours(record):
-        if http_healthy(url):
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.5)
+
+    def answered() -> bool:
+        if not processes.is_ours(record):
+            raise ProcessLookupError
+        return http_healthy(url)
+
+    try:
+        return polling.wait_until(
+            answered, within=seconds, every=0.5, give_up=lambda: TimeoutError()
+        )
+    except (ProcessLookupError, TimeoutError):
+        return False
     return False
 
 

@@ -19,7 +19,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from typing import Any
 
 import psutil
 
+from modelbaton import polling
 from modelbaton.errors import StackError
 
 #: Seconds between SIGTERM and SIGKILL. Workers drain in-flight activities for up to 10 s on
@@ -306,18 +306,21 @@ def wait_until(
     interval: float = 0.25,
 ) -> None:
     """Poll ``ready`` until it is true; fail early if the process exits, or after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def check() -> bool:
         if not is_ours(record):
             raise StackError(f"{record.name} exited before {what}; see its log {record.log}")
-        if ready():
-            return
-        if time.monotonic() > deadline:
-            raise StackError(
-                f"{record.name} (pid {record.pid}) did not get {what} within {timeout:.0f} s; "
-                f"see its log {record.log}"
-            )
-        time.sleep(interval)
+        return ready()
+
+    polling.wait_until(
+        check,
+        within=timeout,
+        every=interval,
+        give_up=lambda: StackError(
+            f"{record.name} (pid {record.pid}) did not get {what} within {timeout:.0f} s; "
+            f"see its log {record.log}"
+        ),
+    )
 
 
 def _family(record: ProcessRecord) -> list[psutil.Process]:

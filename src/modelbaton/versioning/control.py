@@ -9,7 +9,6 @@ and returns only once the routing change has reached every task queue of the dep
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -38,6 +37,7 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from modelbaton import polling
 from modelbaton.errors import RolloutError
 from modelbaton.versioning.builds import Build
 
@@ -344,17 +344,22 @@ class DeploymentControl:
         queues on a loaded machine, and has been reported to stay IN_PROGRESS for good
         (temporalio/temporal#11842), so the task queues' own routing, which is what decides where
         a new workflow goes, is accepted as proof too."""
-        deadline = time.monotonic() + within
-        while True:
+        seen: list[DeploymentView] = []
+
+        async def routed() -> DeploymentView | None:
             view = await self.describe()
+            seen[:] = [view]
             if holds(view) and (view.propagated or await self._queues_route(view)):
                 return view
-            if time.monotonic() > deadline:
-                raise RolloutError(
-                    f"deployment {self.deployment!r}: routing change not propagated within "
-                    f"{within:.0f} s (current {view.current}, ramping {view.ramping})"
-                )
-            await asyncio.sleep(every)
+            return None
+
+        def late() -> RolloutError:
+            return RolloutError(
+                f"deployment {self.deployment!r}: routing change not propagated within "
+                f"{within:.0f} s (current {seen[0].current}, ramping {seen[0].ramping})"
+            )
+
+        return await polling.await_until(routed, within=within, every=every, give_up=late)
 
     async def _queues_route(self, view: DeploymentView) -> bool:
         """Whether each workflow task queue of the current and ramping builds routes as ``view``."""
