@@ -166,6 +166,7 @@ class Arm:
     release: type
     versions: tuple[str, ...]  # pools to run beside the workflow worker
     start: Starter
+    task_queue: str = ""  # set while its workers run
     rates: list[float] = field(default_factory=list)
     seconds: float = 0.0
     docs: int = 0
@@ -198,13 +199,14 @@ class Arm:
 
 
 @asynccontextmanager
-async def workers(client: Client, arm: Arm, acts: InvoiceActivities) -> AsyncIterator[str]:
-    """The example's workflow worker for ``arm`` (and its pools) on a fresh queue."""
-    task_queue = f"overhead-{arm.slug}-{uuid.uuid4().hex[:8]}"
+async def workers(client: Client, arm: Arm, acts: InvoiceActivities) -> AsyncIterator[None]:
+    """The example's workflow worker for ``arm`` (and its pools) on a queue of its own, running
+    for the whole bench as a deployment's workers would."""
+    arm.task_queue = f"overhead-{arm.slug}-{uuid.uuid4().hex[:8]}"
     async with AsyncExitStack() as stack:
-        await stack.enter_async_context(workflow_worker(client, task_queue, arm.release, acts))
-        await stack.enter_async_context(pools(client, task_queue, acts, arm.versions))
-        yield task_queue
+        await stack.enter_async_context(workflow_worker(client, arm.task_queue, arm.release, acts))
+        await stack.enter_async_context(pools(client, arm.task_queue, acts, arm.versions))
+        yield
 
 
 async def run_batch(
@@ -215,9 +217,9 @@ async def run_batch(
     concurrency: int,
     servers: list[int],
 ) -> Batch:
-    """Start, approve and await every document's workflow; seconds from first start to last
-    result, with the workers already running, and the CPU spent meanwhile by this process and by
-    the ``servers`` (dev server, model server)."""
+    """Start, approve and await every document's workflow on ``arm``'s running workers; seconds
+    from first start to last result, and the CPU spent meanwhile by this process and by the
+    ``servers`` (dev server, model server)."""
     queries = 0
 
     async def one(doc: InvoiceDocument, task_queue: str) -> Handle:
@@ -237,18 +239,17 @@ async def run_batch(
         assert outcome.booked, f"{doc.invoice_id} was not booked"
         return handle
 
-    async with workers(client, arm, acts) as task_queue:
-        gate = asyncio.Semaphore(concurrency)
+    gate = asyncio.Semaphore(concurrency)
 
-        async def gated(doc: InvoiceDocument) -> Handle:
-            async with gate:
-                return await one(doc, task_queue)
+    async def gated(doc: InvoiceDocument) -> Handle:
+        async with gate:
+            return await one(doc, arm.task_queue)
 
-        cpu0 = cpu_now(servers)
-        t0 = time.perf_counter()
-        handles = await asyncio.gather(*(gated(d) for d in docs))
-        seconds = time.perf_counter() - t0
-        cpu1 = cpu_now(servers)
+    cpu0 = cpu_now(servers)
+    t0 = time.perf_counter()
+    handles = await asyncio.gather(*(gated(d) for d in docs))
+    seconds = time.perf_counter() - t0
+    cpu1 = cpu_now(servers)
     for d in docs:
         acts.extracted.pop(d.invoice_id, None)
     return Batch(
@@ -343,10 +344,13 @@ async def main(n_docs: int, warmup: int, rounds: int, concurrency: int, breakdow
                     search_attributes=search_attributes.ALL,
                 ) as env,
                 httpx.AsyncClient() as http,
+                AsyncExitStack() as running,
             ):
                 engine = sa.create_engine(f"sqlite:///{home / 'bookings.db'}")
                 acts = SignallingActivities(url, http, engine)
                 arms = make_arms(env.client, plan, breakdown)
+                for arm in arms:
+                    await running.enter_async_context(workers(env.client, arm, acts))
                 servers = child_pids()  # the dev server and the model server
                 for arm in arms:  # sandbox imports, connections, the model server's first call
                     warm = documents(warmup, f"w-{arm.slug}")
@@ -362,7 +366,8 @@ async def main(n_docs: int, warmup: int, rounds: int, concurrency: int, breakdow
                         await count_history(arm, batch.handles)
                     ratio = arms[-1].rates[-1] / arms[0].rates[-1]
                     rates = "  ".join(f"{a.rates[-1]:12.1f}" for a in arms)
-                    print(f"{r + 1:5d}  {rates}  {ratio:17.3f}")
+                    print(f"{r + 1:5d}  {rates}  {ratio:17.3f}", flush=True)
+                await running.aclose()
                 engine.dispose()
     print_summary(arms)
 
