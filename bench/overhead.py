@@ -12,10 +12,11 @@ workflows:
   called with ``execute_activity_method`` on the workflow's own queue, then the same approval and
   booking.
 
-``--breakdown`` adds the steps between them (see ``_invoice_direct.py``), each adding one thing:
+``--breakdown`` adds the steps between them (see ``_invoice_steps.py``), each adding one thing:
 a second queue, the assignment at start, the ``ModelRoute`` helper; release 2 then adds its patch.
 
-Rounds alternate the order (AB, BA, ...) so a noisy neighbour biases neither arm; the CPU each arm
+Every arm's workers run for the whole bench, as a deployment's would. Rounds alternate the order
+(AB, BA, ...) so a noisy neighbour biases neither arm; the CPU each arm
 spends per workflow (this process, the dev server, the model server) is printed beside its docs/s,
 a figure a busy machine moves less. Each workflow is approved as soon as it waits for approval:
 the extraction activity tells the driver it returned, and the driver queries the status until the
@@ -53,9 +54,9 @@ from temporalio.testing import WorkflowEnvironment
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from _common import free_port, peak_rss_mib
-from _invoice_direct import (
+from _invoice_direct import DirectInvoiceWorkflow
+from _invoice_steps import (
     AssignedInvoiceWorkflow,
-    DirectInvoiceWorkflow,
     PoolQueueInvoiceWorkflow,
     UnpatchedInvoiceWorkflow,
 )
