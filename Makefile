@@ -62,6 +62,7 @@ bench: install
 	$(RUN) python bench/gates.py
 	$(RUN) python bench/shadow.py
 	$(RUN) python bench/drain.py
+	$(RUN) python bench/overhead.py
 
 clean:
 	rm -rf .venv .tools .modelbaton .pytest_cache .mypy_cache .ruff_cache
