@@ -432,3 +432,37 @@ def test_modelbaton_catalog_overrides_the_project_catalog(tmp_path: Path) -> Non
         mp.setenv("MODELBATON_CATALOG", str(other))
         ctx = context(path)
         assert (ctx.catalog().primary.version, ctx.catalog_source) == ("v2", "MODELBATON_CATALOG")
+
+
+def test_the_dashboard_serves_the_project_queue_types_and_catalog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server loop is the one part replaced; the app is built for real, from the config
+    # baton ui passes it.
+    import modelbaton.dashboard.app as dashboard
+
+    configs: list[dashboard.UiConfig] = []
+    real_create_app = dashboard.create_app
+
+    def create_app(config: dashboard.UiConfig) -> object:
+        configs.append(config)
+        return real_create_app(config)
+
+    def serve(served: object, sock: object) -> None:
+        sock.close()  # type: ignore[attr-defined]
+        served.state.store.close()  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(dashboard, "create_app", create_app)
+    monkeypatch.setattr(dashboard, "serve", serve)
+    path = example_copy(tmp_path, catalog=INVOICE_CATALOG)
+    result = runner.invoke(
+        app,
+        ["ui", "--port", "0", "--project", str(path), "--refresh", "1m"],
+        env={"MODELBATON_HOME": str(tmp_path / "home")},
+    )
+    assert result.exit_code == 0, result.output
+    (config,) = configs
+    assert config.task_queue == "invoices"
+    assert config.workflow_types == ("InvoiceExtraction",)
+    assert config.catalog.primary.model_id == "invoice"
+    assert config.refresh_seconds == 60.0
