@@ -466,3 +466,20 @@ def test_the_dashboard_serves_the_project_queue_types_and_catalog(
     assert config.workflow_types == ("InvoiceExtraction",)
     assert config.catalog.primary.model_id == "invoice"
     assert config.refresh_seconds == 60.0
+
+
+def test_schema_check_checks_the_registry_of_the_project_found_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(EXAMPLE.parent)
+    result = runner.invoke(app, ["schema", "check", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["project"] == "invoice_extraction"
+    assert report["reports"][0]["name"] == "contracts 'invoice': raw output schemas"
+    # At the repository root the reference pipeline's registry gets the classification checks
+    # (its catalog and classify activities) as before.
+    monkeypatch.chdir(ROOT)
+    reference = runner.invoke(app, ["schema", "check", "--json"])
+    assert reference.exit_code == 0, reference.output
+    assert "models_without_classify_activity" in json.loads(reference.stdout)
