@@ -33,9 +33,9 @@ def parse_duration(value: object, *, positive: bool = False) -> float:
     if seconds != seconds or seconds in (float("inf"), float("-inf")):
         raise ValueError(f"expected a finite duration, got {value!r}")
     if seconds < 0:
-        raise ValueError(f"a duration must not be negative, got {value!r}")
+        raise ValueError(f"must not be negative, got {value!r}")
     if positive and seconds == 0:
-        raise ValueError(f"a duration must be positive, got {value!r}")
+        raise ValueError(f"must be positive, got {value!r}")
     return seconds
 
 
@@ -48,7 +48,7 @@ def _parse_text(value: str) -> float:
         raise ValueError(f"expected a duration such as {EXAMPLES}, got {value!r}")
     units = [u for _, u in parts]
     if len(set(units)) != len(units):
-        raise ValueError(f"a duration names each unit once, got {value!r}")
+        raise ValueError(f"expected a duration naming each unit once, got {value!r}")
     return sum(float(n) * UNITS[u] for n, u in parts)
 
 

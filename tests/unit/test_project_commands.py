@@ -119,8 +119,13 @@ def test_durations(value: object, seconds: float) -> None:
 
 @pytest.mark.parametrize("value", ["soon", "5x", "-3s", "1h1h", "", "m", "1h 30", True, None, []])
 def test_bad_durations(value: object) -> None:
-    with pytest.raises(ValueError, match="duration"):
+    with pytest.raises(ValueError, match="expected a duration"):
         parse_duration(value)
+
+
+def test_negative_durations_are_refused() -> None:
+    with pytest.raises(ValueError, match="must not be negative, got -3"):
+        parse_duration(-3)
 
 
 def test_positive_durations_refuse_zero() -> None:

@@ -131,5 +131,7 @@ def duration(value: str, option: str, *, positive: bool = True) -> float:
     one exits 2 naming the option and the value."""
     try:
         return parse_duration(value, positive=positive)
-    except ValueError as exc:
-        raise fail(f"{option} {value!r}: {str(exc).split(', got')[0]}") from None
+    except ValueError as exc:  # the message ends with the value: ", got '5x'"
+        reason = str(exc)
+        message = f"{option} {reason}" if reason.startswith("must") else f"{option}: {reason}"
+        raise fail(message) from None
