@@ -242,10 +242,10 @@ def test_the_context_takes_the_example_queue_unless_told_otherwise(
     assert context(EXAMPLE, "flag").task_queue == "flag"
 
 
-def test_a_bad_task_queue_exits_2() -> None:
-    result = runner.invoke(app, ["patches", "--project", str(EXAMPLE), "--task-queue", "a b"])
+def test_an_empty_task_queue_exits_2() -> None:
+    result = runner.invoke(app, ["patches", "--project", str(EXAMPLE), "--task-queue", " "])
     assert result.exit_code == 2
-    assert "--task-queue 'a b': not a valid task queue name" in one_error_line(result.stderr)
+    assert "--task-queue ' ': must not be empty" in one_error_line(result.stderr)
 
 
 # --- patches: declared, or found in the workflow code ----------------------------------------
