@@ -11,6 +11,12 @@ in ``pyproject.toml``::
     contracts = "invoice_extraction.contracts:CONTRACTS"
     catalog = "catalog.toml"                          # optional
     histories = "histories"                           # committed histories replay-check reads
+    patches = ["invoice-assigned-model"]              # optional; else found in the workflow code
+
+Every ``baton`` command that reads workflows finds its project the same way
+(:func:`resolve_project`): ``--project PATH``, else ``MODELBATON_PROJECT``, else a config in the
+working folder or a parent (up to the repository root), else the reference document-classification
+pipeline built in (:func:`reference_project`), so nothing changes for a user without a config.
 
 Every error names the file and the key, in one line (``baton`` exits 2 on it).
 """
@@ -18,10 +24,12 @@ Every error names the file and the key, in one line (``baton`` exits 2 on it).
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import sys
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -33,11 +41,27 @@ from modelbaton.errors import ConfigError
 
 CONFIG_FILE = "modelbaton.toml"
 PYPROJECT = "pyproject.toml"
+#: The environment variable naming the project config when ``--project`` is not given.
+PROJECT_ENV = "MODELBATON_PROJECT"
 _QUEUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class ProjectConfigError(ConfigError):
     """The project config is invalid; the message names the file and the key."""
+
+
+class PatchEntry(BaseModel):
+    """One patch id of the project, with what ``baton patches`` needs to judge it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    #: The workflow type whose code calls it (default: the project's only workflow, or the one
+    #: whose code names it).
+    workflow_type: str | None = None
+    description: str = ""
+    #: When the release that calls ``deprecate_patch`` for it was deployed.
+    deprecated_since: datetime | None = None
 
 
 class ProjectSection(BaseModel):
@@ -53,6 +77,13 @@ class ProjectSection(BaseModel):
     catalog: str | None = None
     histories: str | None = None
     python_path: list[str] = Field(default_factory=list)
+    #: Patch ids, as ids or tables; absent: ``baton patches`` finds them in the workflow code.
+    patches: list[str | PatchEntry] | None = None
+
+    def patch_entries(self) -> list[PatchEntry] | None:
+        if self.patches is None:
+            return None
+        return [PatchEntry(id=p) if isinstance(p, str) else p for p in self.patches]
 
 
 @dataclass(frozen=True)
@@ -64,6 +95,21 @@ class Project:
     workflows: tuple[type, ...]
     activity_modules: tuple[ModuleType, ...]
     contracts: ContractRegistry[Any]
+    #: How it was found: ``--project``, ``MODELBATON_PROJECT``, ``found`` (working folder or a
+    #: parent) or ``built-in`` (the reference pipeline's defaults).
+    source: str = "--project"
+
+    @property
+    def builtin(self) -> bool:
+        return self.source == "built-in"
+
+    def key(self, name: str) -> str:
+        """``name`` as the config spells it (``tool.modelbaton.`` in a pyproject.toml)."""
+        return f"tool.modelbaton.{name}" if self.path.name == PYPROJECT else name
+
+    def error(self, key: str, message: str) -> ProjectConfigError:
+        """One line naming this project's file and ``key``."""
+        return _fail(self.path, self.key(key), message)
 
     @property
     def name(self) -> str:
@@ -97,21 +143,31 @@ class Project:
         return self.root / self.section.histories if self.section.histories else None
 
 
+def _config_in(folder: Path) -> Path | None:
+    own = folder / CONFIG_FILE
+    if own.is_file():
+        return own
+    py = folder / PYPROJECT
+    if py.is_file():
+        try:
+            data = tomllib.loads(py.read_text())
+        except (OSError, tomllib.TOMLDecodeError):
+            return None
+        if "modelbaton" in data.get("tool", {}):
+            return py
+    return None
+
+
 def find_config(start: Path) -> Path | None:
     """``modelbaton.toml``, or a ``pyproject.toml`` with ``[tool.modelbaton]``, in ``start`` or
-    the nearest parent folder that has one."""
+    the nearest parent folder that has one, up to the repository root (a folder with ``.git``)."""
+    start = start.resolve()
     for folder in [start, *start.parents]:
-        own = folder / CONFIG_FILE
-        if own.is_file():
-            return own
-        py = folder / PYPROJECT
-        if py.is_file():
-            try:
-                data = tomllib.loads(py.read_text())
-            except (OSError, tomllib.TOMLDecodeError):
-                continue
-            if "modelbaton" in data.get("tool", {}):
-                return py
+        found = _config_in(folder)
+        if found is not None:
+            return found
+        if (folder / ".git").exists():
+            return None
     return None
 
 
@@ -178,8 +234,6 @@ def _object(path: Path, key: str, ref: str) -> Any:
 
 def load_project(path: Path | None = None) -> Project:
     """Load the config at ``path`` (or found from the working folder) and import what it names."""
-    from temporalio import workflow
-
     if path is None:
         found = find_config(Path.cwd())
         if found is None:
@@ -189,8 +243,15 @@ def load_project(path: Path | None = None) -> Project:
         path = found
     path = path.resolve() if path.exists() else path
     if path.is_dir():
-        path = path / CONFIG_FILE
+        path = _config_in(path) or path / CONFIG_FILE
     section = read_section(path)
+    return _import_project(path, section)
+
+
+def _import_project(path: Path, section: ProjectSection, source: str = "--project") -> Project:
+    """Import and check what ``section`` names (relative paths from ``path``'s folder)."""
+    from temporalio import workflow
+
     prefix = "tool.modelbaton." if path.name == PYPROJECT else ""
     for i, folder in enumerate(section.python_path):
         full = (path.parent / folder).resolve()
@@ -220,8 +281,72 @@ def load_project(path: Path | None = None) -> Project:
             f"{prefix}contracts",
             f"{section.contracts!r} is a {type(contracts).__name__}, not a ContractRegistry",
         )
-    project = Project(path, section, tuple(workflows), modules, contracts)
+    project = Project(path, section, tuple(workflows), modules, contracts, source)
     for key, where in (("catalog", project.catalog_path), ("histories", project.histories_path)):
         if where is not None and not where.exists():
             raise _fail(path, prefix + key, f"{where} does not exist")
+    types = project.workflow_types
+    seen: set[str] = set()
+    for i, entry in enumerate(section.patch_entries() or []):
+        if entry.id in seen:
+            raise _fail(path, f"{prefix}patches[{i}]", f"patch id {entry.id!r} is named twice")
+        seen.add(entry.id)
+        if entry.workflow_type is not None and entry.workflow_type not in types:
+            raise _fail(
+                path,
+                f"{prefix}patches[{i}].workflow_type",
+                f"{entry.workflow_type!r} is not a workflow type of this project "
+                f"({', '.join(types)})",
+            )
     return project
+
+
+def reference_section() -> ProjectSection:
+    """The reference document-classification pipeline, as a config would describe it: what
+    every command uses when no project config is given or found."""
+    from modelbaton.ops.defaults import DEFAULT_WORKFLOWS
+    from modelbaton.pipeline.patches import PATCHES
+    from modelbaton.settings import DEFAULT_TASK_QUEUE
+
+    return ProjectSection(
+        name="document_classification",
+        task_queue=DEFAULT_TASK_QUEUE,
+        workflows=list(DEFAULT_WORKFLOWS),
+        activity_modules=["modelbaton.pipeline.activities"],
+        contracts="modelbaton.contracts.registry:CLASSIFICATION",
+        catalog=str(Path(__file__).resolve().parent / "models" / "catalog.toml"),
+        patches=[
+            PatchEntry(
+                id=p.patch_id,
+                workflow_type=p.workflow_type,
+                description=p.description,
+                deprecated_since=p.deprecated_since,
+            )
+            for p in PATCHES
+        ],
+    )
+
+
+def reference_project() -> Project:
+    """The built-in defaults: the reference pipeline, its package catalog, no histories folder."""
+    here = Path(__file__).resolve().parent
+    return _import_project(here / "<built-in reference pipeline>", reference_section(), "built-in")
+
+
+def resolve_project(option: Path | None = None, *, cwd: Path | None = None) -> Project:
+    """The project every ``baton`` command works on: ``option`` (``--project``), else
+    ``MODELBATON_PROJECT``, else a config found from ``cwd`` (the working folder) up to the
+    repository root, else the reference pipeline's built-in defaults."""
+    if option is not None:
+        return load_project(option)
+    named = os.environ.get(PROJECT_ENV, "").strip()
+    if named:
+        path = Path(named)
+        if not path.exists():
+            raise ProjectConfigError(f"{PROJECT_ENV}={named}: no such project config")
+        project = load_project(path)
+        return replace(project, source=PROJECT_ENV)
+    found = find_config(cwd or Path.cwd())
+    if found is not None:
+        return replace(load_project(found), source="found")
+    return reference_project()

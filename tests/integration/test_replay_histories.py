@@ -334,7 +334,14 @@ def test_json_stays_parseable_when_replays_fail_in_a_real_process() -> None:
     assert report["failed"] == report["replayed"] > 0
 
 
-async def test_an_empty_selection_is_refused_unless_allowed(isolated_client: Client) -> None:
+async def test_an_empty_selection_is_refused_unless_allowed(
+    isolated_client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Outside any project config (the repository's would replay its committed histories), the
+    # default is the running workflows of the reference pipeline: none on this namespace.
+    (tmp_path / ".git").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MODELBATON_PROJECT", raising=False)
     env = {
         "TEMPORAL_ADDRESS": isolated_client.service_client.config.target_host,
         "TEMPORAL_NAMESPACE": isolated_client.namespace,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -15,8 +16,8 @@ from rich.table import Table
 
 from modelbaton.cli._boundary import fail_error
 from modelbaton.cli._output import JsonOption, console, emit, fail
+from modelbaton.cli._project import Context, ProjectOption, TaskQueueOption, context, duration
 from modelbaton.errors import ModelBatonError, RolloutError
-from modelbaton.settings import Settings
 
 if TYPE_CHECKING:
     from temporalio.client import Client
@@ -31,30 +32,25 @@ app = typer.Typer(
 DeploymentOption = typer.Option(
     None,
     "--deployment",
-    help="Worker Deployment name (default: derived from MODELBATON_TASK_QUEUE, as workers do).",
+    help="Worker Deployment name (default: derived from the task queue, as workers do).",
 )
 #: How many pinned workflows a rollback names before it only counts them.
 LIST_LIMIT = 50
 
 
-def _deployment(name: str | None, settings: Settings) -> str:
-    from modelbaton.versioning.builds import check_deployment_name, deployment_name_for
-
-    return check_deployment_name(name) if name else deployment_name_for(settings.task_queue)
-
-
 def _run(
-    deployment: str | None, action: Callable[[Client, DeploymentControl], Awaitable[Any]]
+    ctx: Context,
+    deployment: str | None,
+    action: Callable[[Client, DeploymentControl], Awaitable[Any]],
 ) -> Any:
     """Connect and run ``action`` with the pipeline's deployment control; errors exit cleanly."""
     from modelbaton.stack.connect import connect
     from modelbaton.versioning.control import DeploymentControl
 
-    settings = Settings.from_env()
+    name = ctx.deployment(deployment)
 
     async def main() -> Any:
-        name = _deployment(deployment, settings)
-        client = await connect(settings.home)
+        client = await connect(ctx.settings.home)
         return await action(client, DeploymentControl(client, name))
 
     try:
@@ -101,10 +97,15 @@ async def _status(client: Client, control: DeploymentControl) -> dict[str, Any]:
 
 
 @app.command()
-def status(deployment: str | None = DeploymentOption, as_json: bool = JsonOption) -> None:
+def status(
+    deployment: str | None = DeploymentOption,
+    project: Path | None = ProjectOption,
+    task_queue: str | None = TaskQueueOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Builds of the deployment: current, ramping, and per build its running pinned workflows
     (those at review apart) and drainage."""
-    data = _run(deployment, _status)
+    data = _run(context(project, task_queue), deployment, _status)
 
     def render() -> None:
         ramp = (
@@ -147,6 +148,8 @@ def ramp(
         ..., "--percent", help="Share of new workflows, by workflow id (0 clears the ramp)."
     ),
     deployment: str | None = DeploymentOption,
+    project: Path | None = ProjectOption,
+    task_queue: str | None = TaskQueueOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Send PERCENT % of new workflows to BUILD, chosen deterministically by workflow id."""
@@ -158,7 +161,7 @@ def ramp(
             return await control.clear_ramp()
         return await control.set_ramping(build, percent)
 
-    change = _run(deployment, action)
+    change = _run(context(project, task_queue), deployment, action)
     emit(
         _change_dict(change),
         as_json,
@@ -178,10 +181,13 @@ def ramp(
 def promote(
     build: str = typer.Argument(..., help="Build id to make current (its workers must poll)."),
     deployment: str | None = DeploymentOption,
+    project: Path | None = ProjectOption,
+    task_queue: str | None = TaskQueueOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Make BUILD current: every new workflow starts on it; pinned ones stay where they are."""
-    change = _run(deployment, lambda client, control: control.set_current(build))
+    ctx = context(project, task_queue)
+    change = _run(ctx, deployment, lambda client, control: control.set_current(build))
     emit(
         _change_dict(change),
         as_json,
@@ -247,10 +253,15 @@ async def _rollback(client: Client, control: DeploymentControl) -> dict[str, Any
 
 
 @app.command()
-def rollback(deployment: str | None = DeploymentOption, as_json: bool = JsonOption) -> None:
+def rollback(
+    deployment: str | None = DeploymentOption,
+    project: Path | None = ProjectOption,
+    task_queue: str | None = TaskQueueOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Make the previous build current again; list the workflows still pinned to the build rolled
     back from, with what to do about them."""
-    data = _run(deployment, _rollback)
+    data = _run(context(project, task_queue), deployment, _rollback)
 
     def render() -> None:
         console.print(
@@ -284,28 +295,32 @@ def drain(
         False, "--pool", help="Drain a model version's pool (rollouts) instead of a build."
     ),
     deployment: str | None = DeploymentOption,
-    poll: float = typer.Option(1.0, "--poll", min=0.1, max=60, help="Seconds between counts."),
+    poll: str = typer.Option("1s", "--poll", help="Time between counts (e.g. 500ms, 2s, 1m)."),
+    project: Path | None = ProjectOption,
+    task_queue: str | None = TaskQueueOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Blue-green drain: check no new workflow starts on the old version, follow its in-flight
     workflows from visibility until none runs, act at the deadline, then say what can go."""
-    from modelbaton.cli.ops import _duration
     from modelbaton.versioning.drain import OnDeadline
 
     try:
         action = OnDeadline(on_deadline)
     except ValueError:
         raise fail(f"--on-deadline {on_deadline!r}: choose wait, report or terminate") from None
-    seconds = _duration(deadline, "--deadline").total_seconds() if deadline else None
-    settings = Settings.from_env()
-    report = _drain(settings, source, pool, deployment, seconds, action, poll, as_json)
+    seconds = duration(deadline, "--deadline") if deadline else None
+    every = duration(poll, "--poll")
+    if not 0.1 <= every <= 60:
+        raise fail(f"--poll {poll!r}: must be between 100ms and 1m")
+    ctx = context(project, task_queue, needs_catalog="drain --pool" if pool else None)
+    report = _drain(ctx, source, pool, deployment, seconds, action, every, as_json)
     emit(report, as_json, lambda: _render_drain(report))
     if not report["drained"]:
         raise typer.Exit(1)
 
 
 def _drain(
-    settings: Settings,
+    ctx: Context,
     source: str,
     pool: bool,
     deployment: str | None,
@@ -320,12 +335,12 @@ def _drain(
     from modelbaton.versioning.drain import Tally, drain
 
     async def main() -> dict[str, Any]:
-        client = await connect(settings.home)
+        client = await connect(ctx.settings.home)
         if pool:
-            target = await _pool_target(client, settings, source)
+            target = await _pool_target(client, ctx, source)
             stopped = f"the rollout plan assigns no new document to {source}"
         else:
-            target, stopped = await _build_target(client, settings, source, deployment)
+            target, stopped = await _build_target(client, ctx, source, deployment)
         if not as_json:
             # emoji=False: "dep:A: ..." must not become an emoji code.
             console.print(f"draining {escape(target.label)} ({escape(stopped)})", emoji=False)
@@ -370,7 +385,7 @@ def _drain(
             )
         report = result.as_dict() | {"strategy": target.strategy}
         if result.drained:
-            report["next"] = await _what_can_go(client, settings, target, source)
+            report["next"] = await _what_can_go(client, ctx, target, source)
         return report
 
     try:
@@ -380,14 +395,14 @@ def _drain(
 
 
 async def _build_target(
-    client: Client, settings: Settings, source: str, deployment: str | None
+    client: Client, ctx: Context, source: str, deployment: str | None
 ) -> tuple[Any, str]:
     """The drain target of a build, once new starts on it have stopped (a ramp is cleared)."""
     from modelbaton.versioning.builds import Build
     from modelbaton.versioning.control import DeploymentControl
     from modelbaton.versioning.drain import DrainTarget
 
-    build = Build.parse(source, _deployment(deployment, settings))
+    build = Build.parse(source, ctx.deployment(deployment))
     control = DeploymentControl(client, build.deployment)
     view = await control.describe()
     if view.version(build.build_id) is None:
@@ -404,14 +419,13 @@ async def _build_target(
     return DrainTarget.build(build.version), stopped
 
 
-async def _pool_target(client: Client, settings: Settings, version: str) -> Any:
-    from modelbaton.models.catalog import load_catalog
+async def _pool_target(client: Client, ctx: Context, version: str) -> Any:
     from modelbaton.rollout.client import Rollouts
     from modelbaton.versioning.drain import DrainTarget
 
-    catalog = load_catalog(settings.catalog_path, base_url=settings.model_base_url)
+    catalog = ctx.catalog()
     catalog.get(version)  # unknown version: a ConfigError naming it
-    plan = await Rollouts(client, catalog, settings.task_queue).plan()
+    plan = await Rollouts(client, catalog, ctx.task_queue).plan()
     if version in plan.versions:
         raise RolloutError(
             f"model version {version!r} is still assigned by the rollout plan "
@@ -419,14 +433,12 @@ async def _pool_target(client: Client, settings: Settings, version: str) -> Any:
             + (f", candidate {plan.candidate.version}" if plan.candidate else "")
             + "): promote or abort the rollout first (baton rollout)"
         )
-    return DrainTarget.pool(version, settings.task_queue)
+    return DrainTarget.pool(version, ctx.task_queue)
 
 
-async def _what_can_go(
-    client: Client, settings: Settings, target: Any, source: str
-) -> dict[str, Any]:
+async def _what_can_go(client: Client, ctx: Context, target: Any, source: str) -> dict[str, Any]:
     """Once drained: may the old workers go, and what ``baton patches`` says of the old paths."""
-    from modelbaton.ops.patches import patch_report
+    from modelbaton.ops.patches import patch_report, project_patches
 
     closed = await _count(client, f"{target.query} AND ExecutionStatus != 'Running'")
     if target.strategy == "build":
@@ -443,7 +455,7 @@ async def _what_can_go(
         )
     patches = [
         {"patch_id": row["patch_id"], "advice": row["advice"], "reason": row["reason"]}
-        for row in await patch_report(client)
+        for row in await patch_report(client, project_patches(ctx.project))
     ]
     return {"workers": workers, "closed_within_retention": closed, "patches": patches}
 

@@ -18,9 +18,9 @@ from rich.table import Table
 
 from modelbaton.cli._boundary import fail_error
 from modelbaton.cli._output import JsonOption, console, emit, fail
+from modelbaton.cli._project import ProjectOption, TaskQueueOption, context, duration
 from modelbaton.errors import ModelBatonError
 from modelbaton.ops.defaults import DEFAULT_QUERY, DEFAULT_WORKFLOWS
-from modelbaton.settings import Settings
 
 if TYPE_CHECKING:
     from modelbaton.ops import problems, replay
@@ -29,15 +29,20 @@ if TYPE_CHECKING:
 
 
 def replay_check(
-    workflows: str = typer.Option(
-        ",".join(DEFAULT_WORKFLOWS),
-        help="Workflow classes to check, comma-separated module:Class import paths.",
+    workflows: str | None = typer.Option(
+        None,
+        help="Workflow classes to check, comma-separated module:Class import paths (default: "
+        f"the project's; the reference pipeline's is {','.join(DEFAULT_WORKFLOWS)}).",
     ),
     histories: Path | None = typer.Option(
-        None, help="Folder of JSON histories (ours or 'temporal workflow show -o json')."
+        None,
+        help="Folder of JSON histories (ours or 'temporal workflow show -o json'); default: the "
+        "project's histories folder, when it declares one and no --query or --build is given.",
     ),
     query: str | None = typer.Option(
-        None, help=f"Visibility query on a live server (default: {DEFAULT_QUERY})."
+        None,
+        help="Visibility query on a live server (default: the running workflows of the types "
+        f"checked, e.g. {DEFAULT_QUERY}).",
     ),
     processes: int = typer.Option(0, min=0, help="Worker processes (0: one per CPU)."),
     allow_empty: bool = typer.Option(
@@ -47,17 +52,16 @@ def replay_check(
         None,
         "--build",
         help="Only histories pinned to this Worker Deployment build (BUILD or DEPLOYMENT:BUILD; "
-        "the deployment defaults to the one of MODELBATON_TASK_QUEUE), running or closed.",
+        "the deployment defaults to the one of the task queue), running or closed.",
     ),
     release: str | None = typer.Option(
-        None, "--release", help="Check against this release's code instead of --workflows."
-    ),
-    project: Path | None = typer.Option(
         None,
-        "--project",
-        help="A project config (modelbaton.toml or pyproject.toml with [tool.modelbaton]): its "
-        "workflows, and its histories folder unless --histories or --query is given.",
+        "--release",
+        help="Check against this release of the reference pipeline instead of the project's "
+        "workflows.",
     ),
+    project: Path | None = ProjectOption,
+    task_queue: str | None = TaskQueueOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Replay histories against today's workflow code; exit 1 on any failure.
@@ -71,51 +75,46 @@ def replay_check(
 
     if histories is not None and query is not None:
         raise fail("give --histories or --query, not both")
-    if project is not None:
-        from modelbaton.project import load_project
-
-        if workflows != ",".join(DEFAULT_WORKFLOWS) or release is not None:
-            raise fail("give --project or --workflows/--release, not both")
-        try:
-            loaded = load_project(project)
-        except ModelBatonError as exc:
-            raise fail_error(exc) from None
-        workflows = ",".join(loaded.workflow_paths)
-        if histories is None and query is None:
-            histories = loaded.histories_path
-        if histories is None and query is None:
-            types = ", ".join(f"'{name}'" for name in loaded.workflow_types)
-            query = f"WorkflowType IN ({types}) AND ExecutionStatus = 'Running'"
+    if project is not None and (workflows is not None or release is not None):
+        raise fail("give --project or --workflows/--release, not both")
+    if release is not None and workflows is not None:
+        raise fail("give --release or --workflows, not both")
     if histories is not None and build is not None:
         raise fail("--build selects live workflows; it cannot filter --histories")
+    ctx = context(project, task_queue)
     if release is not None:
         from modelbaton.pipeline.releases import RELEASES, class_path
 
-        if workflows != ",".join(DEFAULT_WORKFLOWS):
-            raise fail("give --release or --workflows, not both")
         if release not in RELEASES:
             raise fail(f"--release {release!r}: choose one of {', '.join(RELEASES)}")
         workflows = class_path(release)
-    if build is not None:
-        from modelbaton.versioning.builds import Build, deployment_name_for
-
-        try:
-            pinned = Build.parse(build, deployment_name_for(Settings.from_env().task_queue))
-        except ModelBatonError as exc:
-            raise fail_error(exc) from None
-        base = f"({query})" if query else "WorkflowType = 'DocumentClassificationWorkflow'"
-        query = f"{base} AND {pinned.visibility_query()}"
+    elif workflows is None:
+        workflows = ",".join(ctx.project.workflow_paths)
+        if histories is None and query is None and build is None:
+            histories = ctx.project.histories_path
     paths = [p.strip() for p in workflows.split(",") if p.strip()]
     try:
-        replay.load_workflow_classes(paths)
+        classes = replay.load_workflow_classes(paths)
+    except ModelBatonError as exc:
+        raise fail_error(exc) from None
+    checked = _types_condition(classes)
+    if build is not None:
+        from modelbaton.versioning.builds import Build
+
+        try:
+            pinned = Build.parse(build, ctx.deployment())
+        except ModelBatonError as exc:
+            raise fail_error(exc) from None
+        query = f"({query or checked}) AND {pinned.visibility_query()}"
+    live = query or f"{checked} AND ExecutionStatus = 'Running'"
+    try:
         if histories is not None:
             items = replay.load_histories_from_dir(histories)
         else:
-            settings = Settings.from_env()
 
             async def fetch() -> list[replay.HistoryItem]:
-                client = await connect(settings.home)
-                return await replay.fetch_histories(client, query or DEFAULT_QUERY)
+                client = await connect(ctx.settings.home)
+                return await replay.fetch_histories(client, live)
 
             items = asyncio.run(fetch())
     except ModelBatonError as exc:
@@ -154,6 +153,22 @@ def replay_check(
         raise typer.Exit(1)
 
 
+def _types_condition(classes: list[type]) -> str:
+    """A visibility condition selecting the workflow types of ``classes``."""
+    from temporalio import workflow
+
+    names: list[str] = []
+    for cls in classes:
+        defn = workflow._Definition.from_class(cls)
+        if defn is None:
+            raise fail(f"--workflows: {cls.__module__}:{cls.__qualname__} is not a @workflow.defn")
+        if (defn.name or "") not in names:
+            names.append(defn.name or "")
+    if len(names) == 1:
+        return f"WorkflowType = '{names[0]}'"
+    return "WorkflowType IN (" + ", ".join(f"'{n}'" for n in names) + ")"
+
+
 @contextlib.contextmanager
 def _stdout_to_stderr(active: bool) -> Iterator[None]:
     """Point file descriptor 1 at stderr for the block (native code and spawned children too)."""
@@ -180,14 +195,17 @@ def patches(
         False,
         "--by-build",
         help="Also count running workflows per Worker Deployment build, with and without each "
-        "marker (the deployment of MODELBATON_TASK_QUEUE, or --deployment).",
+        "marker (the deployment of the task queue, or --deployment).",
     ),
     deployment: str | None = typer.Option(
         None, "--deployment", help="With --by-build: the Worker Deployment name."
     ),
+    project: Path | None = ProjectOption,
+    task_queue: str | None = TaskQueueOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """For each registered patch: running workflows with and without its marker, and advice."""
+    """For each patch of the project (its config's, else those its workflow code calls): running
+    workflows with and without its marker, and advice."""
     from modelbaton.ops import patches as patch_ops
     from modelbaton.stack.connect import connect
 
@@ -198,20 +216,25 @@ def patches(
             overrides[pid] = datetime.fromisoformat(stamp)
         except ValueError:
             raise fail(f"--deprecated-since: {item!r} is not PATCH_ID=ISO-TIMESTAMP") from None
-    settings = Settings.from_env()
+    ctx = context(project, task_queue)
+    try:
+        known = patch_ops.project_patches(ctx.project)
+    except ModelBatonError as exc:
+        raise fail_error(exc) from None
+    unknown = sorted(set(overrides) - {p.patch_id for p in known})
+    if unknown:
+        raise fail(
+            f"--deprecated-since: {unknown[0]!r} is not a patch of project {ctx.project.name} "
+            f"(known: {', '.join(p.patch_id for p in known) or 'none'})"
+        )
+    name = ctx.deployment(deployment) if by_build else ""
 
     async def main() -> list[dict[str, Any]]:
-        client = await connect(settings.home)
-        rows = await patch_ops.patch_report(client, deprecated_since=overrides)
+        client = await connect(ctx.settings.home)
+        rows = await patch_ops.patch_report(client, known, deprecated_since=overrides)
         if by_build:
-            from modelbaton.versioning.builds import check_deployment_name, deployment_name_for
             from modelbaton.versioning.control import DeploymentControl
 
-            name = (
-                check_deployment_name(deployment)
-                if deployment
-                else deployment_name_for(settings.task_queue)
-            )
             view = await DeploymentControl(client, name).describe()
             for row in rows:
                 row["by_build"] = await patch_ops.counts_by_build(
@@ -258,21 +281,6 @@ def patches(
     emit(rows, as_json, render)
 
 
-def _duration(value: str, option: str) -> timedelta:
-    """``90s``, ``15m``, ``24h``, ``7d`` or plain seconds."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    text = value.strip().lower()
-    scale = units.get(text[-1:])
-    number = text[:-1] if scale else text
-    try:
-        seconds = float(number) * (scale or 1)
-    except ValueError:
-        raise fail(f"{option} {value!r}: expected a duration such as 90s, 15m, 24h or 7d") from None
-    if seconds <= 0:
-        raise fail(f"{option} {value!r}: must be positive")
-    return timedelta(seconds=seconds)
-
-
 def status(
     since: str = typer.Option(
         "24h", "--since", help="Report workflows that failed within this window (e.g. 24h, 7d)."
@@ -282,25 +290,35 @@ def status(
         "--retrying-for",
         help="Report activities that have kept failing for longer than this (e.g. 90s, 10m).",
     ),
+    project: Path | None = ProjectOption,
+    task_queue: str | None = typer.Option(
+        None,
+        "--task-queue",
+        help="Only workflows of this task queue (default: the project's workflow types on any "
+        "queue).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
-    """What needs a person: workflows stuck on workflow-task problems (non-determinism), workflows
-    that failed and were not run again, activities retrying for too long. Exit 1 if any."""
+    """What needs a person among the project's workflows: stuck on workflow-task problems
+    (non-determinism), failed and not run again, activities retrying for too long. Exit 1 if any."""
     from modelbaton.ops import problems
     from modelbaton.stack.connect import connect
 
-    settings = Settings.from_env()
-    window = _duration(since, "--since")
-    patience = _duration(retrying_for, "--retrying-for")
+    window = timedelta(seconds=duration(since, "--since"))
+    patience = timedelta(seconds=duration(retrying_for, "--retrying-for"))
+    ctx = context(project, task_queue)
+    where = ctx.types_condition()
+    if task_queue:
+        where += f" AND TaskQueue = '{ctx.task_queue}'"
 
     async def main() -> tuple[
         list[problems.StuckWorkflow], list[problems.FailedWorkflow], list[problems.RetryingActivity]
     ]:
-        client = await connect(settings.home)
+        client = await connect(ctx.settings.home)
         return (
-            await problems.stuck_workflows(client),
-            await problems.failed_workflows(client, window),
-            await problems.retrying_activities(client, patience),
+            await problems.stuck_workflows(client, where=where),
+            await problems.failed_workflows(client, window, where=where),
+            await problems.retrying_activities(client, patience, where=where),
         )
 
     try:
@@ -308,6 +326,8 @@ def status(
     except ModelBatonError as exc:
         raise fail_error(exc) from None
     data = {
+        "project": ctx.project.name,
+        "workflow_types": ctx.workflow_types,
         "stuck": len(stuck),
         "nondeterminism": sum(s.nondeterminism for s in stuck),
         "workflows": [

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from modelbaton.cli._boundary import fail_error
 from modelbaton.cli._output import JsonOption, console, emit, err_console, fail
+from modelbaton.cli._project import duration
 from modelbaton.errors import ModelBatonError
 from modelbaton.models.catalog import Catalog, load_catalog
 from modelbaton.pipeline.intake import (
@@ -201,8 +202,8 @@ def submit(
         "--wait/--no-wait",
         help="Follow the started documents until each is done, failed or waiting for review.",
     ),
-    wait_timeout: float = typer.Option(
-        600.0, "--timeout", min=1.0, help="With --wait: stop following after this many seconds."
+    wait_timeout: str = typer.Option(
+        "10m", "--timeout", help="With --wait: stop following after this long (e.g. 90s, 10m)."
     ),
     require_pools: bool = typer.Option(
         True,
@@ -227,6 +228,9 @@ def submit(
     from modelbaton.rollout.pools import pools_needed, reads_assignments
     from modelbaton.stack.connect import connect, workers_release
 
+    within = duration(wait_timeout, "--timeout")
+    if within < 1.0:
+        raise fail(f"--timeout {wait_timeout!r}: must be at least 1s")
     settings = Settings.from_env()
     queue = task_queue or settings.task_queue
     warnings: list[str] = []
@@ -298,7 +302,7 @@ def submit(
                 if not as_json:
                     console.print(f"  {escape(_state_line(state))}")
 
-            followed = await settle(client, report.launched, within=wait_timeout, on_change=said)
+            followed = await settle(client, report.launched, within=within, on_change=said)
         return report, plan, followed
 
     try:

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from modelbaton.cli._boundary import fail_error
 from modelbaton.cli._output import JsonOption, console, emit, fail
+from modelbaton.cli._project import Context, ProjectOption, TaskQueueOption, context, duration
 from modelbaton.errors import ModelBatonError
 
 app = typer.Typer(
@@ -27,9 +28,7 @@ ReasonOption = typer.Option("", "--reason", help="Why: recorded in the audit tra
 ActorOption = typer.Option(
     None, "--by", help="Who: recorded in the audit trail (default: user@host)."
 )
-QueueOption = typer.Option(
-    None, "--task-queue", help="The pipeline's task queue (default MODELBATON_TASK_QUEUE)."
-)
+QueueOption = TaskQueueOption
 
 
 def _actor(by: str | None) -> str:
@@ -42,8 +41,13 @@ def _actor(by: str | None) -> str:
     return f"{user}@{socket.gethostname()}"
 
 
+def _context(project: Path | None, task_queue: str | None, command: str) -> Context:
+    """The project's rollout settings: its task queue, and its catalog (which it must have)."""
+    return context(project, task_queue, needs_catalog=command)
+
+
 def _run(
-    task_queue: str | None,
+    ctx: Context,
     action: Callable[[Any], Awaitable[Any]],
     *,
     controller: bool = False,
@@ -51,18 +55,14 @@ def _run(
     """Connect, build the pipeline's rollout operations (or its controller's, with
     ``controller``), run ``action`` on them."""
     from modelbaton.controller.client import Controllers
-    from modelbaton.models.catalog import load_catalog
     from modelbaton.rollout.client import Rollouts
-    from modelbaton.settings import Settings
     from modelbaton.stack.connect import connect
 
-    settings = Settings.from_env()
-
     async def main() -> Any:
-        catalog = load_catalog(settings.catalog_path, base_url=settings.model_base_url)
-        client = await connect(settings.home)
+        catalog = ctx.catalog()
+        client = await connect(ctx.settings.home)
         kind = Controllers if controller else Rollouts
-        return await action(kind(client, catalog, task_queue or settings.task_queue))
+        return await action(kind(client, catalog, ctx.task_queue))
 
     try:
         return asyncio.run(main())
@@ -108,7 +108,7 @@ ForceOption = typer.Option(
 )
 
 
-def _shadow_evidence(plan: Any, force: bool) -> str:
+def _shadow_evidence(ctx: Context, plan: Any, force: bool) -> str:
     """The shadow report's verdict when leaving the shadow stage (refused when NOT READY unless
     forced); empty in any other stage."""
     if plan.stage != "shadow" or not plan.rollout_id:
@@ -116,7 +116,7 @@ def _shadow_evidence(plan: Any, force: bool) -> str:
     from modelbaton.cli.shadow import load_report
 
     try:
-        report = load_report(plan.rollout_id)
+        report = load_report(plan.rollout_id, ctx=ctx)
     except typer.Exit:
         if not force:
             raise fail(
@@ -131,10 +131,10 @@ def _shadow_evidence(plan: Any, force: bool) -> str:
     return f"forced past {report.summary()}"
 
 
-def _leave_shadow(task_queue: str | None, force: bool, by: str | None, reason: str) -> Any:
+def _leave_shadow(ctx: Context, force: bool, by: str | None, reason: str) -> Any:
     """The change author, with the shadow verdict as evidence when the plan is in shadow."""
-    plan = _run(task_queue, lambda r: r.plan())
-    return _change_by(by, reason, _shadow_evidence(plan, force))
+    plan = _run(ctx, lambda r: r.plan())
+    return _change_by(by, reason, _shadow_evidence(ctx, plan, force))
 
 
 def _share(name: str, value: float, *, zero: bool = False) -> float:
@@ -174,27 +174,28 @@ def start(
         help="With --shadow: share of shadowed documents whose baseline is called twice "
         "(the noise baseline), in [0, 1].",
     ),
-    shadow_budget: float = typer.Option(
-        60.0,
+    shadow_budget: str = typer.Option(
+        "60s",
         "--shadow-budget",
-        help="With --shadow: seconds a shadow call may take, retries included; a document "
-        "never waits longer than this for its comparison.",
+        help="With --shadow: how long a shadow call may take, retries included (e.g. 60s, 2m); "
+        "a document never waits longer than this for its comparison.",
     ),
     reason: str = ReasonOption,
     by: str | None = ActorOption,
     task_queue: str | None = QueueOption,
+    project: Path | None = ProjectOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Start a rollout of CANDIDATE (a canary, or a shadow); its pool must be polling."""
     _fraction(fraction)
+    budget = duration(shadow_budget, "--shadow-budget")
     if shadow:
         _share("--sample", sample)
         _share("--noise-sample", noise_sample, zero=True)
-        if not shadow_budget > 0:
-            raise fail(f"--shadow-budget must be positive, got {shadow_budget}")
+    ctx = _context(project, task_queue, "rollout start")
     change = _change_by(by, reason)
     plan = _run(
-        task_queue,
+        ctx,
         lambda r: r.start(
             candidate,
             fraction,
@@ -202,7 +203,7 @@ def start(
             salt=salt,
             sample=sample if shadow else None,
             noise_sample=noise_sample,
-            shadow_budget_seconds=shadow_budget,
+            shadow_budget_seconds=budget,
         ),
     )
     _show_plan(plan, as_json, "started")
@@ -215,6 +216,7 @@ def set_(
     reason: str = ReasonOption,
     by: str | None = ActorOption,
     task_queue: str | None = QueueOption,
+    project: Path | None = ProjectOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Change the candidate fraction of the rollout in progress.
@@ -223,8 +225,9 @@ def set_(
     the verdict goes into the audit trail.
     """
     _fraction(fraction)
-    change = _leave_shadow(task_queue, force, by, reason)
-    plan = _run(task_queue, lambda r: r.set_fraction(fraction, change))
+    ctx = _context(project, task_queue, "rollout set")
+    change = _leave_shadow(ctx, force, by, reason)
+    plan = _run(ctx, lambda r: r.set_fraction(fraction, change))
     _show_plan(plan, as_json, "changed")
 
 
@@ -234,6 +237,7 @@ def promote(
     reason: str = ReasonOption,
     by: str | None = ActorOption,
     task_queue: str | None = QueueOption,
+    project: Path | None = ProjectOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Make the candidate the baseline of every new document.
@@ -241,8 +245,9 @@ def promote(
     From the shadow stage only on a READY shadow verdict (or --force); the verdict goes into
     the audit trail.
     """
-    change = _leave_shadow(task_queue, force, by, reason)
-    plan = _run(task_queue, lambda r: r.promote(change))
+    ctx = _context(project, task_queue, "rollout promote")
+    change = _leave_shadow(ctx, force, by, reason)
+    plan = _run(ctx, lambda r: r.promote(change))
     _show_plan(plan, as_json, "promoted")
 
 
@@ -251,12 +256,14 @@ def abort(
     reason: str = ReasonOption,
     by: str | None = ActorOption,
     task_queue: str | None = QueueOption,
+    project: Path | None = ProjectOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Send every new document to the baseline again (running documents keep their arm).
 
     When a controller drives the rollout, it is aborted instead and rolls back as its plan says.
     """
+    ctx = _context(project, task_queue, "rollout abort")
     change = _change_by(by, reason)
 
     async def stop(c: Any) -> Any:
@@ -265,7 +272,7 @@ def abort(
             return None
         return False
 
-    if _run(task_queue, stop, controller=True) is None:
+    if _run(ctx, stop, controller=True) is None:
         emit(
             {"controller": "aborting"},
             as_json,
@@ -275,7 +282,7 @@ def abort(
             ),
         )
         return
-    plan = _run(task_queue, lambda r: r.abort(change))
+    plan = _run(ctx, lambda r: r.abort(change))
     _show_plan(plan, as_json, "aborted")
 
 
@@ -285,6 +292,7 @@ def run_plan(
     reason: str = ReasonOption,
     by: str | None = ActorOption,
     task_queue: str | None = QueueOption,
+    project: Path | None = ProjectOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Run a rollout plan (TOML) unattended.
@@ -298,8 +306,9 @@ def run_plan(
         plan = load_plan(plan_file)
     except ModelBatonError as exc:
         raise fail_error(exc) from None
+    ctx = _context(project, task_queue, "rollout run")
     change = _change_by(by, reason)
-    workflow_id = _run(task_queue, lambda c: c.run(plan, change), controller=True)
+    workflow_id = _run(ctx, lambda c: c.run(plan, change), controller=True)
     emit(
         {"controller": workflow_id, "candidate": plan.candidate, "steps": len(plan.steps)},
         as_json,
@@ -310,9 +319,9 @@ def run_plan(
     )
 
 
-def _steer(what: str, task_queue: str | None, by: str | None, reason: str, as_json: bool) -> None:
+def _steer(what: str, ctx: Context, by: str | None, reason: str, as_json: bool) -> None:
     change = _change_by(by, reason)
-    state = _run(task_queue, lambda c: getattr(c, what)(change), controller=True)
+    state = _run(ctx, lambda c: getattr(c, what)(change), controller=True)
     emit(
         state.model_dump(mode="json"),
         as_json,
@@ -325,10 +334,11 @@ def pause(
     reason: str = ReasonOption,
     by: str | None = ActorOption,
     task_queue: str | None = QueueOption,
+    project: Path | None = ProjectOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Hold the controller at its current step (the fraction stays) until resumed."""
-    _steer("pause", task_queue, by, reason, as_json)
+    _steer("pause", _context(project, task_queue, "rollout pause"), by, reason, as_json)
 
 
 @app.command()
@@ -336,10 +346,11 @@ def resume(
     reason: str = ReasonOption,
     by: str | None = ActorOption,
     task_queue: str | None = QueueOption,
+    project: Path | None = ProjectOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Let a paused controller measure its step again."""
-    _steer("resume", task_queue, by, reason, as_json)
+    _steer("resume", _context(project, task_queue, "rollout resume"), by, reason, as_json)
 
 
 @app.command()
@@ -347,10 +358,11 @@ def skip(
     reason: str = ReasonOption,
     by: str | None = ActorOption,
     task_queue: str | None = QueueOption,
+    project: Path | None = ProjectOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Pass the controller's current step by hand (recorded as such) and go on."""
-    _steer("skip", task_queue, by, reason, as_json)
+    _steer("skip", _context(project, task_queue, "rollout skip"), by, reason, as_json)
 
 
 @app.command()
@@ -359,19 +371,27 @@ def status(
         None, "--rollout", help="Count this rollout's arms (default: the current or last one)."
     ),
     watch: bool = typer.Option(False, "--watch", help="Refresh every --interval until Ctrl-C."),
-    interval: float = typer.Option(2.0, "--interval", min=0.2, help="Seconds between refreshes."),
+    interval: str = typer.Option(
+        "2s", "--interval", help="Time between refreshes (at least 200ms; e.g. 2s, 1m)."
+    ),
     max_refreshes: int = typer.Option(
         0, "--max-refreshes", min=0, help="With --watch: stop after N refreshes (0: until Ctrl-C)."
     ),
     task_queue: str | None = QueueOption,
+    project: Path | None = ProjectOption,
     as_json: bool = JsonOption,
 ) -> None:
     """The plan, the audit trail, and per arm: running, completed, failed, waiting for review."""
     from modelbaton.rollout.client import rollout_status
 
+    every = duration(interval, "--interval")
+    if every < 0.2:
+        raise fail(f"--interval {interval!r}: must be at least 200ms")
+    ctx = _context(project, task_queue, "rollout status")
+
     def once() -> None:
-        report = _run(task_queue, lambda r: rollout_status(r, rollout_id))
-        view = _run(task_queue, lambda c: c.status(), controller=True)
+        report = _run(ctx, lambda r: rollout_status(r, rollout_id))
+        view = _run(ctx, lambda c: c.status(), controller=True)
         data = report.as_dict() | {"controller": view.model_dump(mode="json") if view else None}
         emit(data, as_json, lambda: _render_status(report, view))
 
@@ -387,7 +407,7 @@ def status(
             refreshes += 1
             if max_refreshes and refreshes >= max_refreshes:
                 return
-            time.sleep(interval)
+            time.sleep(every)
     except KeyboardInterrupt:
         return
 

@@ -115,13 +115,25 @@ def check(
     project: Path | None = typer.Option(
         None,
         "--project",
-        help="A project config: check its contracts registry and its histories folder instead.",
+        help="A project config: check its contracts registry and its histories folder instead "
+        "(default: MODELBATON_PROJECT, else a config found here or above whose registry is "
+        "not the classification one).",
     ),
     as_json: bool = JsonOption,
 ) -> None:
     """FULL_TRANSITIVE over the catalog versions, the raw schemas and the canonical contract; every
     catalog model's output schema has a classify activity; and today's workflow, activity and
     update types decode every recorded history's payloads."""
+    if project is None:
+        from modelbaton.cli._project import context
+        from modelbaton.contracts.registry import CLASSIFICATION
+        from modelbaton.project import PROJECT_ENV
+
+        # The project every command finds; the checks below are those of the classification
+        # registry (its catalog, its classify activities), so another registry gets its own.
+        found = context(None).project
+        if found.source == PROJECT_ENV or found.contracts is not CLASSIFICATION:
+            project = found.path
     if project is not None:
         _check_project(project, strict, list(histories or []), as_json)
         return

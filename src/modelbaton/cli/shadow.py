@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -10,7 +11,11 @@ from rich.table import Table
 
 from modelbaton.cli._boundary import fail_error
 from modelbaton.cli._output import JsonOption, console, emit, fail
+from modelbaton.cli._project import ProjectOption, context
 from modelbaton.errors import ModelBatonError
+
+if TYPE_CHECKING:
+    from modelbaton.cli._project import Context
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -18,18 +23,19 @@ app = typer.Typer(
 )
 
 
-def load_report(rollout_id: str | None, target_width: float | None = None) -> Any:
+def load_report(
+    rollout_id: str | None, target_width: float | None = None, *, ctx: Context | None = None
+) -> Any:
     """The report of ``rollout_id`` (default: the latest shadowed rollout) from the results
-    database, judged by the catalog's ``[shadow_gate]``."""
-    from modelbaton.models.catalog import load_catalog
+    database, judged by the ``[shadow_gate]`` of the project's catalog (``ctx``'s, else the
+    project found as every command finds it)."""
     from modelbaton.pipeline.store import ResultsStore
-    from modelbaton.settings import Settings
     from modelbaton.shadow.report import build_report
     from modelbaton.shadow.store import ShadowStore
 
-    settings = Settings.from_env()
-    catalog = load_catalog(settings.catalog_path, base_url=settings.model_base_url)
-    gate = catalog.shadow_gate
+    ctx = ctx or context(None, needs_catalog="shadow report")
+    settings = ctx.settings
+    gate = ctx.catalog().shadow_gate
     if target_width is not None:
         gate = gate.model_copy(update={"target_width": target_width})
     store = ResultsStore(settings.database_url)
@@ -62,6 +68,7 @@ def report(
         "--target-width",
         help="Agreement interval width to plan for, in (0, 1) (default: the catalog's gate).",
     ),
+    project: Path | None = ProjectOption,
     as_json: bool = JsonOption,
 ) -> None:
     """A shadow's comparison and its verdict: exit 0 when READY, 1 when NOT READY.
@@ -71,8 +78,9 @@ def report(
     """
     if target_width is not None and not 0.0 < target_width < 1.0:
         raise fail(f"--target-width must be within (0, 1), got {target_width}")
+    ctx = context(project, needs_catalog="shadow report")
     try:
-        result = load_report(rollout_id, target_width)
+        result = load_report(rollout_id, target_width, ctx=ctx)
     except ModelBatonError as exc:
         raise fail_error(exc) from None
     emit(result.as_dict(), as_json, lambda: render(result))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from modelbaton.cli._boundary import fail_error
 from modelbaton.cli._output import fail
+from modelbaton.cli._project import ProjectOption, TaskQueueOption, context, duration
 from modelbaton.errors import ModelBatonError
 
 DEFAULT_PORT = 8700
@@ -16,17 +19,16 @@ def ui(
     port: int = typer.Option(
         DEFAULT_PORT, "--port", min=0, max=65535, help="Port to listen on (0: any free port)."
     ),
-    task_queue: str | None = typer.Option(
-        None, "--task-queue", help="The pipeline's task queue (default MODELBATON_TASK_QUEUE)."
-    ),
+    task_queue: str | None = TaskQueueOption,
+    project: Path | None = ProjectOption,
     temporal_ui: str | None = typer.Option(
         None,
         "--temporal-ui",
         help="Base URL of the Temporal Web UI for workflow links (default: the embedded "
         "stack's, else MODELBATON_TEMPORAL_UI_URL; none: no links).",
     ),
-    refresh: float = typer.Option(
-        5.0, "--refresh", min=1.0, max=3600.0, help="Seconds between the page's self-refreshes."
+    refresh: str = typer.Option(
+        "5s", "--refresh", help="Time between the page's self-refreshes (1s to 1h; e.g. 5s, 1m)."
     ),
     allow_actions: bool = typer.Option(
         False,
@@ -41,18 +43,20 @@ def ui(
     import socket
 
     from modelbaton.dashboard.app import UiConfig, create_app, serve, token_from_env
-    from modelbaton.models.catalog import load_catalog
-    from modelbaton.settings import Settings
     from modelbaton.stack.connect import connect, read_stack_state
 
-    settings = Settings.from_env()
+    every = duration(refresh, "--refresh")
+    if not 1.0 <= every <= 3600.0:
+        raise fail(f"--refresh {refresh!r}: must be between 1s and 1h")
+    ctx = context(project, task_queue, needs_catalog="ui")
+    settings = ctx.settings
     token = token_from_env()
     if allow_actions and token is None:
         raise fail("--allow-actions needs MODELBATON_UI_TOKEN set to the token to require")
     if temporal_ui is not None and not temporal_ui.startswith(("http://", "https://")):
         raise fail(f"--temporal-ui must be an http(s) URL, got {temporal_ui!r}")
     try:
-        catalog = load_catalog(settings.catalog_path, base_url=settings.model_base_url)
+        catalog = ctx.catalog()
         state = read_stack_state(settings.home) or {}
     except (ModelBatonError, OSError, ValueError) as exc:
         raise fail_error(exc) from None
@@ -60,10 +64,11 @@ def ui(
     config = UiConfig(
         connect=lambda: connect(settings.home),
         catalog=catalog,
-        task_queue=task_queue or settings.task_queue,
+        task_queue=ctx.task_queue,
+        workflow_types=tuple(ctx.workflow_types),
         database_url=settings.database_url,
         temporal_ui_url=ui_url or None,
-        refresh_seconds=refresh,
+        refresh_seconds=every,
         action_token=token if allow_actions else None,
     )
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

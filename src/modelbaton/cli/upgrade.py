@@ -4,6 +4,7 @@ and whether to start one."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -12,24 +13,23 @@ from rich.table import Table
 
 from modelbaton.cli._boundary import fail_error
 from modelbaton.cli._output import JsonOption, console, emit, fail
+from modelbaton.cli._project import Context, ProjectOption, context
 from modelbaton.cli.rollout import ActorOption, QueueOption, ReasonOption, _change_by
 from modelbaton.errors import ModelBatonError
 
 
-def _connected(task_queue: str | None, action: Any) -> Any:
-    from modelbaton.models.catalog import load_catalog
+def _connected(ctx: Context, action: Any) -> Any:
     from modelbaton.pipeline.store import ResultsStore
-    from modelbaton.settings import Settings
     from modelbaton.stack.connect import connect
 
-    settings = Settings.from_env()
+    settings = ctx.settings
 
     async def main() -> Any:
-        catalog = load_catalog(settings.catalog_path, base_url=settings.model_base_url)
+        catalog = ctx.catalog()
         client = await connect(settings.home)
         store = ResultsStore(settings.database_url)
         try:
-            return await action(client, catalog, store, task_queue or settings.task_queue)
+            return await action(client, catalog, store, ctx.task_queue)
         finally:
             store.close()
 
@@ -66,6 +66,7 @@ def rollback(
     reason: str = ReasonOption,
     by: str | None = ActorOption,
     task_queue: str | None = QueueOption,
+    project: Path | None = ProjectOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Roll back the current (or last aborted) rollout by scenario (A, B or C), or the last
@@ -83,6 +84,7 @@ def rollback(
 
     if let_finish and restart_on_baseline:
         raise fail("choose one of --let-finish and --restart-on-baseline")
+    ctx = context(project, task_queue, needs_catalog="rollback")
     chosen = release or CURRENT_RELEASE
     if chosen not in RELEASES:
         raise fail(f"--release {chosen!r}: unknown; choose one of {', '.join(RELEASES)}")
@@ -123,7 +125,7 @@ def rollback(
             rollouts, assessed, restart_on_baseline=restart_on_baseline, by=change
         )
 
-    assessed, outcome = _connected(task_queue, act)
+    assessed, outcome = _connected(ctx, act)
     if isinstance(assessed, rb.PromotionRollback):
         _show_promotion_rollback(assessed, outcome, dry_run, as_json)
         return
@@ -186,6 +188,7 @@ def preflight(
         None, "--release", help="The workflow release that will run (default: the current one)."
     ),
     task_queue: str | None = QueueOption,
+    project: Path | None = ProjectOption,
     as_json: bool = JsonOption,
 ) -> None:
     """The pre-upgrade checklist as one command; exit 1 on any fail.
@@ -199,11 +202,12 @@ def preflight(
     chosen = release or CURRENT_RELEASE
     if chosen not in RELEASES:
         raise fail(f"--release {chosen!r}: unknown; choose one of {', '.join(RELEASES)}")
+    ctx = context(project, task_queue, needs_catalog="preflight")
 
     async def act(client: Any, catalog: Any, store: Any, queue: str) -> Any:
         return await run_preflight(client, catalog, store, queue, candidate, release=chosen)
 
-    result = _connected(task_queue, act)
+    result = _connected(ctx, act)
 
     def render() -> None:
         table = Table(

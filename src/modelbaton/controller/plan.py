@@ -34,13 +34,13 @@ still fails on evidence, and the audit trail marks it waived); every canary step
 ``min_documents`` candidate documents. Gate names for ``waive``: ``failure_rate``,
 ``p95_latency``, ``review_share``, ``reviewed_accuracy``, ``agreement``.
 
-Durations are numbers of seconds or strings such as ``"90s"``, ``"5m"``, ``"1h"``. Every error
+Durations are numbers of seconds or strings such as ``"90s"``, ``"5m"``, ``"1h30m"``
+(``modelbaton.durations``, the parser of every ``baton`` duration option too). Every error
 names the file, the step and the field.
 """
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -55,25 +55,8 @@ from pydantic import (
     model_validator,
 )
 
+from modelbaton.durations import parse_duration
 from modelbaton.errors import ConfigError
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from a number or a string like ``"90s"``, ``"5m"``, ``"1.5h"``."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration, got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNITS[m.group(2)]
-    else:
-        raise ValueError(f'expected a duration such as 30, "90s", "5m" or "1h", got {value!r}')
-    if seconds < 0:
-        raise ValueError(f"a duration must not be negative, got {value!r}")
-    return seconds
 
 
 class _Strict(BaseModel):

@@ -76,6 +76,8 @@ class UiConfig:
     action_token: str | None = None
     actions: dict[str, Action] = field(default_factory=lambda: dict(DEFAULT_ACTIONS))
     panel_providers: Sequence[PanelProvider] = (controller_ui.controller_panel,)
+    #: The pipeline's workflow types (the project's); None: the reference pipeline's.
+    workflow_types: tuple[str, ...] | None = None
 
 
 def _session_value(token: str) -> str:
@@ -132,6 +134,7 @@ def create_app(config: UiConfig) -> FastAPI:
             task_queue=config.task_queue,
             engine=store.engine,
             temporal_ui_url=config.temporal_ui_url,
+            **({"workflow_types": config.workflow_types} if config.workflow_types else {}),
         )
 
     def render(name: str, status: int = 200, **context: Any) -> HTMLResponse:

@@ -435,6 +435,8 @@ class DashboardSource:
     task_queue: str
     engine: Engine
     temporal_ui_url: str | None = None
+    #: The pipeline's workflow types (the project's), whose documents the page lists.
+    workflow_types: tuple[str, ...] = (WORKFLOW_TYPE,)
 
     @property
     def rollouts(self) -> Rollouts:
@@ -448,16 +450,19 @@ PanelProvider = Callable[[DashboardSource, RolloutView], Awaitable[Panel | None]
 PANEL_PROVIDERS: list[PanelProvider] = []
 
 
-def _documents_query(task_queue: str, rollout_id: str) -> str:
-    return (
-        f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{task_queue}" '
-        f'AND RolloutId = "{rollout_id}"'
+def _documents_query(source: DashboardSource, rollout_id: str) -> str:
+    names = source.workflow_types
+    types = (
+        f'WorkflowType = "{names[0]}"'
+        if len(names) == 1
+        else "WorkflowType IN (" + ", ".join(f'"{t}"' for t in names) + ")"
     )
+    return f'{types} AND TaskQueue = "{source.task_queue}" AND RolloutId = "{rollout_id}"'
 
 
 async def _listed(source: DashboardSource, rollout_id: str) -> list[WorkflowRow]:
     rows: list[WorkflowRow] = []
-    query = _documents_query(source.task_queue, rollout_id)
+    query = _documents_query(source, rollout_id)
     async for wf in source.client.list_workflows(query, limit=LISTED_WORKFLOWS):
         attrs = wf.typed_search_attributes
         status = wf.status.name.lower().replace("_", " ") if wf.status else "unknown"
@@ -589,7 +594,7 @@ async def _rollout(
     if rows:
         report = build_report(rollout_id, rows, source.catalog.shadow_gate)
         shadow = shadow_view(report, rows)
-    query = _documents_query(source.task_queue, rollout_id)
+    query = _documents_query(source, rollout_id)
     return RolloutView(
         rollout_id=rollout_id,
         model_id=plan.model_id,

@@ -1,6 +1,8 @@
-"""Defaults of the operations, kept free of heavy imports so the CLI can show them in --help."""
+"""The reference pipeline's defaults, kept free of heavy imports so the CLI can show them in
+--help. Commands take their workflows from the project (``modelbaton.project.resolve_project``);
+these are what the built-in reference project names when no config is given or found."""
 
-#: Workflow classes the replay gate checks unless told otherwise.
+#: The reference pipeline's workflow classes.
 DEFAULT_WORKFLOWS = ("modelbaton.pipeline.workflow:DocumentClassificationWorkflow",)
-#: Live workflows the replay gate fetches unless told otherwise.
+#: The live workflows the replay gate fetches for the reference pipeline (shown in --help).
 DEFAULT_QUERY = "WorkflowType = 'DocumentClassificationWorkflow' AND ExecutionStatus = 'Running'"

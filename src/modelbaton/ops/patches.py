@@ -14,18 +14,97 @@ Rules (checked against the real server and Replayer, see tests/integration/test_
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import inspect
+import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client
 
 from modelbaton.pipeline.patches import PATCHES, PatchInfo
+
+if TYPE_CHECKING:
+    from modelbaton.project import Project
+
+_PATCH_CALLS = {"patched", "deprecate_patch"}
+
+
+def _constant(node: ast.expr, scope: dict[str, Any]) -> str | None:
+    """The string a patch call's argument names: a literal, or a module-level name (``PATCH_X``,
+    ``patches.PATCH_X``) bound to one."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    path: list[str] = []
+    while isinstance(node, ast.Attribute):
+        path.insert(0, node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name) or node.id not in scope:
+        return None
+    value: Any = scope[node.id]
+    for attr in path:
+        value = getattr(value, attr, None)
+    return value if isinstance(value, str) else None
+
+
+def discover_patches(workflow_class: type) -> list[str]:
+    """Patch ids that ``workflow_class``'s own code passes to ``workflow.patched`` or
+    ``workflow.deprecate_patch``, in source order (ids computed at run time are not seen)."""
+    try:
+        source = textwrap.dedent(inspect.getsource(workflow_class))
+    except (OSError, TypeError):
+        return []
+    module = sys.modules.get(workflow_class.__module__)
+    scope = vars(module) if module is not None else {}
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        if name in _PATCH_CALLS:
+            pid = _constant(node.args[0], scope)
+            if pid is not None and pid not in found:
+                found.append(pid)
+    return found
+
+
+def project_patches(project: Project) -> tuple[PatchInfo, ...]:
+    """The patches ``baton patches`` judges for ``project``: those its config declares (each
+    entry's workflow type, else the project's only workflow, else the one whose code names it),
+    else those found in its workflow code."""
+    types = project.workflow_types
+    by_code = {t: discover_patches(c) for t, c in zip(types, project.workflows, strict=True)}
+    entries = project.section.patch_entries()
+    if entries is None:
+        return tuple(
+            PatchInfo(pid, t, "found in the workflow code") for t in types for pid in by_code[t]
+        )
+    out: list[PatchInfo] = []
+    for i, entry in enumerate(entries):
+        wtype = entry.workflow_type
+        if wtype is None:
+            naming = [t for t in types if entry.id in by_code[t]]
+            if len(types) == 1:
+                wtype = types[0]
+            elif len(naming) == 1:
+                wtype = naming[0]
+            else:
+                raise project.error(
+                    f"patches[{i}]",
+                    f"patch {entry.id!r}: give its workflow_type ("
+                    + ("no workflow's code names it" if not naming else "several workflows name it")
+                    + f"; the project's: {', '.join(types)})",
+                )
+        out.append(PatchInfo(entry.id, wtype, entry.description, entry.deprecated_since))
+    return tuple(out)
 
 
 class Advice(StrEnum):

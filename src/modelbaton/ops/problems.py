@@ -74,12 +74,14 @@ class RetryingActivity:
 
 
 async def failed_workflows(
-    client: Client, since: timedelta, limit: int = 1000
+    client: Client, since: timedelta, limit: int = 1000, *, where: str = ""
 ) -> list[FailedWorkflow]:
-    """Workflows that failed or timed out within ``since`` and whose id was not run again since."""
+    """Workflows that failed or timed out within ``since`` and whose id was not run again since
+    (of those ``where`` selects, a visibility condition, when given)."""
     start = (datetime.now(UTC) - since).strftime("%Y-%m-%dT%H:%M:%SZ")
     found: dict[str, FailedWorkflow] = {}
-    async for wf in client.list_workflows(FAILED_QUERY.format(since=start), limit=limit):
+    query = _within(FAILED_QUERY.format(since=start), where)
+    async for wf in client.list_workflows(query, limit=limit):
         if wf.id in found:
             continue
         latest = await client.get_workflow_handle(wf.id).describe()

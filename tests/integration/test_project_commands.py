@@ -1,0 +1,205 @@
+"""The commands that need a server read the project's config, not the reference pipeline's: its
+workflow types (``status``, ``patches``), its task queue (``deploy``, ``drain``, ``rollout``) and
+its catalog (``rollout status``, ``preflight``), on the dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio import workflow
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from typer.testing import CliRunner
+
+from modelbaton.cli.main import app as baton
+from modelbaton.rollout.messages import rollout_workflow_id
+from modelbaton.versioning.builds import deployment_name_for
+from waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).parents[2]
+EXAMPLE = ROOT / "examples" / "invoice_extraction" / "modelbaton.toml"
+REFERENCE = ROOT / "modelbaton.toml"
+INVOICE_CATALOG = """
+[server]
+base_url = "http://127.0.0.1:9"
+
+[pipeline]
+primary = "v1"
+
+[[models]]
+model_id = "invoice"
+version = "v1"
+endpoint = "/models/v1/extract"
+output_schema_version = 1
+
+[[models]]
+model_id = "invoice"
+version = "v2"
+endpoint = "/models/v2/extract"
+output_schema_version = 2
+"""
+
+
+@workflow.defn(name="InvoiceExtraction")
+class FailingInvoice:
+    """Registered under the example's workflow type: it fails at once."""
+
+    @workflow.run
+    async def run(self) -> None:
+        raise ApplicationError("no invoice today", non_retryable=True)
+
+
+def env_for(client: Client, tmp_path: Path) -> dict[str, str | None]:
+    return {
+        "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+        "TEMPORAL_NAMESPACE": client.namespace,
+        "MODELBATON_HOME": str(tmp_path / "home"),
+        "MODELBATON_TASK_QUEUE": None,
+        "MODELBATON_CATALOG": None,
+        "MODELBATON_PROJECT": None,
+    }
+
+
+async def invoke(env: dict[str, str | None], *args: str) -> Any:
+    return await asyncio.to_thread(CliRunner().invoke, baton, list(args), env=env)
+
+
+def example_with_catalog(tmp_path: Path) -> Path:
+    (tmp_path / "catalog.toml").write_text(INVOICE_CATALOG)
+    text = EXAMPLE.read_text().replace(
+        'python_path = [".."]', f'python_path = ["{EXAMPLE.parents[1]}"]'
+    )
+    text = text.replace('histories = "histories"', f'histories = "{EXAMPLE.parent / "histories"}"')
+    path = tmp_path / "modelbaton.toml"
+    path.write_text(text + 'catalog = "catalog.toml"\n')
+    return path
+
+
+async def test_status_reports_the_project_workflow_types_only(
+    isolated_client: Client, tmp_path: Path
+) -> None:
+    env = env_for(isolated_client, tmp_path)
+    queue = f"invoices-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        isolated_client,
+        task_queue=queue,
+        workflows=[FailingInvoice],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        with pytest.raises(WorkflowFailureError):
+            await isolated_client.execute_workflow(
+                FailingInvoice.run, id=f"inv-{uuid.uuid4().hex[:8]}", task_queue=queue
+            )
+
+    async def reported() -> dict[str, Any] | None:
+        result = await invoke(env, "status", "--project", str(EXAMPLE), "--json")
+        if result.exit_code != 1:
+            return None
+        data: dict[str, Any] = json.loads(result.stdout)
+        return data if data["failed"] else None
+
+    data = await eventually(reported, within=30, what="status of the example reports the failure")
+    assert data is not None
+    assert data["workflow_types"] == ["InvoiceExtraction"]
+    (failed,) = data["failed"]
+    assert failed["workflow_type"] == "InvoiceExtraction"
+    assert "no invoice today" in failed["reason"]
+    # The reference pipeline's workflow type is another: nothing for it.
+    reference = await invoke(env, "status", "--project", str(REFERENCE), "--json")
+    assert reference.exit_code == 0, reference.output
+    assert json.loads(reference.stdout)["failed"] == []
+    # --task-queue narrows the example's workflows to that queue.
+    elsewhere = await invoke(
+        env, "status", "--project", str(EXAMPLE), "--task-queue", "elsewhere", "--json"
+    )
+    assert elsewhere.exit_code == 0, elsewhere.output
+    there = await invoke(env, "status", "--project", str(EXAMPLE), "--task-queue", queue)
+    assert there.exit_code == 1, there.output
+
+
+async def test_patches_judges_the_project_patches_on_its_workflow_type(
+    isolated_client: Client, tmp_path: Path
+) -> None:
+    env = env_for(isolated_client, tmp_path)
+    # A running invoice workflow no worker has picked up: no marker, patch site not reached.
+    handle = await isolated_client.start_workflow(
+        "InvoiceExtraction", id=f"inv-{uuid.uuid4().hex[:8]}", task_queue="nobody-polls"
+    )
+
+    async def counted() -> list[dict[str, Any]] | None:
+        result = await invoke(env, "patches", "--project", str(EXAMPLE), "--json")
+        assert result.exit_code == 0, result.output
+        rows: list[dict[str, Any]] = json.loads(result.stdout)
+        return rows if rows and rows[0]["running_ambiguous"] == 1 else None
+
+    rows = await eventually(counted, within=30, what="the example's patch counted")
+    assert rows is not None
+    assert [(r["patch_id"], r["workflow_type"]) for r in rows] == [
+        ("invoice-assigned-model", "InvoiceExtraction")
+    ]
+    reference = await invoke(env, "patches", "--project", str(REFERENCE), "--json")
+    assert reference.exit_code == 0, reference.output
+    ref_rows = json.loads(reference.stdout)
+    assert [r["patch_id"] for r in ref_rows] == [
+        "PATCH_CLASSIFY_V2",
+        "PATCH_MODEL_ASSIGNMENT",
+        "PATCH_SHADOW",
+        "PATCH_RESTORE_V1",
+    ]
+    assert {r["workflow_type"] for r in ref_rows} == {"DocumentClassificationWorkflow"}
+    assert all(r["running_ambiguous"] == 0 for r in ref_rows)
+    unknown = await invoke(
+        env, "patches", "--project", str(EXAMPLE), "--deprecated-since", "PATCH_SHADOW=2026-01-01"
+    )
+    assert unknown.exit_code == 2
+    assert "'PATCH_SHADOW' is not a patch of project invoice_extraction" in unknown.stderr
+    await handle.terminate("test done")
+
+
+async def test_deploy_and_drain_use_the_project_task_queue(
+    isolated_client: Client, tmp_path: Path
+) -> None:
+    env = env_for(isolated_client, tmp_path)
+    for args in (("deploy", "status"), ("deploy", "rollback"), ("drain", "--from", "A")):
+        result = await invoke(env, *args, "--project", str(EXAMPLE))
+        assert result.exit_code == 2, result.output
+        assert f"no worker deployment '{deployment_name_for('invoices')}'" in result.stderr
+        other = await invoke(env, *args, "--project", str(EXAMPLE), "--task-queue", "q-other")
+        assert other.exit_code == 2, other.output
+        assert f"no worker deployment '{deployment_name_for('q-other')}'" in other.stderr
+
+
+async def test_rollout_status_and_preflight_read_the_project_catalog_and_queue(
+    isolated_client: Client, tmp_path: Path
+) -> None:
+    env = env_for(isolated_client, tmp_path)
+    project = example_with_catalog(tmp_path)
+    steady = await invoke(env, "rollout", "status", "--project", str(project), "--json")
+    assert steady.exit_code == 0, steady.output
+    plan = json.loads(steady.stdout)["plan"]
+    assert (plan["model_id"], plan["baseline"]["version"]) == ("invoice", "v1")
+    # The rollout workflow of the example's queue and model id, stopped by hand: the command
+    # reads that one (and says so), and another queue's is not it.
+    wid = rollout_workflow_id("invoices", "invoice")
+    stopped = await isolated_client.start_workflow("NotARollout", id=wid, task_queue="nobody")
+    await stopped.terminate("test: a stopped rollout workflow")
+    refused = await invoke(env, "rollout", "status", "--project", str(project))
+    assert refused.exit_code == 2, refused.output
+    assert f"rollout workflow {wid} is terminated" in refused.stderr
+    other = await invoke(
+        env, "rollout", "status", "--project", str(project), "--task-queue", "q-other", "--json"
+    )
+    assert other.exit_code == 0, other.output
+    preflight = await invoke(
+        env, "preflight", "--project", str(project), "--task-queue", "q-other", "--candidate", "v2"
+    )
+    assert preflight.exit_code in (0, 1), preflight.output
+    assert "preflight: v1 -> v2" in preflight.stdout
