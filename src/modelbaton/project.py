@@ -24,7 +24,6 @@ Every error names the file and the key, in one line (``baton`` exits 2 on it).
 from __future__ import annotations
 
 import importlib
-import os
 import re
 import sys
 import tomllib
@@ -38,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelbaton.contracts.schemas import ContractRegistry
 from modelbaton.errors import ConfigError
+from modelbaton.settings import Settings
 
 CONFIG_FILE = "modelbaton.toml"
 PYPROJECT = "pyproject.toml"
@@ -339,9 +339,9 @@ def resolve_project(option: Path | None = None, *, cwd: Path | None = None) -> P
     repository root, else the reference pipeline's built-in defaults."""
     if option is not None:
         return load_project(option)
-    named = os.environ.get(PROJECT_ENV, "").strip()
-    if named:
-        path = Path(named)
+    path = Settings.from_env().project
+    if path is not None:
+        named = str(path)
         if not path.exists():
             raise ProjectConfigError(f"{PROJECT_ENV}={named}: no such project config")
         project = load_project(path)

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     pool_liveness_seconds: float = Field(default=4.5, gt=0)
     #: The Temporal Web UI the dashboard links to when the stack file names none.
     temporal_ui_url: str | None = None
+    #: The project config every command works on (``--project`` wins; see modelbaton.project).
+    project: Path | None = None
     #: A bearer token the dashboard requires for its write actions (none: no token asked).
     ui_token: str | None = None
 

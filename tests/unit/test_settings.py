@@ -21,6 +21,7 @@ VARIABLES = (
     "POOL_LIVENESS_SECONDS",
     "TEMPORAL_UI_URL",
     "UI_TOKEN",
+    "PROJECT",
 )
 
 
@@ -125,7 +126,6 @@ def test_src_reads_no_environment_but_through_settings() -> None:
     # whose variable name the user chose (a model endpoint's auth_token_env).
     assert readers == [
         "cli/models.py",
-        "cli/ui.py",
         "demo.py",
         "demo_bluegreen.py",
         "models/client.py",

@@ -14,8 +14,7 @@ scripts that set ``MODELBATON_TASK_QUEUE`` working where a config is found.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -104,9 +103,10 @@ def context(
     if task_queue is not None and not task_queue.strip():
         raise fail(f"--task-queue {task_queue!r}: must not be empty")
     # Any other name is Temporal's to judge (test fixtures use brackets, for one).
-    queue = task_queue or os.environ.get("MODELBATON_TASK_QUEUE") or loaded.task_queue
+    from_env = settings.model_fields_set  # the variables that are set, by field
+    queue = task_queue or (settings.task_queue if "task_queue" in from_env else loaded.task_queue)
     source: str | None
-    if os.environ.get("MODELBATON_CATALOG"):
+    if "catalog_path" in from_env:
         catalog, source = settings.catalog_path, "MODELBATON_CATALOG"
     elif loaded.catalog_path is not None:
         catalog, source = loaded.catalog_path, loaded.key("catalog")
@@ -120,7 +120,9 @@ def context(
                 '(add catalog = "catalog.toml", or set MODELBATON_CATALOG)',
             )
         )
-    return Context(loaded, replace(settings, task_queue=queue, catalog_path=catalog), source)
+    return Context(
+        loaded, settings.model_copy(update={"task_queue": queue, "catalog_path": catalog}), source
+    )
 
 
 def duration(value: str, option: str, *, positive: bool = True) -> float:

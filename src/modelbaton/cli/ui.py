@@ -39,7 +39,6 @@ def ui(
 ) -> None:
     """Serve the rollout dashboard: plan and steps, per-arm counts, the shadow report, the
     audit trail and links into the Temporal Web UI; the page refreshes by itself."""
-    import os
     import socket
 
     from modelbaton.dashboard.app import UiConfig, create_app, serve, token_from_env
@@ -60,7 +59,7 @@ def ui(
         state = read_stack_state(settings.home) or {}
     except (ModelBatonError, OSError, ValueError) as exc:
         raise fail_error(exc) from None
-    ui_url = temporal_ui or state.get("ui_url") or os.environ.get("MODELBATON_TEMPORAL_UI_URL")
+    ui_url = temporal_ui or state.get("ui_url") or settings.temporal_ui_url
     config = UiConfig(
         connect=lambda: connect(settings.home),
         catalog=catalog,
