@@ -72,8 +72,11 @@ MODEL_ID = "invoice"
 VERSIONS = ("v1", "v2", "v3")
 #: Seconds between two arriving invoices while a controller runs.
 ARRIVAL_EVERY = 0.2
+#: Invoices of the run in flight at most: arrivals wait beyond it (a slow machine then runs
+#: fewer invoices in all instead of piling them up).
+MAX_IN_FLIGHT = 12
 #: Longest a controller plan may take here before the demo gives up.
-PLAN_TIMEOUT = 300.0
+PLAN_TIMEOUT = 400.0
 
 
 def pipeline_spec() -> PipelineSpec:
@@ -182,7 +185,14 @@ async def feed(
     stop: asyncio.Event,
 ) -> None:
     """Invoices arriving one by one, each assigned by the plan in force when it arrives."""
+    running = (
+        f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{control.task_queue}" '
+        'AND ExecutionStatus = "Running"'
+    )
     while not stop.is_set():
+        if (await client.count_workflows(running)).count >= MAX_IN_FLIGHT:
+            await asyncio.sleep(ARRIVAL_EVERY)
+            continue
         plan = await control.plan()
         handle = await start_invoice(client, invoices.next(), plan, control.task_queue)
         fed.append(handle.id)

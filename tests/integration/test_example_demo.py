@@ -4,25 +4,36 @@ promotes v2 (shadow with per-field agreement, canary, promote), then aborts the 
 on its canary's per-field agreement, without a review, and reruns v3's invoices on v2.
 
 What it checks is read back from Temporal and the corpus, not from the demo's own verdict.
+
+``MODELBATON_RECORD_EXAMPLE_HISTORIES=1`` also writes two histories that took the
+``invoice-record-comparison`` patch (a shadowed invoice and a canary-checked one) into
+examples/invoice_extraction/histories/recorded/.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from invoice_extraction.corpus import generate
 from invoice_extraction.demo import run_demo
 from invoice_extraction.messages import WORKFLOW_TYPE, InvoiceOutcome
 from invoice_extraction.models import v3_is_wrong
+from invoice_extraction.workflow import PATCH_RECORD_COMPARISON
 from waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 TRUTH = {s.invoice_id: s for s in generate()}
+HISTORIES = Path(__file__).parents[2] / "examples" / "invoice_extraction" / "histories"
+RECORD = os.environ.get("MODELBATON_RECORD_EXAMPLE_HISTORIES") == "1"
 
 
 def sample_of(invoice_id: str) -> Any:
@@ -30,7 +41,7 @@ def sample_of(invoice_id: str) -> Any:
     return TRUTH[invoice_id.split("-", 2)[2]]
 
 
-@pytest.mark.timeout(540)
+@pytest.mark.timeout(900)
 async def test_the_demo_promotes_v2_then_aborts_the_quietly_wrong_v3_losing_nothing(
     client: Client, task_queue: str
 ) -> None:
@@ -85,3 +96,29 @@ async def test_the_demo_promotes_v2_then_aborts_the_quietly_wrong_v3_losing_noth
     # One booking per invoice (the table's key), none left by v3, none for an unknown invoice.
     assert set(result.bookings) == {w.removeprefix("invoice-") for w in result.fed}
     assert "v3" not in result.bookings.values()
+    if RECORD:
+        await record_comparison_histories(client, result.fed)
+
+
+async def record_comparison_histories(client: Client, fed: list[str]) -> None:
+    """One shadowed and one canary-checked invoice whose history took the record patch."""
+    wanted = {"shadow": "record-comparison-shadow", "canary": "record-comparison-canary-check"}
+    (HISTORIES / "recorded").mkdir(parents=True, exist_ok=True)
+    for wid in fed:
+        history = await client.get_workflow_handle(wid).fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        shadow = json.loads(started.input.payloads[0].data).get("shadow")
+        patched = any(
+            e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+            and PATCH_RECORD_COMPARISON.encode() in e.SerializeToString()
+            for e in history.events
+        )
+        if not (shadow and patched):
+            continue
+        kind = "canary" if shadow["rollout_id"].endswith(":canary") else "shadow"
+        if kind in wanted:
+            name = wanted.pop(kind)
+            (HISTORIES / "recorded" / f"{name}.json").write_text(history.to_json() + "\n")
+        if not wanted:
+            return
+    raise AssertionError(f"no history of this run for {sorted(wanted)}")
