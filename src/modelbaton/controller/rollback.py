@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDReusePolicy
+from temporalio.service import RPCError, RPCStatusCode
 
 from modelbaton.contracts.rollout import Arm, RolloutStage
 from modelbaton.errors import RolloutError
@@ -243,11 +244,12 @@ async def _start_again(rollouts: Rollouts, a: Affected, *, rerun: bool) -> bool:
         old, await rollouts.plan(), rollouts.task_queue, fallback_key=a.workflow_id
     )
     latest = await client.get_workflow_handle(a.workflow_id).describe()
-    if rerun and (
-        latest.run_id != a.run_id or latest.status is not WorkflowExecutionStatus.COMPLETED
-    ):
-        return False
-    if latest.status is WorkflowExecutionStatus.RUNNING:
+    if rerun:
+        if latest.run_id != a.run_id or latest.status is not WorkflowExecutionStatus.COMPLETED:
+            return False
+    elif latest.status in (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED):
+        # Running again since, or completed before it could be terminated: a completed run
+        # keeps its result (a rerun of completed runs, when asked, picks it up).
         return False
     await client.start_workflow(
         spec.workflow_type,
@@ -331,7 +333,12 @@ async def restart(
             continue
         if not rollouts.spec.is_reference:
             if a.status == "running":
-                await client.get_workflow_handle(a.workflow_id, run_id=a.run_id).terminate(why)
+                try:
+                    await client.get_workflow_handle(a.workflow_id, run_id=a.run_id).terminate(why)
+                except RPCError as exc:
+                    if exc.status != RPCStatusCode.NOT_FOUND:
+                        raise
+                    continue  # it completed meanwhile: see _start_again
             if await _start_again(rollouts, a, rerun=False):
                 restarted.append(a.workflow_id)
             continue
