@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 from invoice_extraction.contracts import CONTRACTS, Invoice
 from invoice_extraction.messages import BookInput, InvoiceDocument
 from invoice_extraction.models import VERSIONS
-from modelbaton import ModelBatonError, ModelTarget
+from modelbaton import ComparisonActivities, ModelBatonError, ModelTarget
 
 EXTRACT_LEGACY = "extract_invoice"
 EXTRACT_V1 = "extract_invoice_v1"
@@ -112,4 +112,6 @@ class InvoiceActivities:
         return [self.extract_v1 if VERSIONS[version][0] == 1 else self.extract_v2]
 
     def for_workflow_worker(self) -> list[object]:
-        return [self.extract_legacy, self.book]
+        """The first release's call, the booking, and the comparisons' record (in the same
+        database as the bookings)."""
+        return [self.extract_legacy, self.book, ComparisonActivities(self._engine).record]

@@ -4,11 +4,17 @@ v1 knows one layout family: a currency code next to a dot-decimal amount, and da
 dates; it answers flat strings. v2 also reads currency symbols, continental amounts (1.234,50),
 ISO dates and day-first written months, and answers nested typed values. Neither is told the
 truth: accuracy is measured against the corpus (see ``accuracy.py``).
+
+v3 is the quietly wrong candidate of the demo: v2's rules, except that on about 30 % of invoices
+(chosen by a hash of the text, so the same ones every run) it answers the net amount (the total
+divided by 1.2, rounded to the cent) as the total. Its output is valid schema v2 and plausible:
+only a comparison with another model (or the truth) shows it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import socket
 import threading
@@ -40,7 +46,13 @@ CODE = r"(EUR|USD|GBP|CHF)"
 MONEY = r"(\d[\d.,]*\d)"
 
 #: The catalog of this example: version -> (output schema version, path on the server).
-VERSIONS: dict[str, tuple[int, str]] = {"v1": (1, "/v1/extract"), "v2": (2, "/v2/extract")}
+VERSIONS: dict[str, tuple[int, str]] = {
+    "v1": (1, "/v1/extract"),
+    "v2": (2, "/v2/extract"),
+    "v3": (2, "/v3/extract"),
+}
+#: Share of invoices on which v3 answers the net amount as the total.
+V3_WRONG_SHARE = 0.3
 
 
 def extract_v1(text: str) -> dict[str, Any]:
@@ -95,7 +107,22 @@ def extract_v2(text: str) -> dict[str, Any]:
     return {"amount": {"value": value, "currency": currency}, "due_date": due}
 
 
-MODELS = {"v1": extract_v1, "v2": extract_v2}
+def v3_is_wrong(text: str) -> bool:
+    """Whether v3 answers the net amount on this invoice (a stable hash of its text)."""
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % 1000 < V3_WRONG_SHARE * 1000
+
+
+def extract_v3(text: str) -> dict[str, Any]:
+    """v2's answer, with the net amount as the total on about 30 % of invoices."""
+    answer = extract_v2(text)
+    value = answer["amount"]["value"]
+    if value is not None and v3_is_wrong(text):
+        answer["amount"]["value"] = round(value / 1.2, 2)
+    return answer
+
+
+MODELS = {"v1": extract_v1, "v2": extract_v2, "v3": extract_v3}
 
 
 class ExtractRequest(BaseModel):

@@ -9,17 +9,28 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from invoice_extraction.activities import InvoiceActivities
-from modelbaton import pool_worker
+from modelbaton import RolloutControl, pool_worker
 
 
 def workflow_worker(
-    client: Client, task_queue: str, release: type, acts: InvoiceActivities
+    client: Client,
+    task_queue: str,
+    release: type,
+    acts: InvoiceActivities,
+    control: RolloutControl | None = None,
 ) -> Worker:
+    """The invoice workflow of ``release``; with ``control``, the rollout workflow and the
+    controller beside it on the same queue (one worker knows every workflow type there)."""
+    workflows: list[type] = [release]
+    activities = acts.for_workflow_worker()
+    if control is not None:
+        workflows += control.workflows
+        activities += control.activities()
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[release],
-        activities=acts.for_workflow_worker(),  # type: ignore[arg-type]
+        workflows=workflows,
+        activities=activities,  # type: ignore[arg-type]
     )
 
 

@@ -61,6 +61,13 @@ _EXPORTS: dict[str, str] = {
     # pools
     "pool_worker": "modelbaton.pipeline.pool",
     "run_pool": "modelbaton.pipeline.pool",
+    # rollouts and their controller on a user's pipeline
+    "PipelineSpec": "modelbaton.rollout.spec",
+    "RolloutControl": "modelbaton.controller.control",
+    "ComparisonRecord": "modelbaton.controller.comparisons",
+    "ComparisonActivities": "modelbaton.controller.comparisons",
+    # a throwaway local Temporal dev server
+    "local_temporal": "modelbaton.stack.local",
     # the project config
     "Project": "modelbaton.project",
     "ProjectConfigError": "modelbaton.project",
@@ -88,6 +95,8 @@ __all__ = [
     "BusinessKeyError",
     "Comparator",
     "Comparison",
+    "ComparisonActivities",
+    "ComparisonRecord",
     "ConfigError",
     "ContractRegistry",
     "DuplicateSchemaError",
@@ -102,8 +111,10 @@ __all__ = [
     "ModelRoute",
     "ModelTarget",
     "OutputSchema",
+    "PipelineSpec",
     "Project",
     "ProjectConfigError",
+    "RolloutControl",
     "RolloutError",
     "RolloutPlan",
     "RolloutRefused",
@@ -116,6 +127,7 @@ __all__ = [
     "abort",
     "assign",
     "load_project",
+    "local_temporal",
     "pool_task_queue",
     "pool_worker",
     "promote",
@@ -157,6 +169,8 @@ if TYPE_CHECKING:
         start_shadow,
     )
     from modelbaton.contracts.schemas import ContractRegistry, DuplicateSchemaError, OutputSchema
+    from modelbaton.controller.comparisons import ComparisonActivities, ComparisonRecord
+    from modelbaton.controller.control import RolloutControl
     from modelbaton.errors import (
         ConfigError,
         ModelBatonError,
@@ -177,6 +191,8 @@ if TYPE_CHECKING:
     )
     from modelbaton.project import Project, ProjectConfigError, load_project
     from modelbaton.rollout.plans import read_plan
+    from modelbaton.rollout.spec import PipelineSpec
+    from modelbaton.stack.local import local_temporal
 
 
 def __getattr__(name: str) -> Any:

@@ -132,13 +132,49 @@ def demo(
     home: Path | None = typer.Option(
         None, "--home", help="State directory (default: <MODELBATON_HOME>/demo, cleared first)."
     ),
+    example: str | None = typer.Option(
+        None,
+        "--example",
+        help="Run the demo of an example pipeline instead (examples/NAME/demo.py), e.g. "
+        "invoice_extraction.",
+    ),
 ) -> None:
     """Run the model-upgrade demo end to end on the embedded stack, then stop it."""
+    if example is not None:
+        raise typer.Exit(run_example(example))
     from modelbaton.demo import main
 
     raise typer.Exit(
         main(home=home, per_batch=per_batch, review_threshold=review_threshold, keep=keep)
     )
+
+
+#: The repository's examples folder (beside ``src/``; absent from an installed wheel).
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+def known_examples(folder: Path = EXAMPLES) -> list[str]:
+    """Examples that have a demo: ``examples/NAME/demo.py``."""
+    if not folder.is_dir():
+        return []
+    return sorted(p.parent.name for p in folder.glob("*/demo.py"))
+
+
+def run_example(name: str, folder: Path = EXAMPLES) -> int:
+    """Import ``examples/<name>/demo.py`` (with ``examples/`` on the path) and run its ``main``."""
+    import importlib
+    import sys
+
+    from modelbaton.cli._output import fail
+
+    known = known_examples(folder)
+    if name not in known:
+        where = f"known: {', '.join(known)}" if known else f"no examples folder at {folder}"
+        raise fail(f"--example {name!r}: no such example with a demo ({where})")
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    code: int = importlib.import_module(f"{name}.demo").main()
+    return code
 
 
 def main() -> None:

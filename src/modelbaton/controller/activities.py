@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from temporalio import activity
 from temporalio.client import Client
@@ -36,12 +36,12 @@ from modelbaton.controller.messages import (
 from modelbaton.errors import ConfigError, RolloutError
 from modelbaton.models.resolver import CatalogSource
 from modelbaton.ops.problems import retrying_activities, stuck_workflows
-from modelbaton.pipeline.messages import WORKFLOW_TYPE
 from modelbaton.pipeline.store import ClassificationRecord, ResultsStore
 from modelbaton.rollout.client import Rollouts, count_workflows_where
 from modelbaton.rollout.messages import NoteRequest as RolloutNote
+from modelbaton.rollout.spec import REFERENCE, PipelineSpec
 from modelbaton.shadow.report import build_report
-from modelbaton.shadow.store import ShadowStore
+from modelbaton.shadow.store import ShadowComparison, ShadowStore
 from modelbaton.versioning.builds import VERSION_ATTRIBUTE, deployment_name_for
 from modelbaton.versioning.control import DeploymentControl
 from modelbaton.versioning.drain import DrainTarget
@@ -66,16 +66,35 @@ def permanent_errors() -> Iterator[None]:
 
 
 class ControllerActivities:
-    """Activities of the rollout controller for one worker (its client, catalog and store)."""
+    """Activities of the rollout controller for one worker (its client, catalog and store).
 
-    def __init__(self, client: Client, catalog: CatalogSource, store: ResultsStore) -> None:
+    A user's pipeline passes its ``spec`` (workflow type and input) and, having no results store
+    of the reference pipeline, the ``engine`` its shadow comparisons are recorded on (reviewed
+    accuracy is then never measured: waive it in the plan).
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        catalog: CatalogSource,
+        store: ResultsStore | None = None,
+        *,
+        spec: PipelineSpec = REFERENCE,
+        engine: Engine | None = None,
+    ) -> None:
         self._client = client
         self._catalog = catalog
         self._store = store
-        self._shadows = ShadowStore(store.engine)
+        self._spec = spec
+        shadow_engine = engine if engine is not None else (store.engine if store else None)
+        if shadow_engine is None:
+            raise ConfigError("the controller's activities need a results store or an engine")
+        self._shadows = ShadowStore(shadow_engine)
 
     def _rollouts(self, task_queue: str) -> Rollouts:
-        return Rollouts(self._client, self._catalog.current(), task_queue, controller=True)
+        return Rollouts(
+            self._client, self._catalog.current(), task_queue, controller=True, spec=self._spec
+        )
 
     @activity.defn(name=APPLY_STEP)
     async def apply_step(self, req: ApplyStepRequest) -> ApplyStepResult:
@@ -178,7 +197,7 @@ class ControllerActivities:
 
     async def _measure(self, req: MeasureRequest) -> Metrics:
         metrics = Metrics(measured_at=datetime.now(UTC))
-        document = f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{req.task_queue}"'
+        document = f'WorkflowType = "{self._spec.workflow_type}" AND TaskQueue = "{req.task_queue}"'
         if req.builds is not None:
             # The documents pinned to each build; the results store knows no builds, so
             # reviewed accuracy is not judged for a code rollout.
@@ -247,13 +266,33 @@ class ControllerActivities:
         candidate = plan.candidate.version if plan.candidate else plan.last_candidate
         if candidate is None:
             return
-        counts = await asyncio.to_thread(
-            self._shadows.check_counts, f"{req.rollout_id}{CHECK_SUFFIX}", candidate
-        )
+        check_id = f"{req.rollout_id}{CHECK_SUFFIX}"
+        counts = await asyncio.to_thread(self._shadows.check_counts, check_id, candidate)
         for arm in (metrics.candidate, metrics.baseline):
             arm.compared, arm.agreed = counts[
                 "candidate" if arm is metrics.candidate else "baseline"
             ]
+        if metrics.candidate.compared:
+            metrics.candidate.agreed_by_field = await asyncio.to_thread(
+                self._fields_agreed, check_id, candidate
+            )
+
+    def _fields_agreed(self, check_id: str, candidate: str) -> dict[str, int] | None:
+        """Per field, how many of the candidate arm's compared documents agreed on it (None when
+        the comparator records no fields, as the reference pipeline's does not)."""
+        with Session(self._shadows.engine) as session:
+            rows = session.scalars(
+                select(ShadowComparison.fields).where(
+                    ShadowComparison.rollout_id == check_id,
+                    ShadowComparison.baseline_version == candidate,
+                    ShadowComparison.agree.is_not(None),
+                )
+            ).all()
+        agreed: Counter[str] = Counter()
+        for fields in rows:
+            for name, ok in (fields or {}).items():
+                agreed[name] += bool(ok)
+        return dict(sorted(agreed.items())) if any(rows) else None
 
     async def _spans(self, where: str, limit: int = 2000) -> list[float]:
         """Start-to-close milliseconds of the arm's completed documents no human held up."""
@@ -265,7 +304,10 @@ class ControllerActivities:
         ]
 
     def _reviewed(self, rollout_id: str) -> dict[str, tuple[int, int]]:
-        """Per arm: (documents a human reviewed, of which the model had right)."""
+        """Per arm: (documents a human reviewed, of which the model had right); nothing without
+        the reference pipeline's results store."""
+        if self._store is None:
+            return {}
         with Session(self._store.engine) as session:
             rows = session.execute(
                 select(
@@ -351,7 +393,7 @@ class ControllerActivities:
                 f'AND StartTime >= "{since}"))'
             )
         query = (
-            f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{req.task_queue}" '
+            f'WorkflowType = "{self._spec.workflow_type}" AND TaskQueue = "{req.task_queue}" '
             f"AND {on_candidate}"
         )
         total, _, affected = await rollback.unfinished(self._client, query)
@@ -384,12 +426,11 @@ class ControllerActivities:
             left = (await self._client.count_workflows(query)).count
         return left
 
-    @staticmethod
-    def _in_flight_query(task_queue: str, version: str) -> str:
+    def _in_flight_query(self, task_queue: str, version: str) -> str:
         if ":" in version:  # a build, "<deployment>:<build id>": its pinned workflows
             return f"{DrainTarget.build(version).running}"
         return (
-            f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{task_queue}" '
+            f'WorkflowType = "{self._spec.workflow_type}" AND TaskQueue = "{task_queue}" '
             f'AND ModelVersion = "{version}" AND ExecutionStatus = "Running"'
         )
 

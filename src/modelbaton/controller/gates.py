@@ -61,6 +61,9 @@ class ArmMetrics(BaseModel):
     # its noise), and how many of them agreed. Zero until canary arms are compared.
     compared: int = 0
     agreed: int = 0
+    # Of those compared documents, how many agreed on each field, where the pipeline's
+    # comparator records fields (per-field agreement of an extraction). None otherwise.
+    agreed_by_field: dict[str, int] | None = None
 
     @property
     def finished(self) -> int:
@@ -290,22 +293,28 @@ def canary_gates(metrics: Metrics, gates: Gates, min_documents: int) -> list[Gat
                 )
             )
     if gates.max_agreement_drop is not None:
-        results.append(
-            _proportion_gate(
-                "agreement",
-                "agreement",
-                gates,
-                alpha,
-                (
-                    cand.compared - cand.agreed,
-                    cand.compared,
-                    base.compared - base.agreed,
-                    base.compared,
-                ),
-                gates.max_agreement_drop,
-                "compared documents in disagreement (the baseline's: its noise)",
-            )
+        agreement = _proportion_gate(
+            "agreement",
+            "agreement",
+            gates,
+            alpha,
+            (
+                cand.compared - cand.agreed,
+                cand.compared,
+                base.compared - base.agreed,
+                base.compared,
+            ),
+            gates.max_agreement_drop,
+            "compared documents in disagreement (the baseline's: its noise)",
         )
+        if cand.agreed_by_field and cand.compared:
+            per_field = ", ".join(
+                f"{name} {n / cand.compared:.0%}" for name, n in cand.agreed_by_field.items()
+            )
+            agreement = agreement.model_copy(
+                update={"measured": f"{agreement.measured}; candidate per field: {per_field}"}
+            )
+        results.append(agreement)
     return results
 
 

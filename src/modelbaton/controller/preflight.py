@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import Engine
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from modelbaton.contracts import OUTPUT_SCHEMAS
+from modelbaton.contracts.compat import PairReport, diff_schemas, schema_for
 from modelbaton.models.catalog import Catalog
 from modelbaton.models.schemas import compare, resolve
 from modelbaton.ops.defaults import DEFAULT_WORKFLOWS
@@ -23,10 +25,10 @@ from modelbaton.ops.patches import patch_report
 from modelbaton.ops.problems import stuck_workflows
 from modelbaton.ops.replay import fetch_histories, replay_histories
 from modelbaton.pipeline.activities import CLASSIFY_BY_SCHEMA
-from modelbaton.pipeline.messages import WORKFLOW_TYPE
 from modelbaton.pipeline.releases import CURRENT_RELEASE, serves_schema
 from modelbaton.pipeline.store import ResultsStore
 from modelbaton.rollout.client import Rollouts
+from modelbaton.rollout.spec import REFERENCE, PipelineSpec
 from modelbaton.shadow.report import build_report
 from modelbaton.shadow.store import ShadowStore
 
@@ -90,8 +92,48 @@ def _schema_check(catalog: Catalog, versions: list[str], release: str) -> Check:
     )
 
 
-def _compatibility(catalog: Catalog, baseline: str, candidate: str) -> Check:
-    pair = compare(resolve(baseline, catalog), resolve(candidate, catalog), catalog)
+def _user_schema_check(catalog: Catalog, versions: list[str], spec: PipelineSpec) -> Check:
+    """A user pipeline's schemas: declared in its registry, read by its workflow code."""
+    problems: list[str] = []
+    for version in versions:
+        schema = catalog.get(version).output_schema_version
+        if spec.contracts is not None and schema not in spec.contracts:
+            problems.append(f"{version}: output schema v{schema} is not in {spec.contracts!r}")
+        if spec.schema_versions is not None and schema not in spec.schema_versions:
+            problems.append(f"{version}: {spec.workflow_type} has no model call for v{schema}")
+    if problems:
+        return Check("output schemas and normalizers", Status.FAIL, "; ".join(problems))
+    schemas = sorted({catalog.get(v).output_schema_version for v in versions})
+    return Check(
+        "output schemas and normalizers",
+        Status.PASS,
+        f"output schema(s) {', '.join(f'v{s}' for s in schemas)} declared with a normalizer "
+        f"and called by {spec.workflow_type}",
+    )
+
+
+def _user_pair(catalog: Catalog, baseline: str, candidate: str, spec: PipelineSpec) -> PairReport:
+    """The raw schemas' differences in a user's registry; every registered schema normalizes to
+    the registry's one canonical type, so a break between two of them is covered."""
+    old, new = (catalog.get(v).output_schema_version for v in (baseline, candidate))
+    a, b = spec.contracts.get(old), spec.contracts.get(new)
+    pair = PairReport(baseline, candidate, diff_schemas(schema_for(a, None), schema_for(b, None)))
+    if not (pair.backward_ok and pair.forward_ok):
+        pair.covered_by_normalizers = True
+        pair.coverage = (
+            f"{a.normalizer_name} and {b.normalizer_name} both produce the canonical "
+            f"{spec.contracts.canonical.__name__}, which is all the workflow reads"
+        )
+    return pair
+
+
+def _compatibility(
+    catalog: Catalog, baseline: str, candidate: str, spec: PipelineSpec = REFERENCE
+) -> Check:
+    if spec.is_reference or spec.contracts is None:
+        pair = compare(resolve(baseline, catalog), resolve(candidate, catalog), catalog)
+    else:
+        pair = _user_pair(catalog, baseline, candidate, spec)
     if pair.backward_ok and pair.forward_ok:
         return Check("compatibility", Status.PASS, f"{baseline} <-> {candidate}: nothing breaks")
     broken = [
@@ -120,38 +162,46 @@ def _compatibility(catalog: Catalog, baseline: str, candidate: str) -> Check:
 async def run_preflight(
     client: Client,
     catalog: Catalog,
-    store: ResultsStore,
+    store: ResultsStore | None,
     task_queue: str,
     candidate: str,
     *,
     release: str = CURRENT_RELEASE,
     replay_limit: int = 500,
+    spec: PipelineSpec = REFERENCE,
+    engine: Engine | None = None,
 ) -> Preflight:
-    """Every check of the pre-upgrade checklist for ``candidate`` against the baseline in force."""
-    rollouts = Rollouts(client, catalog, task_queue)
+    """Every check of the pre-upgrade checklist for ``candidate`` against the baseline in force.
+
+    A user's pipeline passes its ``spec`` (its workflow type and classes, its contracts, the
+    schemas its code calls) and the ``engine`` its comparisons are recorded on.
+    """
+    rollouts = Rollouts(client, catalog, task_queue, spec=spec)
     plan = await rollouts.plan()
     baseline = plan.baseline.version
     catalog.get(candidate)  # an unknown candidate is a usage error, raised here
     result = Preflight(candidate=candidate, baseline=baseline)
     add = result.checks.append
-    add(_schema_check(catalog, [baseline, candidate], release))
+    if spec.is_reference:
+        add(_schema_check(catalog, [baseline, candidate], release))
+    else:
+        add(_user_schema_check(catalog, [baseline, candidate], spec))
     if candidate == baseline:
         add(Check("compatibility", Status.FAIL, f"{candidate} is already the baseline"))
     else:
-        add(_compatibility(catalog, baseline, candidate))
+        add(_compatibility(catalog, baseline, candidate, spec))
 
     # Replay of the pipeline's running workflows against the code about to run.
     query = (
-        f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{task_queue}" '
+        f'WorkflowType = "{spec.workflow_type}" AND TaskQueue = "{task_queue}" '
         'AND ExecutionStatus = "Running"'
     )
     items = await fetch_histories(client, query, limit=replay_limit)
     if not items:
         add(Check("replay of live histories", Status.NA, "no running workflows to replay"))
     else:
-        outcomes = await asyncio.to_thread(
-            replay_histories, list(DEFAULT_WORKFLOWS), items, processes=1
-        )
+        workflows = list(spec.workflows) if spec.workflows else list(DEFAULT_WORKFLOWS)
+        outcomes = await asyncio.to_thread(replay_histories, workflows, items, processes=1)
         failed = [o for o in outcomes if not o.ok]
         if failed:
             first = failed[0]
@@ -173,7 +223,10 @@ async def run_preflight(
             )
 
     # The candidate's latest shadow, if it had one.
-    shadows = ShadowStore(store.engine)
+    shadow_engine = engine if engine is not None else (store.engine if store else None)
+    if shadow_engine is None:
+        raise ValueError("preflight needs a results store or the engine of the comparisons")
+    shadows = ShadowStore(shadow_engine)
     rows_by_rollout = [
         (rid, rows)
         for rid in reversed(await asyncio.to_thread(shadows.rollouts))
@@ -194,17 +247,20 @@ async def run_preflight(
         )
 
     # Patches: advice only (a patch that can go is never a reason to hold an upgrade).
-    patches = await patch_report(client)
-    removable = [p["patch_id"] for p in patches if p["advice"] != "keep"]
-    add(
-        Check(
-            "patches",
-            Status.PASS,
-            f"{len(patches)} patches; may be deprecated or removed: {', '.join(removable)}"
-            if removable
-            else f"{len(patches)} patches, all still needed",
+    if not spec.is_reference:
+        add(Check("patches", Status.NA, "the patch report knows the reference pipeline's only"))
+    else:
+        patches = await patch_report(client)
+        removable = [p["patch_id"] for p in patches if p["advice"] != "keep"]
+        add(
+            Check(
+                "patches",
+                Status.PASS,
+                f"{len(patches)} patches; may be deprecated or removed: {', '.join(removable)}"
+                if removable
+                else f"{len(patches)} patches, all still needed",
+            )
         )
-    )
 
     stuck = await stuck_workflows(client, where=f'TaskQueue = "{task_queue}"')
     add(

@@ -21,18 +21,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDReusePolicy
+from temporalio.service import RPCError, RPCStatusCode
 
 from modelbaton.contracts.rollout import Arm, RolloutStage
 from modelbaton.errors import RolloutError
 from modelbaton.pipeline.intake import Document
-from modelbaton.pipeline.messages import WORKFLOW_TYPE, ClassifyDocumentInput
+from modelbaton.pipeline.messages import ClassifyDocumentInput
 from modelbaton.pipeline.releases import CURRENT_RELEASE, serves_schema
 from modelbaton.pipeline.starter import assignment_attributes, start_document, workflow_input
 from modelbaton.rollout.client import Rollouts
 from modelbaton.rollout.messages import ChangeBy, NoteRequest, Promotion
+from modelbaton.rollout.spec import PipelineSpec
 
 #: Where the worked example of scenario C lives.
 SCENARIO_C_EXAMPLE = "src/modelbaton/pipeline/releases/r7_restored.py"
@@ -92,9 +95,18 @@ class RollbackOutcome:
     left_to_finish: list[str] = field(default_factory=list)
 
 
+def _serves(spec: PipelineSpec, release: str, schema_version: int) -> bool:
+    """Whether the workers' code has a model call for ``schema_version`` (scenario C if not)."""
+    if spec.schema_versions is not None:
+        return schema_version in spec.schema_versions
+    if spec.is_reference:
+        return serves_schema(release, schema_version)
+    return True  # a user pipeline that did not say which schemas its code serves
+
+
 def _arm_query(rollouts: Rollouts, rollout_id: str, arm: Arm) -> str:
     return (
-        f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{rollouts.task_queue}" '
+        f'WorkflowType = "{rollouts.spec.workflow_type}" AND TaskQueue = "{rollouts.task_queue}" '
         f'AND RolloutId = "{rollout_id}" AND RolloutArm = "{arm.value}"'
     )
 
@@ -145,7 +157,7 @@ async def assess(
         candidate=candidate,
         in_progress=in_progress,
     )
-    if not serves_schema(release, plan.baseline.output_schema_version):
+    if not _serves(rollouts.spec, release, plan.baseline.output_schema_version):
         result.scenario = "C"
         result.explanation = (
             f"the workers' code (release {release}) has no classify path for output schema "
@@ -199,17 +211,56 @@ async def assess(
     return result
 
 
-async def _original_input(client: Client, workflow_id: str, run_id: str) -> ClassifyDocumentInput:
+async def _first_input(
+    client: Client, workflow_id: str, run_id: str, input_type: type[BaseModel]
+) -> BaseModel:
     history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
     for event in history.events:
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
             payloads = event.workflow_execution_started_event_attributes.input.payloads
             decoded = client.data_converter.payload_converter.from_payloads(
-                list(payloads), [ClassifyDocumentInput]
+                list(payloads), [input_type]
             )
-            inp: ClassifyDocumentInput = decoded[0]
+            inp: BaseModel = decoded[0]
             return inp
     raise RolloutError(f"{workflow_id}: its history has no start event")
+
+
+async def _original_input(client: Client, workflow_id: str, run_id: str) -> ClassifyDocumentInput:
+    inp = await _first_input(client, workflow_id, run_id, ClassifyDocumentInput)
+    assert isinstance(inp, ClassifyDocumentInput)
+    return inp
+
+
+async def _start_again(rollouts: Rollouts, a: Affected, *, rerun: bool) -> bool:
+    """A user pipeline's document ``a`` started again as the plan in force assigns it (same
+    workflow type and id, its first run's input reassigned); False when it is running (or, for a
+    rerun, was run again) since, so nothing was started."""
+    spec = rollouts.spec
+    assert spec.input_type is not None
+    client = rollouts.client
+    old = await _first_input(client, a.workflow_id, a.run_id, spec.input_type)
+    inp, assignment = spec.reassigned(
+        old, await rollouts.plan(), rollouts.task_queue, fallback_key=a.workflow_id
+    )
+    latest = await client.get_workflow_handle(a.workflow_id).describe()
+    if rerun:
+        if latest.run_id != a.run_id or latest.status is not WorkflowExecutionStatus.COMPLETED:
+            return False
+    elif latest.status in (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED):
+        # Running again since, or completed before it could be terminated: a completed run
+        # keeps its result (a rerun of completed runs, when asked, picks it up).
+        return False
+    await client.start_workflow(
+        spec.workflow_type,
+        inp,
+        id=a.workflow_id,
+        task_queue=rollouts.task_queue,
+        # Started again only here, on purpose: a completed document too, for a rerun.
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        search_attributes=assignment_attributes(assignment),
+    )
+    return True
 
 
 async def execute(
@@ -279,6 +330,17 @@ async def restart(
         if a.status == WAITING or (a.status == "running" and await _waiting_for_review(client, a)):
             if kept is not None:
                 kept.add(a.workflow_id)
+            continue
+        if not rollouts.spec.is_reference:
+            if a.status == "running":
+                try:
+                    await client.get_workflow_handle(a.workflow_id, run_id=a.run_id).terminate(why)
+                except RPCError as exc:
+                    if exc.status != RPCStatusCode.NOT_FOUND:
+                        raise
+                    continue  # it completed meanwhile: see _start_again
+            if await _start_again(rollouts, a, rerun=False):
+                restarted.append(a.workflow_id)
             continue
         old = await _original_input(client, a.workflow_id, a.run_id)
         if a.status == "running":
@@ -368,7 +430,7 @@ class PromotionRollback:
 def _since_query(rollouts: Rollouts, promotion: Promotion) -> str:
     at = promotion.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return (
-        f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{rollouts.task_queue}" '
+        f'WorkflowType = "{rollouts.spec.workflow_type}" AND TaskQueue = "{rollouts.task_queue}" '
         f'AND ModelVersion = "{promotion.promoted.version}" AND StartTime >= "{at}"'
     )
 
@@ -399,7 +461,7 @@ async def assess_promoted(rollouts: Rollouts, *, rerun_since: bool) -> Promotion
             "baseline it replaced is unknown; start a rollout of the old version instead"
         )
     restore = promotion.previous.version
-    if not serves_schema(CURRENT_RELEASE, promotion.previous.output_schema_version):
+    if not _serves(rollouts.spec, CURRENT_RELEASE, promotion.previous.output_schema_version):
         raise RolloutError(
             f"{restore} answers output schema v{promotion.previous.output_schema_version}, which "
             f"the workers' code (release {CURRENT_RELEASE}) no longer serves; see "
@@ -501,6 +563,10 @@ async def rerun_completed_runs(rollouts: Rollouts, completed: list[Affected]) ->
     client = rollouts.client
     started: list[str] = []
     for a in completed:
+        if not rollouts.spec.is_reference:
+            if await _start_again(rollouts, a, rerun=True):
+                started.append(a.workflow_id)
+            continue
         old = await _original_input(client, a.workflow_id, a.run_id)
         key = old.assignment.key if old.assignment and old.assignment.key else old.document_id
         assignment = plan.assign(key, rollouts.task_queue)
@@ -512,7 +578,7 @@ async def rerun_completed_runs(rollouts: Rollouts, completed: list[Affected]) ->
         if latest.run_id != a.run_id or latest.status is not WorkflowExecutionStatus.COMPLETED:
             continue  # run again since, by someone else
         await client.start_workflow(
-            WORKFLOW_TYPE,
+            rollouts.spec.workflow_type,
             inp,
             id=a.workflow_id,
             task_queue=rollouts.task_queue,

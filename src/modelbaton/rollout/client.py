@@ -36,7 +36,6 @@ from modelbaton.contracts.rollout import (
 from modelbaton.contracts.rollout import set_fraction as check_fraction
 from modelbaton.errors import RolloutError
 from modelbaton.models.catalog import Catalog
-from modelbaton.pipeline.messages import WORKFLOW_TYPE
 from modelbaton.rollout.messages import (
     ChangeBy,
     NoteRequest,
@@ -48,6 +47,7 @@ from modelbaton.rollout.messages import (
     controller_workflow_id,
     rollout_workflow_id,
 )
+from modelbaton.rollout.spec import REFERENCE, PipelineSpec
 from modelbaton.rollout.workflow import PLAN_MEMO, RolloutWorkflow, planned_start
 from modelbaton.settings import Settings
 
@@ -82,6 +82,8 @@ class Rollouts:
     #: controller runs: it would change the plan under the controller's feet, and its next step
     #: would be refused (or would undo the change).
     controller: bool = False
+    #: The pipeline's workflow type and input (the reference pipeline unless told otherwise).
+    spec: PipelineSpec = REFERENCE
 
     @property
     def model_id(self) -> str:
@@ -318,7 +320,7 @@ class Rollouts:
         for arm in Arm:
             # Rollout ids count per pipeline, so the pipeline's queue is part of the question.
             where = (
-                f'WorkflowType = "{WORKFLOW_TYPE}" AND TaskQueue = "{self.task_queue}" '
+                f'WorkflowType = "{self.spec.workflow_type}" AND TaskQueue = "{self.task_queue}" '
                 f'AND RolloutId = "{rollout_id}" AND RolloutArm = "{arm.value}"'
             )
             result[arm.value] = await count_workflows_where(self.client, where)

@@ -61,6 +61,8 @@ class ShadowComparison(_Base):
     noise_js_distance: Mapped[float | None] = mapped_column(Float, nullable=True)
     noise_error_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
     reviewed_label: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    #: Per-field agreement, for comparators that record fields (an extraction's ``FieldMatch``).
+    fields: Mapped[dict[str, bool] | None] = mapped_column(JSON, nullable=True)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
