@@ -31,7 +31,7 @@ from waiting import eventually
 TESTS = Path(__file__).resolve().parent.parent
 RELEASED = TESTS / "histories"
 LIFECYCLE = TESTS / "lifecycle_histories"
-FIXTURE = "fixtures.renamed_activity:RenamedActivityWorkflow"
+FIXTURE = "workflow_variants.renamed_activity:RenamedActivityWorkflow"
 RELEASE_PATHS = {
     name: f"modelbaton.pipeline.releases.{mod}:DocumentClassificationWorkflow"
     for name, mod in [
@@ -88,7 +88,7 @@ async def test_todays_code_replays_every_released_history(path: Path) -> None:
 
 @pytest.mark.parametrize("path", RELEASED_FILES, ids=[p.stem for p in RELEASED_FILES])
 async def test_the_renamed_activity_variant_is_caught(path: Path) -> None:
-    from fixtures.renamed_activity import RenamedActivityWorkflow
+    from workflow_variants.renamed_activity import RenamedActivityWorkflow
 
     history = load(path)
     replayer = Replayer(workflows=[RenamedActivityWorkflow], data_converter=pydantic_data_converter)
