@@ -90,3 +90,22 @@ async def test_waiting_ends_when_the_output_ends_without_a_count() -> None:
     assert output.closed
     assert output.in_flight is None
     assert shown.getvalue() == "error: no Temporal address\n"
+
+
+async def test_on_a_terminal_the_bytes_go_on_unchanged_and_are_still_counted() -> None:
+    drawn = (
+        "draining dep:blue (green is current)\n\x1b[?25l\r\x1b[2Kclosed 0/? counting 0:00:00"
+        "\r\x1b[2Kclosed 0/2 in flight 2 (running 0, at review 2) 0:00:01"
+        "\r\x1b[2Kclosed 2/2 in flight 0 (running 0, at review 0) 0:00:02\n\x1b[?25h"
+        "drained dep:blue in 2.0 s (2 in flight at the start)\n"
+    )
+    reader = asyncio.StreamReader()
+    encoded = drawn.encode()
+    for start in range(0, len(encoded), 7):  # in pieces, as a pipe delivers them
+        reader.feed_data(encoded[start : start + 7])
+    reader.feed_eof()
+    shown = io.StringIO()
+    output = DrainOutput(Console(file=shown, width=100, force_terminal=True))
+    await output.read(reader)
+    assert shown.getvalue() == drawn
+    assert output.in_flight == 0
