@@ -2,7 +2,7 @@
 
 No search attributes, no patch marker, no handlers, no Pydantic: a short string in, the same
 string through two activities, back out, with the SDK's default data converter. Whatever the
-project floor (``modelbaton.pipeline.floor``) costs beyond this is the price of the workflow's
+project floor (``_floor.py``) costs beyond this is the price of the workflow's
 shape, not of Temporal or Python.
 
 It lives in its own module, not in ``throughput.py``: the sandbox re-imports a workflow's module

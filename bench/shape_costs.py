@@ -36,12 +36,12 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 sys.path.insert(0, str(Path(__file__).parent))
 import _shapes
 from _bare import BARE_ACTIVITIES, BareTwoActivityWorkflow
+from _floor import FLOOR_ACTIVITIES
 from modelbaton.app.worker import WorkerOptions
 from modelbaton.contracts import DeploymentStrategy
 from modelbaton.models.catalog import load_catalog
 from modelbaton.models.corpus import generate_documents
 from modelbaton.pipeline import search_attributes as sa
-from modelbaton.pipeline.floor import FLOOR_ACTIVITIES
 from modelbaton.pipeline.intake import Document, validate_text
 from modelbaton.pipeline.releases import RELEASES
 from modelbaton.pipeline.starter import legacy_workflow_input, start_document

@@ -3,7 +3,7 @@
 - bare: a plain two-activity workflow with no-op activities and the default data converter
   (``_bare.py``), the physical floor of one Python worker on this machine;
 - floor: the pipeline's own workflow release with activities that answer at once
-  (``modelbaton.pipeline.floor``), the project floor;
+  (``_floor.py``), the project floor;
 - pipeline: the same release with the real activities (model server, database).
 
 Same server, same worker settings, same number of workflows for each. pipeline/floor says how
@@ -37,6 +37,7 @@ from temporalio.worker import Worker
 sys.path.insert(0, str(Path(__file__).parent))
 from _bare import BARE_ACTIVITIES, BareTwoActivityWorkflow
 from _common import documents, model_server, peak_rss_mib
+from _floor import FLOOR_ACTIVITIES, fixed_classify_v2
 from modelbaton.app.worker import (
     WorkerOptions,
     build_pool_worker,
@@ -49,7 +50,6 @@ from modelbaton.models.catalog import load_catalog
 from modelbaton.models.client import make_http_client
 from modelbaton.models.resolver import CatalogSource
 from modelbaton.pipeline import search_attributes
-from modelbaton.pipeline.floor import FLOOR_ACTIVITIES, fixed_classify_v2
 from modelbaton.pipeline.intake import Document
 from modelbaton.pipeline.starter import start_workflow, workflow_input
 from modelbaton.pipeline.store import ResultsStore

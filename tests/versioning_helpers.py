@@ -7,11 +7,11 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from fixtures.version_probe import VersionProbe
 from modelbaton.app.worker import WorkerOptions, build_worker
 from modelbaton.versioning.builds import Behavior, Build
 from modelbaton.versioning.control import DeploymentControl, workflow_build
 from waiting import eventually
+from workflow_variants.version_probe import VersionProbe
 
 
 def probe_worker(

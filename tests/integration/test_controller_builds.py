@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.broken_release import BrokenDocumentWorkflow
 from modelbaton.controller.client import Controllers
 from modelbaton.controller.messages import Phase
 from modelbaton.controller.plan import WAIVABLE, parse_plan
@@ -15,6 +14,7 @@ from modelbaton.rollout.messages import ChangeBy
 from modelbaton.versioning.control import DeploymentControl
 from pipeline_fixtures import Pipeline
 from versioning_helpers import await_pollers, ran_on
+from workflow_variants.broken_release import BrokenDocumentWorkflow
 
 pytestmark = pytest.mark.integration
 BY = ChangeBy(actor="test", reason="build rollout")

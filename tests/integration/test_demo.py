@@ -41,6 +41,9 @@ async def test_demo_keep_then_dev_down(
         assert "blue-green cutover" in result.output
         assert "documents per build: {'blue': 2, 'green': 2}" in result.output
         assert "baton drain exit code 0" in result.output
+        # The reviewers waited for the drain's first count: it saw both blue documents in flight.
+        assert "drained modelbaton-demo-bluegreen:blue in " in result.output
+        assert "(2 in flight at the start)" in result.output
         assert "baton dev down --home" in result.output
         status = embedded.stack_status(home)
         assert status.running

@@ -13,12 +13,12 @@ import pytest
 from temporalio.client import Client
 from typer.testing import CliRunner
 
-from fixtures.version_probe import VersionProbe
 from modelbaton.cli.main import app as baton
 from modelbaton.versioning.builds import Behavior, Build, deployment_name_for
 from modelbaton.versioning.control import DeploymentControl
 from versioning_helpers import await_pollers, probe_worker, ran_on, start_probe
 from waiting import eventually
+from workflow_variants.version_probe import VersionProbe
 
 pytestmark = pytest.mark.integration
 

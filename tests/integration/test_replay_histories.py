@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,17 +22,20 @@ from modelbaton.contracts import (
     ModelVersionConfig,
 )
 from modelbaton.ops.replay import HistoryItem, load_histories_from_dir, replay_histories
-from modelbaton.pipeline.floor import FLOOR_ACTIVITIES
 from modelbaton.pipeline.messages import ClassifyDocumentInput
 from modelbaton.pipeline.releases import CURRENT_RELEASE, RELEASES
 from modelbaton.pipeline.workflow import DocumentClassificationWorkflow
 from modelbaton.stack.connect import temporal_binary
 from waiting import eventually
 
+# The benchmark's stub activities (bench/_floor.py): they answer at once.
+sys.path.append(str(Path(__file__).resolve().parents[2] / "bench"))
+from _floor import FLOOR_ACTIVITIES
+
 TESTS = Path(__file__).resolve().parent.parent
 RELEASED = TESTS / "histories"
 LIFECYCLE = TESTS / "lifecycle_histories"
-FIXTURE = "fixtures.renamed_activity:RenamedActivityWorkflow"
+FIXTURE = "workflow_variants.renamed_activity:RenamedActivityWorkflow"
 RELEASE_PATHS = {
     name: f"modelbaton.pipeline.releases.{mod}:DocumentClassificationWorkflow"
     for name, mod in [
@@ -88,7 +92,7 @@ async def test_todays_code_replays_every_released_history(path: Path) -> None:
 
 @pytest.mark.parametrize("path", RELEASED_FILES, ids=[p.stem for p in RELEASED_FILES])
 async def test_the_renamed_activity_variant_is_caught(path: Path) -> None:
-    from fixtures.renamed_activity import RenamedActivityWorkflow
+    from workflow_variants.renamed_activity import RenamedActivityWorkflow
 
     history = load(path)
     replayer = Replayer(workflows=[RenamedActivityWorkflow], data_converter=pydantic_data_converter)

@@ -100,7 +100,7 @@ async def test_complete_has_no_path_for_model_v1_and_only_the_patch_replays_that
         workflows=[RELEASES["restored"]], data_converter=pydantic_data_converter
     ).replay_workflow(history)
     # ... while the same dispatch without the patch would schedule classify_document_v1.
-    from fixtures.unpatched_restore import UnpatchedRestoreWorkflow
+    from workflow_variants.unpatched_restore import UnpatchedRestoreWorkflow
 
     with pytest.raises(NondeterminismError):
         await Replayer(

@@ -7,7 +7,6 @@ import uuid
 import pytest
 from temporalio.client import Client
 
-from fixtures.version_probe import VersionProbe
 from modelbaton.pipeline.messages import ReviewDecision, WorkflowState
 from modelbaton.pipeline.workflow import DocumentClassificationWorkflow as Current
 from modelbaton.versioning.builds import Build, deployment_name_for
@@ -15,6 +14,7 @@ from modelbaton.versioning.control import DeploymentControl
 from pipeline_fixtures import Pipeline
 from versioning_helpers import await_pollers, probe_worker, ran_on, start_probe
 from waiting import eventually
+from workflow_variants.version_probe import VersionProbe
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from modelbaton.pipeline.intake import (
     validate_text,
 )
 from modelbaton.pipeline.messages import ReviewDecision
-from modelbaton.pipeline.releases import CURRENT_RELEASE
+from modelbaton.pipeline.releases import CURRENT_RELEASE, RELEASES
 from modelbaton.settings import Settings
 
 if TYPE_CHECKING:
@@ -48,7 +48,8 @@ def worker(
     task_queue: str | None = typer.Option(None, help="Task queue (default MODELBATON_TASK_QUEUE)."),
     release: str = typer.Option(
         CURRENT_RELEASE,
-        help="Workflow release: initial, patched, deprecated, complete or assigned.",
+        # From the registry of releases, so that the list cannot go stale.
+        help=f"Workflow release, one of: {', '.join(RELEASES)}.",
     ),
     pool: str | None = typer.Option(
         None,
@@ -90,6 +91,8 @@ def worker(
     from modelbaton.stack.connect import connect
     from modelbaton.versioning.builds import Behavior, Build, code_version, deployment_name_for
 
+    if release not in list(RELEASES):  # the names only: a lookup would import the release
+        raise fail(f"--release {release!r}: unknown; choose one of {', '.join(RELEASES)}")
     settings = Settings.from_env()
     queue = task_queue or settings.task_queue
     runtime = _metrics_runtime(metrics) if metrics else None

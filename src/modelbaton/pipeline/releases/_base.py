@@ -1,7 +1,15 @@
 """What every release of DocumentClassificationWorkflow shares: review, routing, handlers.
 
-Only the classify step differs between the lifecycle stages (``r1_initial`` ... ``r4_complete``),
-so each stage module subclasses :class:`DocumentClassificationBase` and supplies ``_classify``.
+Each of the seven release modules (``r1_initial`` ... ``r7_restored``) subclasses
+:class:`DocumentClassificationBase` and supplies ``_classify``, the classify step. That is all
+``r1_initial`` ... ``r5_assigned`` and ``r7_restored`` change; ``r6_shadow`` also keeps state of
+its own and uses the two hooks after the classify step: ``_after_processed`` (await the shadow
+comparison before completing) and ``_safe_point`` (a safe-point upgrade at review waits until the
+comparison is recorded).
+
+This base is live code shared by every release, so a change here changes the old releases too:
+``r1_initial`` is no longer byte for byte the code that recorded ``tests/histories/initial``, and
+only the committed histories (``baton replay-check``) show that today's code still replays them.
 Everything here runs inside the workflow sandbox and must stay deterministic: it only orchestrates;
 all I/O happens in activities.
 """
