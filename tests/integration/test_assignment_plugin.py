@@ -29,14 +29,6 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
-from fixtures.assignment_probe import (
-    MODEL_ID,
-    AssignmentProbe,
-    AssignmentProbeParent,
-    ProbeInput,
-    ProbeOutcome,
-    probe_model,
-)
 from modelbaton import (
     AssignedWorkflow,
     AssignmentPlugin,
@@ -55,6 +47,14 @@ from modelbaton.rollout.messages import (
     rollout_workflow_id,
 )
 from modelbaton.rollout.workflow import PLAN_MEMO, RolloutWorkflow
+from workflow_variants.assignment_probe import (
+    MODEL_ID,
+    AssignmentProbe,
+    AssignmentProbeParent,
+    ProbeInput,
+    ProbeOutcome,
+    probe_model,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -126,8 +126,8 @@ def test_src_reads_no_environment_but_through_settings() -> None:
     # whose variable name the user chose (a model endpoint's auth_token_env).
     assert readers == [
         "cli/models.py",
-        "demo.py",
-        "demo_bluegreen.py",
+        "demo/blue_green.py",
+        "demo/run.py",
         "models/client.py",
         "stack/layout.py",
     ]
