@@ -2,7 +2,7 @@
 ``MODELBATON_PROJECT``, else a config here or above, else the reference pipeline), takes its task
 queue, workflows, catalog and patches from it, and refuses a bad one in one line (exit 2); and
 every duration option goes through one parser. The commands that need a server are exercised in
-tests/integration/test_project_commands.py."""
+tests/integration/test_project_commands_live.py."""
 
 from __future__ import annotations
 
@@ -253,9 +253,13 @@ def test_an_empty_task_queue_exits_2() -> None:
 
 def test_patches_are_found_in_the_example_workflow_code() -> None:
     project = load_project(EXAMPLE)
-    assert discover_patches(project.workflows[0]) == ["invoice-assigned-model"]
-    (patch,) = project_patches(project)
-    assert (patch.patch_id, patch.workflow_type) == ("invoice-assigned-model", "InvoiceExtraction")
+    # The two workflow.patched calls in examples/invoice_extraction/workflow.py.
+    found = ["invoice-assigned-model", "invoice-record-comparison"]
+    assert discover_patches(project.workflows[0]) == found
+    patches = project_patches(project)
+    assert [(p.patch_id, p.workflow_type) for p in patches] == [
+        (f, "InvoiceExtraction") for f in found
+    ]
 
 
 def test_declared_patches_win_and_are_checked(tmp_path: Path) -> None:
@@ -294,7 +298,7 @@ def test_replay_check_reads_the_config_found_in_the_working_folder(
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["workflows"] == ["invoice_extraction.workflow:InvoiceWorkflow"]
-    assert summary["replayed"] == 3
+    assert summary["replayed"] == 5  # the files under examples/invoice_extraction/histories
     assert list(summary["by_workflow_type"]) == ["InvoiceExtraction"]
 
 

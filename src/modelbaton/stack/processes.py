@@ -33,9 +33,12 @@ from modelbaton.errors import StackError
 #: Seconds between SIGTERM and SIGKILL. Workers drain in-flight activities for up to 10 s on
 #: SIGTERM (``WorkerOptions.graceful_shutdown``), so the grace period must be longer than that.
 STOP_GRACE_SECONDS = 15.0
-#: psutil derives create time from clock ticks since boot (10 ms each); the same process always
-#: reads back the same value, a recycled PID a different one.
-CREATE_TIME_TOLERANCE = 0.05
+#: psutil's create time is clock ticks since boot (10 ms each) plus the boot time, which it reads
+#: afresh from /proc/stat's ``btime`` each time: a whole second the kernel derives from the wall
+#: clock, so it steps by a second when the clock is adjusted (seen on a loaded VM: a healthy model
+#: server judged "exited" at start-up). So the same process may read back a second apart; a PID
+#: recycled for the very same command line within that window is the only thing this lets through.
+CREATE_TIME_TOLERANCE = 1.5
 
 # Popen objects of the children this process started. Keeping them lets us reap a stopped child
 # (otherwise it lingers as a zombie while we live) and stops Python from warning about a running

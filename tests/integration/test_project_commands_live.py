@@ -143,7 +143,8 @@ async def test_patches_judges_the_project_patches_on_its_workflow_type(
     rows = await eventually(counted, within=30, what="the example's patch counted")
     assert rows is not None
     assert [(r["patch_id"], r["workflow_type"]) for r in rows] == [
-        ("invoice-assigned-model", "InvoiceExtraction")
+        ("invoice-assigned-model", "InvoiceExtraction"),
+        ("invoice-record-comparison", "InvoiceExtraction"),
     ]
     reference = await invoke(env, "patches", "--project", str(REFERENCE), "--json")
     assert reference.exit_code == 0, reference.output
