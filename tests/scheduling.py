@@ -6,9 +6,11 @@ idle worker take the back half of the longest queue. A slice that happens to hol
 longest first, each to the slice with the least work so far (longest processing time first), and
 each slice runs its slow files first: what is left to steal at the end is short.
 
-A file's cost is its measured seconds in ``durations.json`` beside this file (refresh it with
-``python tests/scheduling.py < report.txt``, a ``pytest --durations=0`` report); a file that is not
-listed costs the median of its kind. The order changes only when tests run, never what they test.
+A test's cost is its measured seconds in ``durations.json`` beside this file (refresh it with
+``python tests/scheduling.py < report.txt``, a ``pytest --durations=0`` report); a test that is not
+listed costs the median. Slow tests are dealt one by one (a file of slow tests, such as the
+faults, would otherwise keep one worker busy alone); the cheap ones stay together by file. The
+order changes only when tests run, never what they test.
 """
 
 from __future__ import annotations
@@ -26,19 +28,19 @@ import pytest
 DURATIONS = Path(__file__).with_name("durations.json")
 
 
-def file_costs() -> dict[str, float]:
+def test_costs() -> dict[str, float]:
     try:
         return {str(k): float(v) for k, v in json.loads(DURATIONS.read_text()).items()}
     except FileNotFoundError:
         return {}
 
 
-#: Files that cost less than this are spread by their number of tests, not by their seconds.
+#: Tests that cost less than this are spread by their number, not by their seconds.
 CHEAP_SECONDS = 5.0
 
 
 def deal(files: dict[str, tuple[float, int]], workers: int) -> list[list[str]]:
-    """Each worker's files (seconds, tests), the slow files first.
+    """Each worker's units (seconds, tests), the slow ones first.
 
     worksteal cuts the collection by counts of tests, so the slices must hold equal counts as
     well as equal seconds: the slow files are dealt by seconds (each to the slice with the least
@@ -66,36 +68,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
     if workers < 2:
         return
-    by_file: dict[str, list[pytest.Item]] = defaultdict(list)
+    known = test_costs()
+    median = statistics.median(known.values()) if known else 1.0
+    units: dict[str, list[pytest.Item]] = defaultdict(list)
     for item in items:
-        by_file[item.nodeid.split("::", 1)[0]].append(item)
-    known = file_costs()
-    medians = {
-        kind: statistics.median([c for f, c in known.items() if f"/{kind}/" in f] or [1.0])
-        for kind in ("unit", "integration")
+        cost = known.get(item.nodeid, median)
+        # A slow test is a unit of its own; cheap ones go together with their file, and so do
+        # the fault tests, which load the machine on purpose and must not overlap.
+        alone = cost >= CHEAP_SECONDS and item.get_closest_marker("faults") is None
+        unit = item.nodeid if alone else item.nodeid.split("::", 1)[0]
+        units[unit].append(item)
+    sizes = {
+        unit: (sum(known.get(i.nodeid, median) for i in members), len(members))
+        for unit, members in units.items()
     }
-
-    def cost(name: str) -> float:
-        kind = "integration" if "/integration/" in name else "unit"
-        return known.get(name, medians[kind])
-
-    ordered = [
-        item
-        for chunk in deal({f: (cost(f), len(tests)) for f, tests in by_file.items()}, workers)
-        for name in chunk
-        for item in by_file[name]
-    ]
+    ordered = [item for chunk in deal(sizes, workers) for unit in chunk for item in units[unit]]
     items[:] = ordered
 
 
 def from_report(text: str) -> dict[str, float]:
-    """Seconds per test file from the lines of a ``--durations`` report."""
+    """Seconds per test (setup, call and teardown) from the lines of a ``--durations`` report."""
     seconds: dict[str, float] = defaultdict(float)
     for line in text.splitlines():
-        match = re.match(r"\s*([\d.]+)s (?:call|setup|teardown)\s+(\S+?)::", line)
+        match = re.match(r"\s*([\d.]+)s (?:call|setup|teardown)\s+(\S+)$", line)
         if match:
             seconds[match.group(2)] += float(match.group(1))
-    return {k: round(v, 1) for k, v in sorted(seconds.items())}
+    return {k: round(v, 2) for k, v in sorted(seconds.items())}
 
 
 if __name__ == "__main__":
