@@ -105,10 +105,15 @@ async def test_a_broken_build_is_stopped_and_its_documents_restarted_on_the_old_
     assert "stuck workflows fail" in result.abort_reason
     view = await control.describe()
     assert (view.current, view.ramping) == ("A", None)
-    assert result.rolled_back  # the documents stuck on B were started again
+    # A document whose first task failed on B was never pinned to B (a pin is recorded when a
+    # task completes): once A is current again its next task may run on A, and then it needs no
+    # restart. Which of the two it took is timing; that every document ends on A with one
+    # record is not.
     assert len(outcomes) == len(handles)
     for h in handles:
         assert await ran_on(pipeline.client, h.id) == "A"
     assert len(pipeline.store.records()) == len(handles)
     rollback = next(a for a in audit if a.action == "controller-rollback")
-    assert rollback.detail.startswith("scenario B (restart-on-baseline)")
+    assert rollback.detail.startswith(
+        ("scenario B (restart-on-baseline)", "scenario A (restart-on-baseline)")
+    )
