@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from typer.testing import CliRunner
 
+from invoice_catalog import INVOICE_CATALOG
 from modelbaton.cli.main import app as baton
 from modelbaton.rollout.messages import rollout_workflow_id
 from modelbaton.versioning.builds import deployment_name_for
@@ -27,25 +28,6 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[2]
 EXAMPLE = ROOT / "examples" / "invoice_extraction" / "modelbaton.toml"
 REFERENCE = ROOT / "modelbaton.toml"
-INVOICE_CATALOG = """
-[server]
-base_url = "http://127.0.0.1:9"
-
-[pipeline]
-primary = "v1"
-
-[[models]]
-model_id = "invoice"
-version = "v1"
-endpoint = "/models/v1/extract"
-output_schema_version = 1
-
-[[models]]
-model_id = "invoice"
-version = "v2"
-endpoint = "/models/v2/extract"
-output_schema_version = 2
-"""
 
 
 @workflow.defn(name="InvoiceExtraction")

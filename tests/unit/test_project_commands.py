@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from invoice_catalog import INVOICE_CATALOG
 from modelbaton.cli._project import context
 from modelbaton.cli.main import app
 from modelbaton.durations import format_duration, parse_duration
@@ -28,26 +29,6 @@ runner = CliRunner()
 #: The settings a test must not inherit from the shell that runs it.
 CLEAN_ENV = {"MODELBATON_PROJECT": None, "MODELBATON_TASK_QUEUE": None, "MODELBATON_CATALOG": None}
 
-#: A catalog for the invoice example (the example itself ships none): its model id and versions.
-INVOICE_CATALOG = """
-[server]
-base_url = "http://127.0.0.1:9"
-
-[pipeline]
-primary = "v1"
-
-[[models]]
-model_id = "invoice"
-version = "v1"
-endpoint = "/models/v1/extract"
-output_schema_version = 1
-
-[[models]]
-model_id = "invoice"
-version = "v2"
-endpoint = "/models/v2/extract"
-output_schema_version = 2
-"""
 
 PLAN = """
 candidate = "v2"
