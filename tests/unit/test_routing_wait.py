@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from temporalio.service import RPCError, RPCStatusCode
 
 from modelbaton.errors import RolloutError
 from modelbaton.versioning.control import DeploymentControl, DeploymentView
@@ -66,3 +67,43 @@ async def test_the_servers_own_verdict_needs_no_queue_read() -> None:
     control = Scripted("blue", propagated=True)
     await control._await_routing(lambda v: v.current == "green", within=5, every=0.01)
     assert control.queue_reads == 0
+
+
+class Dropping(DeploymentControl):
+    """A server that drops the first ``drops`` override calls with ``code``."""
+
+    def __init__(self, drops: int, code: Any) -> None:
+        super().__init__(SimpleNamespace(namespace="default"), "pipe")  # type: ignore[arg-type]
+        self.drops = drops
+        self.code = code
+        self.calls: list[str] = []
+
+    @property
+    def _svc(self) -> Any:
+        async def update_workflow_execution_options(request: Any) -> Any:
+            self.calls.append(request.workflow_execution.workflow_id)
+            if len(self.calls) <= self.drops:
+                raise RPCError("operation was canceled", self.code, b"")
+            return SimpleNamespace()
+
+        return SimpleNamespace(update_workflow_execution_options=update_workflow_execution_options)
+
+
+async def test_an_override_the_server_dropped_is_sent_again() -> None:
+    control = Dropping(2, RPCStatusCode.CANCELLED)
+    await control.pin_workflow("doc-1", "A")
+    assert control.calls == ["doc-1", "doc-1", "doc-1"]
+
+
+async def test_an_override_the_server_refused_is_not_retried() -> None:
+    control = Dropping(1, RPCStatusCode.FAILED_PRECONDITION)
+    with pytest.raises(RPCError):
+        await control.pin_workflow("doc-1", "A")
+    assert control.calls == ["doc-1"]
+
+
+async def test_an_override_dropped_every_time_gives_up() -> None:
+    control = Dropping(99, RPCStatusCode.UNAVAILABLE)
+    with pytest.raises(RPCError):
+        await control.auto_upgrade_workflow("doc-1")
+    assert 1 < len(control.calls) < 99

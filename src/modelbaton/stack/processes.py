@@ -156,9 +156,18 @@ def _create_time_even_if_exited(pid: int) -> float | None:
         return None
 
 
-def _ticks_since_boot(started: float) -> int:
-    # What /proc/PID/stat calls starttime: how old stack files (start_ticks) identified a process.
-    return round((started - psutil.boot_time()) * os.sysconf("SC_CLK_TCK"))
+def _start_ticks(pid: int) -> int | None:
+    # What /proc/PID/stat calls starttime (proc(5), field 22): how old stack files identified a
+    # process. Read as the kernel keeps it, in ticks since boot: converting psutil's create time
+    # back would add the wall-clock-derived boot time, which steps by whole seconds.
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    try:
+        return int(text[text.rfind(")") + 2 :].split()[19])
+    except (IndexError, ValueError):
+        return None
 
 
 def cmdline(pid: int) -> list[str] | None:
@@ -236,7 +245,8 @@ def is_ours(record: ProcessRecord) -> bool:
     if record.create_time is not None:
         return abs(started - record.create_time) < CREATE_TIME_TOLERANCE
     if record.start_ticks is not None:  # a stack file written before create_time was recorded
-        return abs(_ticks_since_boot(started) - record.start_ticks) <= 1
+        ticks = _start_ticks(record.pid)
+        return ticks is not None and abs(ticks - record.start_ticks) <= 1
     return True
 
 

@@ -9,6 +9,7 @@ and returns only once the routing change has reached every task queue of the dep
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -40,6 +41,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from modelbaton import polling
 from modelbaton.errors import RolloutError
 from modelbaton.versioning.builds import Build
+
+#: Codes a server returns for a call it dropped rather than refused; idempotent calls retry them.
+_TRANSIENT = frozenset(
+    {RPCStatusCode.CANCELLED, RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
+)
+_TRANSIENT_ATTEMPTS = 5
 
 IDENTITY = "baton deploy"
 #: A poller counts as live if it polled this recently. The server records when a long poll
@@ -414,15 +421,23 @@ class DeploymentControl:
             if override is not None
             else WorkflowExecutionOptions()
         )
-        await self._svc.update_workflow_execution_options(
-            UpdateWorkflowExecutionOptionsRequest(
-                namespace=self._client.namespace,
-                workflow_execution=WorkflowExecution(workflow_id=workflow_id),
-                workflow_execution_options=options,
-                update_mask=FieldMask(paths=["versioning_override"]),
-                identity=self._identity,
-            )
+        request = UpdateWorkflowExecutionOptionsRequest(
+            namespace=self._client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=workflow_id),
+            workflow_execution_options=options,
+            update_mask=FieldMask(paths=["versioning_override"]),
+            identity=self._identity,
         )
+        # Setting an override is idempotent, so a call the server gave up on (CANCELLED under
+        # load, seen in CI; the SDK's own retry leaves that code alone) is sent again.
+        for attempt in range(_TRANSIENT_ATTEMPTS):
+            try:
+                await self._svc.update_workflow_execution_options(request)
+                return
+            except RPCError as exc:
+                if exc.status not in _TRANSIENT or attempt == _TRANSIENT_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.2 * 2**attempt)
 
 
 def workflow_build(description: Any) -> tuple[str | None, str | None]:
