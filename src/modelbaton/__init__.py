@@ -53,7 +53,7 @@ _EXPORTS: dict[str, str] = {
     "ModelTarget": "modelbaton.pipeline.model_call",
     "ShadowAnswer": "modelbaton.pipeline.model_call",
     # assignment at start without baton submit: a temporalio plugin (client, worker, Replayer)
-    "AssignmentPlugin": "modelbaton.app.plugin",
+    "AssignmentPlugin": "modelbaton.rollout.plugin",
     "AssignedWorkflow": "modelbaton.pipeline.start_assignment",
     "StartAssignment": "modelbaton.pipeline.start_assignment",
     "BusinessKeyError": "modelbaton.pipeline.start_assignment",
@@ -143,7 +143,6 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from modelbaton.app.plugin import AssignmentPlugin
     from modelbaton.contracts.comparison import (
         AbsoluteError,
         AgreementSummary,
@@ -191,6 +190,7 @@ if TYPE_CHECKING:
     )
     from modelbaton.project import Project, ProjectConfigError, load_project
     from modelbaton.rollout.plans import read_plan
+    from modelbaton.rollout.plugin import AssignmentPlugin
     from modelbaton.rollout.spec import PipelineSpec
     from modelbaton.stack.local import local_temporal
 

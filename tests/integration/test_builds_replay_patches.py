@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from modelbaton.cli.main import app as baton
+from modelbaton.app.main import baton
 from modelbaton.pipeline.messages import WorkflowState
 from modelbaton.pipeline.patches import PATCH_MODEL_ASSIGNMENT
 from modelbaton.pipeline.workflow import DocumentClassificationWorkflow as Current

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from modelbaton.cli.main import app as baton
+from modelbaton.app.main import baton
 from pipeline_fixtures import Pipeline
 
 pytestmark = pytest.mark.integration

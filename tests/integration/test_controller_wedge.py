@@ -14,7 +14,7 @@ import pytest
 from test_dashboard import dashboard
 from typer.testing import CliRunner
 
-from modelbaton.cli.main import app as baton
+from modelbaton.app.main import baton
 from modelbaton.controller.client import Controllers
 from modelbaton.controller.messages import Phase
 from modelbaton.controller.plan import parse_plan

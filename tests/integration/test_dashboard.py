@@ -20,7 +20,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from typer.testing import CliRunner
 
-from modelbaton.cli.main import app as baton
+from modelbaton.app.main import baton
 from modelbaton.dashboard.app import UiConfig, create_app
 from modelbaton.models.corpus import BASE_CLASSES, generate_corpus
 from modelbaton.models.server import serve_in_thread

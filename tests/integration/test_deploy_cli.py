@@ -13,7 +13,7 @@ import pytest
 from temporalio.client import Client
 from typer.testing import CliRunner
 
-from modelbaton.cli.main import app as baton
+from modelbaton.app.main import baton
 from modelbaton.versioning.builds import Behavior, Build, deployment_name_for
 from modelbaton.versioning.control import DeploymentControl
 from versioning_helpers import await_pollers, probe_worker, ran_on, start_probe

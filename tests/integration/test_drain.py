@@ -15,7 +15,7 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from typer.testing import CliRunner
 
-from modelbaton.cli.main import app as baton
+from modelbaton.app.main import baton
 from modelbaton.pipeline.messages import ReviewDecision, WorkflowState
 from modelbaton.pipeline.workflow import DocumentClassificationWorkflow as Current
 from modelbaton.rollout.client import Rollouts

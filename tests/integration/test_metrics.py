@@ -16,7 +16,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
-from modelbaton.cli.main import app as baton
+from modelbaton.app.main import baton
 from modelbaton.contracts.rollout import ModelRef, start_canary, start_shadow
 from modelbaton.metrics import metrics_runtime
 from modelbaton.models.catalog import Catalog

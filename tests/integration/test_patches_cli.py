@@ -14,8 +14,8 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 from typer.testing import CliRunner
 
+from modelbaton.app.main import baton
 from modelbaton.app.worker import WorkerOptions, build_worker
-from modelbaton.cli.main import app as baton
 from modelbaton.contracts import (
     DeploymentStrategy,
     ModelVersionConfig,

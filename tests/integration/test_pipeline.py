@@ -23,8 +23,8 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from typer.testing import CliRunner
 
+from modelbaton.app.main import baton
 from modelbaton.app.worker import pipeline_activities
-from modelbaton.cli.main import app as baton
 from modelbaton.contracts import NormalizedClassificationResult
 from modelbaton.models.catalog import Catalog
 from modelbaton.models.client import make_http_client

@@ -26,7 +26,7 @@ from click.testing import Result
 from temporalio.client import Client
 from typer.testing import CliRunner
 
-from modelbaton.cli.main import app as baton
+from modelbaton.app.main import baton
 from modelbaton.models.catalog import load_catalog
 from modelbaton.pipeline.store import ResultsStore
 from modelbaton.rollout.client import Rollouts

@@ -18,7 +18,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from typer.testing import CliRunner
 
 from invoice_catalog import INVOICE_CATALOG
-from modelbaton.cli.main import app as baton
+from modelbaton.app.main import baton
 from modelbaton.rollout.messages import rollout_workflow_id
 from modelbaton.versioning.builds import deployment_name_for
 from waiting import eventually

@@ -15,8 +15,8 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 from typer.testing import CliRunner
 
+from modelbaton.app.main import baton
 from modelbaton.app.worker import WorkerOptions, build_worker
-from modelbaton.cli.main import app as baton
 from modelbaton.contracts import (
     DeploymentStrategy,
     ModelVersionConfig,

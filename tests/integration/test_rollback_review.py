@@ -14,7 +14,7 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from typer.testing import CliRunner
 
-from modelbaton.cli.main import app as baton
+from modelbaton.app.main import baton
 from modelbaton.models.catalog import Catalog
 from modelbaton.pipeline.messages import ReviewDecision
 from modelbaton.pipeline.workflow import DocumentClassificationWorkflow as Current

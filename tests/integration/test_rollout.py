@@ -17,7 +17,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from test_pipeline import scheduled_classify
 from typer.testing import CliRunner
 
-from modelbaton.cli.main import app as baton
+from modelbaton.app.main import baton
 from modelbaton.contracts.rollout import Arm, start_canary, takes_candidate
 from modelbaton.models.catalog import Catalog, load_catalog
 from modelbaton.models.client import make_http_client

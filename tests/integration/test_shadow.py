@@ -17,7 +17,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowUpdateFai
 from test_pipeline import GOOD_V2, control_app
 from typer.testing import CliRunner
 
-from modelbaton.cli.main import app as baton
+from modelbaton.app.main import baton
 from modelbaton.contracts.rollout import ModelRef, RolloutPlan, start_shadow
 from modelbaton.models.catalog import Catalog
 from modelbaton.models.corpus import BASE_CLASSES, generate_corpus, split_corpus

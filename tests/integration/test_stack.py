@@ -234,7 +234,7 @@ def test_versioned_workers_show_their_build_and_become_current(home: Path) -> No
     assert json.loads(status.stdout)["worker_deployment_version"] == f"{state.task_queue}:blue"
     human = CliRunner().invoke(dev_app, ["status", "--home", str(home)])
     assert f"build      {state.task_queue}:blue (pinned" in human.output
-    from modelbaton.cli.main import app as baton
+    from modelbaton.app.main import baton
 
     deployed = CliRunner().invoke(
         baton, ["deploy", "status", "--json"], env={"MODELBATON_HOME": str(home)}

@@ -15,7 +15,7 @@ from temporalio.client import Client, WorkflowFailureError
 from test_pipeline import control_app
 from typer.testing import CliRunner
 
-from modelbaton.cli.main import app as baton
+from modelbaton.app.main import baton
 from modelbaton.contracts import ModelVersionConfig
 from modelbaton.models.catalog import Catalog
 from modelbaton.models.server import serve_in_thread

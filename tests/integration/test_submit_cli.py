@@ -11,7 +11,7 @@ import pytest
 from test_pipeline import control_app
 from typer.testing import CliRunner
 
-from modelbaton.cli.main import app as baton
+from modelbaton.app.main import baton
 from modelbaton.contracts import ModelVersionConfig
 from modelbaton.models.client import make_http_client
 from modelbaton.models.server import serve_in_thread

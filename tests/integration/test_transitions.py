@@ -29,8 +29,8 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 from typer.testing import CliRunner
 
+from modelbaton.app.main import baton
 from modelbaton.app.worker import WorkerOptions, build_worker, pipeline_activities
-from modelbaton.cli.main import app as baton
 from modelbaton.contracts import DeploymentStrategy
 from modelbaton.models.catalog import Catalog
 from modelbaton.models.client import make_http_client

@@ -12,7 +12,7 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus
 from typer.testing import CliRunner
 
-from modelbaton.cli.main import app as baton
+from modelbaton.app.main import baton
 from modelbaton.models.catalog import Catalog
 from modelbaton.pipeline.messages import ClassificationOutcome
 from modelbaton.rollout.client import Rollouts

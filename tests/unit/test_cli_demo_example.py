@@ -10,7 +10,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from modelbaton.cli.main import EXAMPLES, app, known_examples, run_example
+from modelbaton.app.commands import EXAMPLES, known_examples, run_example
+from modelbaton.app.main import baton as app
 
 
 def test_the_repository_examples_with_a_demo_are_known() -> None:

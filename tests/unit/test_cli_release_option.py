@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from modelbaton.cli.main import app
+from modelbaton.app.main import baton as app
 
 
 def _release_help() -> str:

@@ -11,8 +11,8 @@ from pydantic import BaseModel
 from temporalio import activity
 from typer.testing import CliRunner
 
+from modelbaton.app.main import baton as app
 from modelbaton.cli import schema as schema_cli
-from modelbaton.cli.main import app
 from modelbaton.contracts import NormalizedClassificationResult, canonical
 from modelbaton.errors import ConfigError
 from modelbaton.models.catalog import load_catalog

@@ -13,7 +13,7 @@ HEAVY = ("sklearn", "scipy", "sqlalchemy", "temporalio.client", "temporalio.work
 
 def test_importing_the_cli_loads_no_heavy_library() -> None:
     probe = (
-        "import sys, modelbaton.cli.main; "
+        "import sys, modelbaton.app.main; "
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
     loaded = subprocess.run(
@@ -29,7 +29,7 @@ def test_the_cli_states_the_servers_text_cap() -> None:
 def test_version() -> None:
     from typer.testing import CliRunner
 
-    from modelbaton.cli.main import app
+    from modelbaton.app.main import baton as app
 
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0
@@ -40,7 +40,7 @@ def test_every_option_and_command_has_help() -> None:
     import typer
     from typer.main import get_command
 
-    from modelbaton.cli.main import app
+    from modelbaton.app.main import baton as app
 
     missing: list[str] = []
 

@@ -10,7 +10,7 @@ import pytest
 from pydantic import Field
 from typer.testing import CliRunner
 
-from modelbaton.cli.main import app as baton
+from modelbaton.app.main import baton
 from modelbaton.ops import history_types
 from modelbaton.ops.history_types import check_histories
 from modelbaton.pipeline.messages import WORKFLOW_TYPE, ClassifyDocumentInput, ReviewDecision

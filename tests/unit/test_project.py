@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from modelbaton import Project, ProjectConfigError, load_project
-from modelbaton.cli.main import app
+from modelbaton.app.main import baton as app
 from modelbaton.project import find_config
 
 ROOT = Path(__file__).parents[2]

@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from invoice_catalog import INVOICE_CATALOG
+from modelbaton.app.main import baton as app
 from modelbaton.cli._project import context
-from modelbaton.cli.main import app
 from modelbaton.durations import format_duration, parse_duration
 from modelbaton.errors import ConfigError
 from modelbaton.ops.patches import discover_patches, project_patches

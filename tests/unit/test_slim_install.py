@@ -38,7 +38,7 @@ def test_import_modelbaton_and_every_public_name_loads_no_extra() -> None:
     probe = (
         "import sys, modelbaton\n"
         "from modelbaton import *\n"
-        "import modelbaton.cli.main\n"
+        "import modelbaton.app.main\n"
         f"print(','.join(m for m in {EXTRA_ONLY!r} if m in sys.modules))\n"
     )
     loaded = subprocess.run(
@@ -76,7 +76,7 @@ def test_every_extra_module_the_cli_names_is_an_extra_that_exists() -> None:
 def test_one_version_source() -> None:
     from typer.testing import CliRunner
 
-    from modelbaton.cli.main import app
+    from modelbaton.app.main import baton as app
 
     assert importlib.metadata.version("modelbaton") == modelbaton.__version__
     result = CliRunner().invoke(app, ["--version"])
@@ -93,7 +93,7 @@ def _baton(
         "import sys\n"
         f"for name in {blocked!r}:\n"
         "    sys.modules[name] = None\n"
-        "from modelbaton.cli.main import main\n"
+        "from modelbaton.app.main import main\n"
         f"sys.argv = ['baton', *{args!r}]\n"
         "main()\n"
     )

@@ -234,7 +234,7 @@ def test_results_command_reads_postgres_without_printing_the_password(
 ) -> None:
     from typer.testing import CliRunner
 
-    from modelbaton.cli.main import app
+    from modelbaton.app.main import baton as app
 
     store = ResultsStore(postgres_url)
     store.write(row("d1"))
@@ -254,7 +254,7 @@ def test_results_command_refuses_a_malformed_url(
 ) -> None:
     from typer.testing import CliRunner
 
-    from modelbaton.cli.main import app
+    from modelbaton.app.main import baton as app
 
     monkeypatch.setenv("MODELBATON_DATABASE_URL", "postgresql+psycopg://:bad")
     monkeypatch.chdir(tmp_path)

@@ -191,3 +191,30 @@ async def run_pool(client: Client, settings: Settings, base_task_queue: str, ver
             f"{pool_task_queue(base_task_queue, version)}, {config.max_concurrent} at once, "
             f"namespace {client.namespace}",
         )
+
+
+class DemoWorkers:
+    """The demo's in-process workers (its blue-green act): the same composition as ``baton
+    worker``, handed to :mod:`modelbaton.demo` so that the demo need not know it."""
+
+    def pool(
+        self,
+        client: Client,
+        queue: str,
+        version: str,
+        source: CatalogSource,
+        http: httpx.AsyncClient,
+    ) -> Worker:
+        return build_pool_worker(client, queue, version, source, http)
+
+    def build(
+        self,
+        client: Client,
+        queue: str,
+        build: Build,
+        store: ResultsStore,
+        source: CatalogSource,
+        http: httpx.AsyncClient,
+    ) -> Worker:
+        acts = pipeline_activities(store, source, http).all()
+        return build_worker(client, WorkerOptions(queue, build=build), acts)

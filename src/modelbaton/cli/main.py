@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -120,65 +119,8 @@ def _root(
     """Safe model upgrades for AI pipelines on Temporal."""
 
 
-@app.command()
-def demo(
-    per_batch: int = typer.Option(12, min=2, max=500, help="Documents per batch."),
-    review_threshold: float = typer.Option(
-        0.8, min=0.0, max=1.0, help="Below this confidence a document waits for review."
-    ),
-    keep: bool = typer.Option(
-        False, "--keep", help="Leave the stack running afterwards, to explore the Web UI."
-    ),
-    home: Path | None = typer.Option(
-        None, "--home", help="State directory (default: <MODELBATON_HOME>/demo, cleared first)."
-    ),
-    example: str | None = typer.Option(
-        None,
-        "--example",
-        help="Run the demo of an example pipeline instead (examples/NAME/demo.py), e.g. "
-        "invoice_extraction.",
-    ),
-) -> None:
-    """Run the model-upgrade demo end to end on the embedded stack, then stop it."""
-    if example is not None:
-        raise typer.Exit(run_example(example))
-    from modelbaton.demo import main
-
-    raise typer.Exit(
-        main(home=home, per_batch=per_batch, review_threshold=review_threshold, keep=keep)
-    )
-
-
-#: The repository's examples folder (beside ``src/``; absent from an installed wheel).
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
-
-
-def known_examples(folder: Path = EXAMPLES) -> list[str]:
-    """Examples that have a demo: ``examples/NAME/demo.py``."""
-    if not folder.is_dir():
-        return []
-    return sorted(p.parent.name for p in folder.glob("*/demo.py"))
-
-
-def run_example(name: str, folder: Path = EXAMPLES) -> int:
-    """Import ``examples/<name>/demo.py`` (with ``examples/`` on the path) and run its ``main``."""
-    import importlib
-    import sys
-
-    from modelbaton.cli._output import fail
-
-    known = known_examples(folder)
-    if name not in known:
-        where = f"known: {', '.join(known)}" if known else f"no examples folder at {folder}"
-        raise fail(f"--example {name!r}: no such example with a demo ({where})")
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-    code: int = importlib.import_module(f"{name}.demo").main()
-    return code
-
-
-def main() -> None:
-    """The ``baton`` entry point: run the app, then leave without interpreter finalization.
+def run(command: Any) -> None:
+    """Run a ``baton`` command tree, then leave without interpreter finalization.
 
     temporalio 1.35's Rust runtime keeps threads that may call back into Python while the
     interpreter finalizes, which aborts the process ("Fatal Python error: PyGILState_Release",
@@ -193,7 +135,7 @@ def main() -> None:
 
     code: int
     try:
-        app()
+        command()
         code = 0
     except SystemExit as exc:
         if exc.code is None:

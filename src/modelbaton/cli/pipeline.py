@@ -24,7 +24,6 @@ from modelbaton.pipeline.intake import (
     validate_text,
 )
 from modelbaton.pipeline.messages import ReviewDecision
-from modelbaton.pipeline.releases import CURRENT_RELEASE, RELEASES
 from modelbaton.settings import Settings
 
 if TYPE_CHECKING:
@@ -40,122 +39,8 @@ if TYPE_CHECKING:
 # so that 'baton --help' and unrelated commands start fast.
 
 
-def _catalog(settings: Settings) -> Catalog:
+def catalog_from(settings: Settings) -> Catalog:
     return load_catalog(settings.catalog_path, base_url=settings.model_base_url)
-
-
-def worker(
-    task_queue: str | None = typer.Option(None, help="Task queue (default MODELBATON_TASK_QUEUE)."),
-    release: str = typer.Option(
-        CURRENT_RELEASE,
-        # From the registry of releases, so that the list cannot go stale.
-        help=f"Workflow release, one of: {', '.join(RELEASES)}.",
-    ),
-    pool: str | None = typer.Option(
-        None,
-        "--pool",
-        help="Run the pool of this model version instead: only its classify activity, on the "
-        "queue <task queue>-model-<version>, with the catalog's max_concurrent.",
-    ),
-    max_concurrent_activities: int = typer.Option(
-        64, min=1, help="Workflow worker: activities (downstream writes) run at once."
-    ),
-    max_concurrent_workflow_tasks: int = typer.Option(
-        8, min=1, help="Workflow worker: workflow tasks run at once (CPU-bound replay)."
-    ),
-    metrics: str | None = typer.Option(
-        None,
-        "--metrics",
-        help="Serve Prometheus metrics (Temporal's SDK metrics and ours per model version and "
-        "arm) at http://HOST:PORT/metrics.",
-    ),
-    versioned: bool = typer.Option(
-        False,
-        "--versioned",
-        help="Run as a Worker Deployment version (Worker Versioning); the build id is the "
-        "release's code version (name and digest of its workflow code).",
-    ),
-    build_id: str | None = typer.Option(
-        None, "--build-id", help="Run as this build (implies --versioned)."
-    ),
-    deployment: str | None = typer.Option(
-        None, "--deployment", help="Deployment name, no dots (default: from the task queue)."
-    ),
-    behavior: str = typer.Option(
-        "pinned", "--behavior", help="Versioned workflows: pinned (default) or auto-upgrade."
-    ),
-) -> None:
-    """Run a workflow worker (a release, the rollout workflow, shared activities) or a model pool,
-    until SIGINT or SIGTERM."""
-    from modelbaton.app.worker import WorkerOptions, run_worker
-    from modelbaton.stack.connect import connect
-    from modelbaton.versioning.builds import Behavior, Build, code_version, deployment_name_for
-
-    if release not in list(RELEASES):  # the names only: a lookup would import the release
-        raise fail(f"--release {release!r}: unknown; choose one of {', '.join(RELEASES)}")
-    settings = Settings.from_env()
-    queue = task_queue or settings.task_queue
-    runtime = _metrics_runtime(metrics) if metrics else None
-    try:
-        chosen_behavior = Behavior(behavior)
-    except ValueError:
-        raise fail(f"--behavior {behavior!r}: choose pinned or auto-upgrade") from None
-    build: Build | None = None
-    if versioned or build_id is not None or deployment is not None:
-        try:
-            build = Build(
-                deployment or deployment_name_for(queue), build_id or code_version(release)
-            )
-        except ModelBatonError as exc:
-            raise fail_error(exc) from None
-    if pool is not None:
-        from modelbaton.app.worker import run_pool
-
-        try:
-            _catalog(settings).get(pool)
-        except ModelBatonError as exc:
-            raise fail_error(exc) from None
-
-        async def pool_main() -> None:
-            client = await connect(settings.home, runtime=runtime)
-            await run_pool(client, settings, queue, pool)
-
-        try:
-            asyncio.run(pool_main())
-        except ModelBatonError as exc:
-            raise fail_error(exc) from None
-        return
-    options = WorkerOptions(
-        task_queue=queue,
-        release=release,
-        build=build,
-        behavior=chosen_behavior,
-        max_concurrent_activities=max_concurrent_activities,
-        max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
-    )
-
-    async def main() -> None:
-        client = await connect(settings.home, runtime=runtime)
-        await run_worker(client, settings, options)
-
-    try:
-        asyncio.run(main())
-    except ModelBatonError as exc:
-        raise fail_error(exc) from None
-
-
-def _metrics_runtime(address: str) -> Any:
-    """The Temporal runtime that serves ``--metrics HOST:PORT``; a bad or taken address is a
-    usage error."""
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise fail(f"--metrics must be HOST:PORT, got {address!r}")
-    from modelbaton.metrics import metrics_runtime
-
-    try:
-        return metrics_runtime(address)
-    except Exception as exc:  # the SDK core reports a failed bind as a plain exception
-        raise fail(f"cannot serve metrics at {address}: {exc}") from None
 
 
 def _collect(
@@ -238,7 +123,7 @@ def submit(
     queue = task_queue or settings.task_queue
     warnings: list[str] = []
     try:
-        catalog = _catalog(settings)
+        catalog = catalog_from(settings)
         fixed = model_ref(catalog, model) if model else None
     except ModelBatonError as exc:
         raise fail_error(exc) from None
@@ -517,7 +402,6 @@ def results(as_json: bool = JsonOption) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
-    app.command()(worker)
     app.command()(submit)
     app.command()(review)
     app.command()(pending)

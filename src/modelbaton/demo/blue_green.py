@@ -23,12 +23,6 @@ from pathlib import Path
 
 from rich.console import Console
 
-from modelbaton.app.worker import (
-    WorkerOptions,
-    build_pool_worker,
-    build_worker,
-    pipeline_activities,
-)
 from modelbaton.demo.documents import Batch, Demo, make_batch, poll_until
 from modelbaton.demo.reviews import review
 from modelbaton.models.client import make_http_client
@@ -81,16 +75,16 @@ async def _cutover(demo: Demo, batch: Batch) -> tuple[int, dict[str, str]]:
         http = await stack.enter_async_context(make_http_client())
         store = ResultsStore(f"sqlite:///{demo.stack.home / 'bluegreen.db'}")
         stack.callback(store.close)
-        acts = pipeline_activities(store, source, http).all()
+        workers = demo.workers
         await stack.enter_async_context(
-            build_pool_worker(client, BLUE_GREEN_QUEUE, plan.baseline.version, source, http)
+            workers.pool(client, BLUE_GREEN_QUEUE, plan.baseline.version, source, http)
         )
-        async with build_worker(client, WorkerOptions(BLUE_GREEN_QUEUE, build=blue), acts):
+        async with workers.build(client, BLUE_GREEN_QUEUE, blue, store, source, http):
             await _polling(control, "blue")
             await control.set_current("blue")
             console.print(f"build {blue.version} is current; workflows are pinned to their build")
             await submit_documents(client, batch.docs[:half], plan, reviewing, BLUE_GREEN_QUEUE)
-            async with build_worker(client, WorkerOptions(BLUE_GREEN_QUEUE, build=green), acts):
+            async with workers.build(client, BLUE_GREEN_QUEUE, green, store, source, http):
                 await _polling(control, "green")
                 change = await control.set_current("green")
                 console.print(

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from rich.console import Console
 from temporalio.client import Client, WorkflowHandle
@@ -32,6 +33,13 @@ from modelbaton.pipeline.starter import (
 from modelbaton.pipeline.workflow import DocumentClassificationWorkflow
 from modelbaton.rollout.client import Rollouts
 from modelbaton.stack.embedded import StackState
+
+if TYPE_CHECKING:
+    import httpx
+
+    from modelbaton.models.resolver import CatalogSource
+    from modelbaton.pipeline.store import ResultsStore
+    from modelbaton.versioning.builds import Build
 
 DEMO_QUEUE = "modelbaton-demo"
 #: Workflow states in which a document is still on its way (not done, not waiting for a person).
@@ -116,6 +124,34 @@ class Arrivals:
                     yield doc, gen.label
 
 
+class Workers(Protocol):
+    """The workers the blue-green act runs in this process, given by the composition root
+    (``modelbaton.app``), which alone knows what a worker registers."""
+
+    def pool(
+        self,
+        client: Client,
+        queue: str,
+        version: str,
+        source: CatalogSource,
+        http: httpx.AsyncClient,
+    ) -> AbstractAsyncContextManager[Any]:
+        """The pool of model ``version`` for the pipeline on ``queue``."""
+        ...
+
+    def build(
+        self,
+        client: Client,
+        queue: str,
+        build: Build,
+        store: ResultsStore,
+        source: CatalogSource,
+        http: httpx.AsyncClient,
+    ) -> AbstractAsyncContextManager[Any]:
+        """The pipeline's workflow worker on ``queue``, running as ``build``."""
+        ...
+
+
 @dataclass
 class Demo:
     """The running demo: its console, stack, client, catalog and the rollout clients."""
@@ -127,6 +163,7 @@ class Demo:
     catalog: Catalog
     pipeline: PipelineSection
     per_batch: int
+    workers: Workers
     rollouts: Rollouts = field(init=False)
     controllers: Controllers = field(init=False)
 

@@ -16,7 +16,7 @@ from modelbaton.demo.bad_candidate import demo_catalog, try_v4
 from modelbaton.demo.blue_green import blue_green
 from modelbaton.demo.canonical import show_raw_vs_canonical
 from modelbaton.demo.code_upgrade import after_the_patch, before_the_patch, deploy
-from modelbaton.demo.documents import DEMO_QUEUE, Demo, make_batch
+from modelbaton.demo.documents import DEMO_QUEUE, Demo, Workers, make_batch
 from modelbaton.demo.model_upgrade import upgrade_to_v3
 from modelbaton.demo.reviews import complete_reviews
 from modelbaton.demo.summary import summarize
@@ -30,10 +30,13 @@ def main(
     per_batch: int = 12,
     review_threshold: float = 0.8,
     keep: bool = False,
+    *,
+    workers: Workers,
 ) -> int:
     """Run the demo in a fresh state directory; return the process exit code.
 
     With ``keep`` the stack stays up afterwards to explore (Web UI, ``baton`` commands).
+    ``workers`` builds the blue-green act's in-process workers (``modelbaton.app`` gives them).
     """
     console = Console()
     settings = Settings.from_env()
@@ -44,18 +47,23 @@ def main(
     embedded.stop_stack(home)
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
-    return asyncio.run(run(console, home, per_batch, review_threshold, keep))
+    return asyncio.run(run(console, home, per_batch, review_threshold, workers, keep))
 
 
 async def run(
-    console: Console, home: Path, per_batch: int, review_threshold: float, keep: bool = False
+    console: Console,
+    home: Path,
+    per_batch: int,
+    review_threshold: float,
+    workers: Workers,
+    keep: bool = False,
 ) -> int:
     packaged = Settings.from_env().catalog_path
     before = os.environ.get("MODELBATON_CATALOG")
     # The stack's processes (and this one) read the catalog from here, v4 included.
     os.environ["MODELBATON_CATALOG"] = str(demo_catalog(home, packaged))
     try:
-        return await run_stack(console, home, per_batch, review_threshold, keep)
+        return await run_stack(console, home, per_batch, review_threshold, workers, keep)
     finally:
         if before is None:
             os.environ.pop("MODELBATON_CATALOG", None)
@@ -64,7 +72,12 @@ async def run(
 
 
 async def run_stack(
-    console: Console, home: Path, per_batch: int, review_threshold: float, keep: bool
+    console: Console,
+    home: Path,
+    per_batch: int,
+    review_threshold: float,
+    workers: Workers,
+    keep: bool,
 ) -> int:
     settings = Settings.from_env()
     options = embedded.StackOptions(
@@ -93,7 +106,7 @@ async def run_stack(
         )
         catalog = load_catalog(settings.catalog_path, base_url=state.model_base_url)
         pipeline = catalog.pipeline.model_copy(update={"review_threshold": review_threshold})
-        demo = Demo(console, home, state, client, catalog, pipeline, per_batch)
+        demo = Demo(console, home, state, client, catalog, pipeline, per_batch, workers)
         before = make_batch("before", per_batch, seed=101)
         await show_raw_vs_canonical(console, catalog, before.docs[0].text)
 

@@ -3,7 +3,7 @@
 Two ways in, both recorded in the workflow's history, so replay gives the same assignment whatever
 the rollout plan says by then:
 
-- **a header** (:data:`HEADER`) that :class:`~modelbaton.app.plugin.AssignmentPlugin`'s client
+- **a header** (:data:`HEADER`) that :class:`~modelbaton.rollout.plugin.AssignmentPlugin`'s client
   interceptor writes at start; it is part of the ``WorkflowExecutionStarted`` event;
 - **a local activity** (:meth:`AssignmentResolver.resolve`) that resolves the plan in force at the
   workflow's first model call, for starts that bypassed that client (schedules, child workflows,
