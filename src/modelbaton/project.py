@@ -12,6 +12,9 @@ in ``pyproject.toml``::
     catalog = "catalog.toml"                          # optional
     histories = "histories"                           # committed histories replay-check reads
     patches = ["invoice-assigned-model"]              # optional; else found in the workflow code
+    data_converter = "invoice_extraction.codec:CONVERTER"  # optional: what the workers run with,
+    plugins = ["invoice_extraction.codec:PLUGIN"]          # so that replay-check replays as
+    passthrough_modules = ["numpy"]                        # they do
 
 Every ``baton`` command that reads workflows finds its project the same way
 (:func:`resolve_project`): ``--project PATH``, else ``MODELBATON_PROJECT``, else a config in the
@@ -79,6 +82,13 @@ class ProjectSection(BaseModel):
     python_path: list[str] = Field(default_factory=list)
     #: Patch ids, as ids or tables; absent: ``baton patches`` finds them in the workflow code.
     patches: list[str | PatchEntry] | None = None
+    #: What the project's workers run with, so that ``replay-check`` replays as they do:
+    #: ``module:name`` of a ``temporalio.converter.DataConverter`` (default: pydantic's, with
+    #: no codec), of each ``temporalio.worker.Plugin`` instance (interceptors, converters), and
+    #: the modules the workflow sandbox passes through.
+    data_converter: str | None = None
+    plugins: list[str] = Field(default_factory=list)
+    passthrough_modules: list[str] = Field(default_factory=list)
 
     def patch_entries(self) -> list[PatchEntry] | None:
         if self.patches is None:
@@ -281,6 +291,7 @@ def _import_project(path: Path, section: ProjectSection, source: str = "--projec
             f"{prefix}contracts",
             f"{section.contracts!r} is a {type(contracts).__name__}, not a ContractRegistry",
         )
+    _check_replay_setup(path, prefix, section)
     project = Project(path, section, tuple(workflows), modules, contracts, source)
     for key, where in (("catalog", project.catalog_path), ("histories", project.histories_path)):
         if where is not None and not where.exists():
@@ -299,6 +310,33 @@ def _import_project(path: Path, section: ProjectSection, source: str = "--projec
                 f"({', '.join(types)})",
             )
     return project
+
+
+def _check_replay_setup(path: Path, prefix: str, section: ProjectSection) -> None:
+    """The converter, plugins and passthrough modules the config names exist and are what the
+    key says (``replay-check`` imports them again in its worker processes)."""
+    from temporalio.converter import DataConverter
+    from temporalio.worker import Plugin
+
+    if section.data_converter is not None:
+        key = f"{prefix}data_converter"
+        converter = _object(path, key, section.data_converter)
+        if not isinstance(converter, DataConverter):
+            raise _fail(
+                path,
+                key,
+                f"{section.data_converter!r} is a {type(converter).__name__}, not a "
+                "temporalio DataConverter",
+            )
+    for i, ref in enumerate(section.plugins):
+        key = f"{prefix}plugins[{i}]"
+        plugin = _object(path, key, ref)
+        if not isinstance(plugin, Plugin):
+            raise _fail(
+                path, key, f"{ref!r} is a {type(plugin).__name__}, not a temporalio worker Plugin"
+            )
+    for i, name in enumerate(section.passthrough_modules):
+        _import(path, f"{prefix}passthrough_modules[{i}]", name)
 
 
 def reference_section() -> ProjectSection:

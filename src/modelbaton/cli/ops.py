@@ -93,6 +93,14 @@ def replay_check(
         if histories is None and query is None and build is None:
             histories = ctx.project.histories_path
     paths = [p.strip() for p in workflows.split(",") if p.strip()]
+    section = ctx.project.section
+    # The project's workers' converter, plugins and sandbox passthrough, whichever workflows
+    # are replayed: a history is decoded as the workers that wrote it decoded it.
+    setup = replay.ReplaySetup(
+        data_converter=section.data_converter,
+        plugins=tuple(section.plugins),
+        passthrough_modules=tuple(section.passthrough_modules),
+    )
     try:
         classes = replay.load_workflow_classes(paths)
     except ModelBatonError as exc:
@@ -128,7 +136,11 @@ def replay_check(
     ):
         task = bar.add_task("replaying", total=len(items))
         outcomes = replay.replay_histories(
-            paths, items, processes=processes or None, on_progress=lambda n: bar.advance(task, n)
+            paths,
+            items,
+            processes=processes or None,
+            on_progress=lambda n: bar.advance(task, n),
+            setup=setup,
         )
     summary = replay.summarize(outcomes) | {"workflows": paths}
 

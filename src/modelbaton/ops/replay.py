@@ -23,6 +23,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 from temporalio.workflow import NondeterminismError
 
 from modelbaton.errors import ConfigError
@@ -127,8 +128,48 @@ def describe_history(history_json: str) -> tuple[str, str]:
     return wf_type, version
 
 
-async def _replay(classes: list[type], items: Sequence[HistoryItem]) -> list[ReplayOutcome]:
-    replayer = Replayer(workflows=classes, data_converter=pydantic_data_converter)
+@dataclass(frozen=True)
+class ReplaySetup:
+    """What the project's workers run with besides their workflows, as ``module:name`` paths
+    (imported again in each worker process): a data converter (default: pydantic's), plugins,
+    and the modules the sandbox passes through."""
+
+    data_converter: str | None = None
+    plugins: tuple[str, ...] = ()
+    passthrough_modules: tuple[str, ...] = ()
+
+    def replayer(self, classes: Sequence[type]) -> Replayer:
+        converter = (
+            _load(self.data_converter, "data_converter")
+            if self.data_converter
+            else pydantic_data_converter
+        )
+        plugins = [_load(ref, "plugins") for ref in self.plugins]
+        runner = SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(
+                *self.passthrough_modules
+            )
+        )
+        return Replayer(
+            workflows=list(classes),
+            data_converter=converter,
+            plugins=plugins,
+            workflow_runner=runner,
+        )
+
+
+def _load(ref: str, key: str) -> Any:
+    module_name, _, attr = ref.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"{key}: cannot import {ref!r}: {exc}") from None
+
+
+async def _replay(
+    classes: list[type], items: Sequence[HistoryItem], setup: ReplaySetup = ReplaySetup()
+) -> list[ReplayOutcome]:
+    replayer = setup.replayer(classes)
     # Results come back in the order histories are handed over; match them by that order, not
     # by workflow id, which two files (or two runs) may share.
     handed: deque[HistoryItem] = deque()
@@ -165,9 +206,11 @@ async def _replay(classes: list[type], items: Sequence[HistoryItem]) -> list[Rep
     return out
 
 
-def _replay_chunk(workflow_paths: tuple[str, ...], items: list[HistoryItem]) -> list[ReplayOutcome]:
+def _replay_chunk(
+    workflow_paths: tuple[str, ...], items: list[HistoryItem], setup: ReplaySetup
+) -> list[ReplayOutcome]:
     """Runs in a worker process: import the classes there and replay one chunk."""
-    return asyncio.run(_replay(load_workflow_classes(workflow_paths), items))
+    return asyncio.run(_replay(load_workflow_classes(workflow_paths), items, setup))
 
 
 def replay_histories(
@@ -176,13 +219,15 @@ def replay_histories(
     *,
     processes: int | None = None,
     on_progress: Callable[[int], None] | None = None,
+    setup: ReplaySetup = ReplaySetup(),
 ) -> list[ReplayOutcome]:
     """Replay ``items`` across ``processes`` worker processes (1: in this process)."""
     paths = tuple(workflow_paths)
     classes = load_workflow_classes(paths)  # fail fast, here, on a bad path
+    setup.replayer(classes)  # and on a bad converter or plugin
     n = max(1, processes or os.cpu_count() or 1)
     if n == 1:
-        outcomes = asyncio.run(_replay(classes, items))
+        outcomes = asyncio.run(_replay(classes, items, setup))
         if on_progress:
             on_progress(len(outcomes))
         return outcomes
@@ -191,7 +236,7 @@ def replay_histories(
     # spawn, not fork: the SDK's Rust runtime refuses to run in a forked child.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(n, len(chunks) or 1), mp_context=context) as pool:
-        futures = [pool.submit(_replay_chunk, paths, chunk) for chunk in chunks]
+        futures = [pool.submit(_replay_chunk, paths, chunk, setup) for chunk in chunks]
         for future in as_completed(futures):
             done = future.result()
             outcomes.extend(done)
