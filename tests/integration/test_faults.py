@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +22,7 @@ import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from machine_load import LoadFloor
 from modelbaton.contracts.rollout import ModelRef, RolloutPlan
 from modelbaton.models.catalog import Catalog
 from modelbaton.models.corpus import generate_documents
@@ -176,13 +175,11 @@ async def test_model_server_down_for_a_while(
 
 @pytest.fixture
 def loaded_machine() -> Iterator[None]:
-    """One core kept busy by a CPU burner for the whole test, stopped by its own PID."""
-    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
+    """At least a core's worth of load from outside the test for the whole test: a CPU burner
+    that runs whenever the rest of the machine brings less (:mod:`machine_load`)."""
+    with LoadFloor(floor=1.0) as floor:
         yield
-    finally:
-        burner.kill()
-        burner.wait()
+    print(floor.summary())  # shown with -rP
 
 
 #: The batch (issue 18's 200), and how many documents are stored before each of the three kills.

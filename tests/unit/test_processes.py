@@ -47,25 +47,71 @@ def proc_stat_start_ticks(pid: int) -> int:
     return int(text[text.rfind(")") + 2 :].split()[19])
 
 
-def test_identity_is_pid_create_time_and_command(sleeper: ProcessRecord) -> None:
+@pytest.fixture
+def stranger(tmp_path: Path) -> Iterator[ProcessRecord]:
+    """A process this module did not spawn (as a stack file written by another ``baton``
+    describes it), recorded with what the kernel and psutil say; stopped by its own PID."""
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        yield ProcessRecord(
+            name="stranger",
+            pid=proc.pid,
+            command=["sleep", "60"],
+            log=str(tmp_path / "stranger.log"),
+            start_ticks=proc_stat_start_ticks(proc.pid),
+            create_time=psutil.Process(proc.pid).create_time(),
+        )
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_spawn_records_the_kernels_start_ticks_and_the_create_time(sleeper: ProcessRecord) -> None:
+    assert sleeper.start_ticks == proc_stat_start_ticks(sleeper.pid)
     assert sleeper.create_time is not None
     assert abs(sleeper.create_time - psutil.Process(sleeper.pid).create_time()) < 1.5
     assert processes.is_ours(sleeper)
-    # The same PID with another create time is a recycled PID, not ours.
-    assert not processes.is_ours(dataclasses.replace(sleeper, create_time=sleeper.create_time - 5))
-    # The boot time psutil adds steps by whole seconds when the wall clock is adjusted.
-    assert processes.is_ours(dataclasses.replace(sleeper, create_time=sleeper.create_time + 1))
-    assert processes.is_ours(dataclasses.replace(sleeper, create_time=sleeper.create_time - 1))
-    assert not processes.is_ours(dataclasses.replace(sleeper, command=["sleep", "61"]))
     assert processes.describe_pid(sleeper.pid) == f"pid {sleeper.pid}, sleep"
 
 
-def test_old_stack_file_with_start_ticks_still_identifies(sleeper: ProcessRecord) -> None:
-    old = sleeper.to_dict() | {"start_ticks": proc_stat_start_ticks(sleeper.pid), "extra": 1}
+def test_an_unreaped_child_of_ours_needs_no_clock(sleeper: ProcessRecord) -> None:
+    # Its PID cannot be reused before we reap it, whatever the clocks say.
+    assert processes.is_ours(dataclasses.replace(sleeper, start_ticks=0, create_time=0.0))
+    assert not processes.is_ours(dataclasses.replace(sleeper, command=["sleep", "61"]))
+
+
+def test_identity_of_a_process_we_did_not_start(stranger: ProcessRecord) -> None:
+    assert stranger.start_ticks is not None
+    assert stranger.create_time is not None
+    assert processes.is_ours(stranger)
+    # The same PID with other start ticks is a recycled PID, not ours, whatever the create time.
+    assert not processes.is_ours(
+        dataclasses.replace(stranger, start_ticks=stranger.start_ticks + 500)
+    )
+    # Exact ticks: a create time off by the boot time's whole-second steps does not matter.
+    assert processes.is_ours(dataclasses.replace(stranger, create_time=stranger.create_time - 3))
+    assert not processes.is_ours(dataclasses.replace(stranger, command=["sleep", "61"]))
+
+
+def test_without_ticks_the_create_time_identifies(stranger: ProcessRecord) -> None:
+    assert stranger.create_time is not None
+    no_ticks = dataclasses.replace(stranger, start_ticks=None)
+    assert processes.is_ours(no_ticks)
+    # The boot time psutil adds steps by whole seconds when the wall clock is adjusted.
+    assert processes.is_ours(dataclasses.replace(no_ticks, create_time=stranger.create_time + 1))
+    assert processes.is_ours(dataclasses.replace(no_ticks, create_time=stranger.create_time - 1))
+    assert not processes.is_ours(
+        dataclasses.replace(no_ticks, create_time=stranger.create_time - 5)
+    )
+
+
+def test_old_stack_file_with_start_ticks_only_still_identifies(stranger: ProcessRecord) -> None:
+    old = stranger.to_dict() | {"extra": 1}
     del old["create_time"]
     record = ProcessRecord.from_dict(old)
     assert record.create_time is None
     assert processes.is_ours(record)
+    assert record.start_ticks is not None
     assert not processes.is_ours(dataclasses.replace(record, start_ticks=record.start_ticks + 500))
 
 

@@ -57,10 +57,11 @@ class ProcessRecord:
     command: list[str]
     log: str
     port: int | None = None
-    #: Kernel start time of the process (clock ticks since boot), as older stack files recorded
-    #: it; read so that those files still identify their processes, no longer written.
+    #: Kernel start time of the process (clock ticks since boot, /proc/PID/stat), to tell a
+    #: recycled PID apart exactly; None where there is no /proc.
     start_ticks: int | None = None
-    #: When the process started (psutil's create time), to tell a recycled PID apart.
+    #: When the process started (psutil's create time): the identity where ticks are not
+    #: recorded, within :data:`CREATE_TIME_TOLERANCE`, and what a person reads.
     create_time: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -230,6 +231,11 @@ def is_ours(record: ProcessRecord) -> bool:
     The recorded command must end the live argv: a script started by its path shows up as
     ``[interpreter, script, args...]`` because the kernel runs the shebang's interpreter.
     """
+    child = _CHILDREN.get(record.pid)
+    if child is not None and child.poll() is None and child.args == record.command:
+        # Started by this process and not yet reaped: its PID cannot have been reused, so no
+        # clock needs to say so (a loaded CI machine judged a healthy server "exited" once).
+        return True
     _reap(record.pid)
     proc = _process(record.pid)
     if proc is None:
@@ -242,12 +248,14 @@ def is_ours(record: ProcessRecord) -> bool:
         return False
     if len(argv) < len(record.command) or argv[len(argv) - len(record.command) :] != record.command:
         return False
+    # The kernel's start ticks since boot are exact and no clock moves them; where they cannot
+    # be read (not Linux), the create time, which moves with the boot time psutil adds.
+    ticks = _start_ticks(record.pid) if record.start_ticks is not None else None
+    if record.start_ticks is not None and ticks is not None:
+        return abs(ticks - record.start_ticks) <= 1
     if record.create_time is not None:
         return abs(started - record.create_time) < CREATE_TIME_TOLERANCE
-    if record.start_ticks is not None:  # a stack file written before create_time was recorded
-        ticks = _start_ticks(record.pid)
-        return ticks is not None and abs(ticks - record.start_ticks) <= 1
-    return True
+    return record.start_ticks is None
 
 
 def _reap(pid: int) -> None:
@@ -291,6 +299,7 @@ def spawn(
         command=list(command),
         log=str(log),
         port=port,
+        start_ticks=_start_ticks(child.pid),
         create_time=_create_time_even_if_exited(child.pid),
     )
     for tracker in _TRACKERS:
