@@ -8,7 +8,9 @@ and worker as processes started by ``dev up``'s code).
 - Workers on the pre-patch release, no pool alive at all: ``submit --model v1`` is accepted and
   the documents complete (that code classifies on the workflow queue and uses no pool).
 
-The three run in this order on one stack (starting one costs about half a minute here).
+The three are steps of one test on one stack (starting one costs about half a minute here),
+so that no scheduler can run a later step without the earlier ones (pytest-xdist's worksteal
+moves single tests between workers).
 """
 
 from __future__ import annotations
@@ -38,9 +40,9 @@ from modelbaton.stack.embedded import StackOptions, StackState
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(480)]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Iterator[StackState]:
-    root = tmp_path_factory.mktemp("liveness")
+@pytest.fixture
+def stack(tmp_path: Path, model_cache: Path) -> Iterator[StackState]:
+    root = tmp_path
     text = Settings.from_env().catalog_path.read_text()
     # Every document goes straight downstream (no review), so "reached downstream" is countable.
     catalog = root / "catalog.toml"
@@ -92,7 +94,13 @@ def stored(state: StackState) -> list[str]:
         store.close()
 
 
-def test_shadow_pool_down_warns_and_documents_reach_downstream(stack: StackState) -> None:
+def test_pool_liveness_as_submit_judges_it(stack: StackState) -> None:
+    shadow_pool_down_warns_and_documents_reach_downstream(stack)
+    primary_pool_killed_5_s_earlier_is_refused_within_10_s(stack)
+    pre_patch_workers_need_no_pool(stack)
+
+
+def shadow_pool_down_warns_and_documents_reach_downstream(stack: StackState) -> None:
     started = run(
         stack, "rollout", "start", "--candidate", "v3", "--shadow", "--sample", "1",
         "--shadow-budget", "5", "--reason", "liveness test",
@@ -117,7 +125,7 @@ def test_shadow_pool_down_warns_and_documents_reach_downstream(stack: StackState
     assert len(current) == len(set(current)) == 20
 
 
-def test_primary_pool_killed_5_s_earlier_is_refused_within_10_s(stack: StackState) -> None:
+def primary_pool_killed_5_s_earlier_is_refused_within_10_s(stack: StackState) -> None:
     assert live_pollers(stack, "v2") >= 1, "the v2 pool must poll before it is killed"
     killed_at = sigkill(stack.pools["v2"])
     # The scenario itself, not a wait for a state: a pool that died 5 s before the submit.
@@ -132,7 +140,7 @@ def test_primary_pool_killed_5_s_earlier_is_refused_within_10_s(stack: StackStat
     assert len(stored(stack)) == 20  # nothing new started
 
 
-def test_pre_patch_workers_need_no_pool(stack: StackState) -> None:
+def pre_patch_workers_need_no_pool(stack: StackState) -> None:
     state = embedded.restart_workers(stack.home, release="initial")
     assert state.release == "initial"
     assert not any(processes.is_ours(p) for p in state.pools.values()), "no pool may run"
