@@ -110,3 +110,29 @@ def test_missing_pipeline_and_models(tmp_path: Path) -> None:
         load_catalog(write(tmp_path, no_pipeline))
     with pytest.raises(CatalogError, match="at least one model version"):
         load_catalog(write(tmp_path, "[pipeline]\nprimary='x'\n"))
+
+
+def test_output_schema_versions_are_checked_against_the_projects_registry(tmp_path: Path) -> None:
+    from pydantic import BaseModel
+
+    from modelbaton import ContractRegistry
+
+    class Out(BaseModel):
+        total: float
+
+    class RawV3(BaseModel):
+        total: float
+
+    contracts: ContractRegistry[Out] = ContractRegistry("invoice-like", canonical=Out)
+    contracts.register(3, RawV3, lambda raw: Out(total=raw.total))
+    v3 = write(tmp_path, GOOD.replace("output_schema_version = 2", "output_schema_version = 3"))
+    # The reference registry has no v3; the project's has, and only the project's counts.
+    with pytest.raises(CatalogError, match="output schema version 3 is not registered"):
+        load_catalog(v3)
+    assert load_catalog(v3, contracts=contracts).get("a1").output_schema_version == 3
+    with pytest.raises(CatalogError) as err:
+        load_catalog(write(tmp_path, GOOD), contracts=contracts)
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'catalog.toml'}: [[models]] entry 1 (version 'a1'): ")
+    assert "field 'output_schema_version': output schema version 2 is not registered in " in message
+    assert "'invoice-like' (known: 3)" in message

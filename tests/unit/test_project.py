@@ -248,3 +248,19 @@ def test_schema_check_history_that_does_not_decode_fails(tmp_path: Path) -> None
     (hist,) = json.loads(result.stdout)["histories"].values()
     assert len(hist["failures"]) == 1
     assert "InvoiceExtraction input" in hist["failures"][0]
+
+
+def test_the_projects_catalog_is_checked_against_the_projects_contracts(
+    tmp_path: Path, pkg: str
+) -> None:
+    from modelbaton.cli._project import context as command_context
+    from modelbaton.errors import CatalogError
+
+    # The reference registry knows schema 2; this project's registry ('tiny') only knows 1.
+    (tmp_path / "catalog.toml").write_text(
+        '[pipeline]\nprimary = "t1"\n\n[[models]]\nmodel_id = "tiny"\nversion = "t1"\n'
+        'endpoint = "/t/classify"\noutput_schema_version = 2\nlabels = ["a", "b"]\n'
+    )
+    path = write(tmp_path, pkg, catalog="catalog.toml")
+    with pytest.raises(CatalogError, match=r"not registered in contracts 'tiny' \(known: 1\)"):
+        command_context(path).catalog()

@@ -80,7 +80,11 @@ class Context:
         """The catalog (with ``MODELBATON_MODEL_BASE_URL``); a ModelBatonError if invalid."""
         from modelbaton.models.catalog import load_catalog
 
-        return load_catalog(self.settings.catalog_path, base_url=self.settings.model_base_url)
+        return load_catalog(
+            self.settings.catalog_path,
+            base_url=self.settings.model_base_url,
+            contracts=self.project.contracts,
+        )
 
 
 def context(

@@ -15,8 +15,10 @@ from urllib.parse import urljoin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from modelbaton.contracts import ModelVersionConfig, get_output_schema
+from modelbaton.contracts import ModelVersionConfig
 from modelbaton.contracts.config import CLASSIFY_ATTEMPT_SECONDS
+from modelbaton.contracts.registry import CLASSIFICATION
+from modelbaton.contracts.schemas import ContractRegistry
 from modelbaton.errors import CatalogError, UnknownSchemaVersionError
 
 
@@ -128,7 +130,9 @@ def _err(path: Path, where: str, msg: str) -> CatalogError:
 _TOP_LEVEL_KEYS = frozenset({"server", "pipeline", "models", "shadow_gate"})
 
 
-def _entry(path: Path, idx: int, raw: Any, base_url: str) -> CatalogEntry:
+def _entry(
+    path: Path, idx: int, raw: Any, base_url: str, contracts: ContractRegistry[Any]
+) -> CatalogEntry:
     where = f"[[models]] entry {idx + 1}"
     if not isinstance(raw, Mapping):
         raise _err(path, where, "must be a table")
@@ -159,7 +163,7 @@ def _entry(path: Path, idx: int, raw: Any, base_url: str) -> CatalogEntry:
             f"more than one classify attempt may take ({CLASSIFY_ATTEMPT_SECONDS:g} s)",
         )
     try:
-        get_output_schema(config.output_schema_version)
+        contracts.get(config.output_schema_version)
     except UnknownSchemaVersionError as exc:
         raise _err(path, where, f"field 'output_schema_version': {exc}") from None
     return CatalogEntry(config=config, reference=reference)
@@ -175,8 +179,14 @@ def _table(path: Path, where: str, model: type[T], raw: Mapping[str, Any]) -> T:
         raise _err(path, where, f"field '{fld}': {first['msg']}") from None
 
 
-def parse_catalog(path: Path, doc: Mapping[str, Any], base_url: str | None = None) -> Catalog:
-    """Validate an already-decoded catalog document."""
+def parse_catalog(
+    path: Path,
+    doc: Mapping[str, Any],
+    base_url: str | None = None,
+    contracts: ContractRegistry[Any] | None = None,
+) -> Catalog:
+    """Validate an already-decoded catalog document; each model's output schema version must be
+    registered in ``contracts`` (the project's; default the reference classification's)."""
     unknown = sorted(set(doc) - _TOP_LEVEL_KEYS)
     if unknown:
         # A misspelt table (``[pipline]``) would otherwise be silently ignored.
@@ -194,7 +204,8 @@ def parse_catalog(path: Path, doc: Mapping[str, Any], base_url: str | None = Non
     models = doc.get("models")
     if not isinstance(models, list) or not models:
         raise _err(path, "[[models]]", "at least one model version is required")
-    entries = tuple(_entry(path, i, m, url) for i, m in enumerate(models))
+    registry = contracts if contracts is not None else CLASSIFICATION
+    entries = tuple(_entry(path, i, m, url, registry) for i, m in enumerate(models))
     by_version: dict[str, CatalogEntry] = {}
     for i, e in enumerate(entries):
         if e.config.version in by_version:
@@ -225,8 +236,11 @@ def parse_catalog(path: Path, doc: Mapping[str, Any], base_url: str | None = Non
     )
 
 
-def load_catalog(path: Path, base_url: str | None = None) -> Catalog:
-    """Read and validate a catalog file; ``base_url`` overrides ``[server].base_url``."""
+def load_catalog(
+    path: Path, base_url: str | None = None, contracts: ContractRegistry[Any] | None = None
+) -> Catalog:
+    """Read and validate a catalog file; ``base_url`` overrides ``[server].base_url``; output
+    schema versions are checked against ``contracts`` (default: the reference pipeline's)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -235,4 +249,4 @@ def load_catalog(path: Path, base_url: str | None = None) -> Catalog:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError(f"{path}: not valid TOML: {exc}") from None
-    return parse_catalog(path, doc, base_url)
+    return parse_catalog(path, doc, base_url, contracts)
