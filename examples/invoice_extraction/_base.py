@@ -56,6 +56,7 @@ class InvoiceBase:
                     invoice_id=inp.document.invoice_id,
                     invoice=invoice,
                     approver=self._approval.approver,
+                    assignment=inp.assignment,
                 ),
                 start_to_close_timeout=timedelta(seconds=30),
             )

@@ -36,6 +36,8 @@ BOOKINGS = sa.Table(
     sa.Column("model_version", sa.String, nullable=False),
     sa.Column("approver", sa.String, nullable=False),
     sa.Column("booked_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("rollout_id", sa.String),  # None: booked outside a rollout
+    sa.Column("arm", sa.String),
 )
 
 
@@ -101,6 +103,8 @@ class InvoiceActivities:
             "model_version": inp.invoice.model_version,
             "approver": inp.approver,
             "booked_at": datetime.now(UTC),
+            "rollout_id": inp.assignment.rollout_id if inp.assignment else None,
+            "arm": inp.assignment.arm.value if inp.assignment else None,
         }
         with self._engine.begin() as conn:
             conn.execute(BOOKINGS.delete().where(BOOKINGS.c.invoice_id == inp.invoice_id))

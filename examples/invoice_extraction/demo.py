@@ -55,6 +55,7 @@ from invoice_extraction.messages import (
 )
 from invoice_extraction.models import create_app, serve_in_thread
 from invoice_extraction.starter import start_invoice
+from invoice_extraction.truth import InvoiceAudits
 from invoice_extraction.worker import pools, workflow_worker
 from invoice_extraction.workflow import ROUTE, InvoiceWorkflow
 from modelbaton import (
@@ -329,7 +330,16 @@ async def run_demo(
         client = await stack.enter_async_context(_client(client))
         http = await stack.enter_async_context(httpx.AsyncClient())
         acts = InvoiceActivities(model_url, http, engine)
-        control = RolloutControl(client, task_queue, HERE / "catalog.toml", engine, spec)
+        # Audits are the accuracy gate's truth; the demo records none (its plans waive that
+        # gate): agreement catches v3 without waiting for any person.
+        control = RolloutControl(
+            client,
+            task_queue,
+            HERE / "catalog.toml",
+            engine,
+            spec,
+            ground_truth=InvoiceAudits(engine),
+        )
 
         say("\n1. release 1: v1 on the workflow's own queue")
         first: list[str] = []

@@ -54,6 +54,9 @@ class BookInput(_Message):
     invoice_id: str
     invoice: Invoice
     approver: str
+    #: The assignment the invoice ran on (None for the first release's), so that the booking
+    #: says which rollout and arm it belongs to: what the audits' ground truth counts by.
+    assignment: ModelAssignment | None = None
 
 
 class InvoiceOutcome(_Message):

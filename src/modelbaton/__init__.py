@@ -66,6 +66,9 @@ _EXPORTS: dict[str, str] = {
     "RolloutControl": "modelbaton.controller.control",
     "ComparisonRecord": "modelbaton.controller.comparisons",
     "ComparisonActivities": "modelbaton.controller.comparisons",
+    # the accuracy gate's ground truth (the reference pipeline's: its human reviews)
+    "GroundTruth": "modelbaton.controller.truth",
+    "ReviewedLabels": "modelbaton.controller.truth",
     # a throwaway local Temporal dev server
     "local_temporal": "modelbaton.stack.local",
     # the project config
@@ -101,6 +104,7 @@ __all__ = [
     "ContractRegistry",
     "DuplicateSchemaError",
     "FieldMatch",
+    "GroundTruth",
     "LabelAgreement",
     "ModelAssignment",
     "ModelBatonError",
@@ -114,6 +118,7 @@ __all__ = [
     "PipelineSpec",
     "Project",
     "ProjectConfigError",
+    "ReviewedLabels",
     "RolloutControl",
     "RolloutError",
     "RolloutPlan",
@@ -170,6 +175,7 @@ if TYPE_CHECKING:
     from modelbaton.contracts.schemas import ContractRegistry, DuplicateSchemaError, OutputSchema
     from modelbaton.controller.comparisons import ComparisonActivities, ComparisonRecord
     from modelbaton.controller.control import RolloutControl
+    from modelbaton.controller.truth import GroundTruth, ReviewedLabels
     from modelbaton.errors import (
         ConfigError,
         ModelBatonError,

@@ -33,10 +33,11 @@ from modelbaton.controller.messages import (
     RollbackResult,
     TerminateInFlightRequest,
 )
+from modelbaton.controller.truth import GroundTruth, ReviewedLabels
 from modelbaton.errors import ConfigError, RolloutError
 from modelbaton.models.resolver import CatalogSource
 from modelbaton.ops.problems import retrying_activities, stuck_workflows
-from modelbaton.pipeline.store import ClassificationRecord, ResultsStore
+from modelbaton.pipeline.store import ResultsStore
 from modelbaton.rollout.client import Rollouts, count_workflows_where
 from modelbaton.rollout.messages import NoteRequest as RolloutNote
 from modelbaton.rollout.spec import REFERENCE, PipelineSpec
@@ -68,9 +69,11 @@ def permanent_errors() -> Iterator[None]:
 class ControllerActivities:
     """Activities of the rollout controller for one worker (its client, catalog and store).
 
-    A user's pipeline passes its ``spec`` (workflow type and input) and, having no results store
-    of the reference pipeline, the ``engine`` its shadow comparisons are recorded on (reviewed
-    accuracy is then never measured: waive it in the plan).
+    A user's pipeline passes its ``spec`` (workflow type and input), the ``engine`` its shadow
+    comparisons are recorded on, and its ``ground_truth`` for the accuracy gate (without one,
+    reviewed accuracy is never measured: waive it in the plan). The reference pipeline passes
+    its results store, whose reviews are the truth (:class:`~modelbaton.controller.truth.
+    ReviewedLabels`).
     """
 
     def __init__(
@@ -81,11 +84,15 @@ class ControllerActivities:
         *,
         spec: PipelineSpec = REFERENCE,
         engine: Engine | None = None,
+        ground_truth: GroundTruth | None = None,
     ) -> None:
         self._client = client
         self._catalog = catalog
         self._store = store
         self._spec = spec
+        if ground_truth is None and store is not None:
+            ground_truth = ReviewedLabels(store)
+        self._truth = ground_truth
         shadow_engine = engine if engine is not None else (store.engine if store else None)
         if shadow_engine is None:
             raise ConfigError("the controller's activities need a results store or an engine")
@@ -304,27 +311,13 @@ class ControllerActivities:
         ]
 
     def _reviewed(self, rollout_id: str) -> dict[str, tuple[int, int]]:
-        """Per arm: (documents a human reviewed, of which the model had right); nothing without
-        the reference pipeline's results store."""
-        if self._store is None:
+        """Per arm: (documents judged, of which the model had right), from the pipeline's
+        ground truth; nothing without one."""
+        if self._truth is None:
             return {}
-        with Session(self._store.engine) as session:
-            rows = session.execute(
-                select(
-                    ClassificationRecord.arm,
-                    ClassificationRecord.model_label,
-                    ClassificationRecord.final_label,
-                ).where(
-                    ClassificationRecord.rollout_id == rollout_id,
-                    ClassificationRecord.outcome == "reviewed",
-                )
-            ).all()
-        total: Counter[str] = Counter()
-        right: Counter[str] = Counter()
-        for arm, model_label, final_label in rows:
-            total[arm or "none"] += 1
-            right[arm or "none"] += model_label == final_label
-        return {arm: (total[arm], right[arm]) for arm in total}
+        return {
+            arm: (int(n), int(right)) for arm, (n, right) in self._truth.judged(rollout_id).items()
+        }
 
     @activity.defn(name=NOTE)
     async def note(self, req: NoteRequest) -> None:

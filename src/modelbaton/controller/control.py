@@ -28,6 +28,7 @@ from modelbaton.controller.client import Controllers
 from modelbaton.controller.messages import ControllerState, ControllerView
 from modelbaton.controller.plan import RolloutPlanFile, load_plan
 from modelbaton.controller.preflight import Preflight, run_preflight
+from modelbaton.controller.truth import GroundTruth
 from modelbaton.controller.workflow import RolloutControllerWorkflow
 from modelbaton.models.catalog import Catalog
 from modelbaton.models.resolver import CatalogSource
@@ -50,11 +51,15 @@ class RolloutControl:
         catalog: Path,
         engine: Engine,
         spec: PipelineSpec,
+        *,
+        ground_truth: GroundTruth | None = None,
     ) -> None:
         self.client = client
         self.task_queue = task_queue
         self.engine = engine
         self.spec = spec
+        #: The accuracy gate's truth (None: the gate is never judged; waive it in the plan).
+        self.ground_truth = ground_truth
         self._source = CatalogSource(catalog)
         self._source.current()  # a bad catalog fails here, naming the file and the entry
 
@@ -72,7 +77,11 @@ class RolloutControl:
         comparisons' record itself: :class:`~modelbaton.controller.comparisons.
         ComparisonActivities` on the same engine)."""
         controller = ControllerActivities(
-            self.client, self._source, spec=self.spec, engine=self.engine
+            self.client,
+            self._source,
+            spec=self.spec,
+            engine=self.engine,
+            ground_truth=self.ground_truth,
         )
         return controller.all()
 
