@@ -181,9 +181,17 @@ class ControllerActivities:
             if view.ramping != candidate or abs(view.ramp_percent - percent) > 1e-6:
                 change = await control.set_ramping(candidate, percent)
                 detail = f"ramp of build {candidate} at {change.ramp_percent:g} %"
-        elif step.kind == "promote" and view.current != candidate:
-            change = await control.set_current(candidate)
-            detail = f"build {candidate} current (was {change.previous_current})"
+        elif step.kind == "promote":
+            # The audit names the build current before the step, as this attempt found it: a
+            # retried attempt (the first one's call reached the server, its answer did not)
+            # would otherwise read the candidate as its own predecessor.
+            if view.current != candidate:
+                await control.set_current(candidate)
+                detail = f"build {candidate} current (was {view.current})"
+            else:
+                detail = (
+                    f"build {candidate} current (was {view.previous() or '?'}), already in force"
+                )
         after = await control.describe()
         baseline = view.current if view.current != candidate else (view.previous() or "")
         return ApplyStepResult(
