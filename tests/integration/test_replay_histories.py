@@ -37,15 +37,15 @@ RELEASED = TESTS / "histories"
 LIFECYCLE = TESTS / "lifecycle_histories"
 FIXTURE = "workflow_variants.renamed_activity:RenamedActivityWorkflow"
 RELEASE_PATHS = {
-    name: f"modelbaton.pipeline.releases.{mod}:DocumentClassificationWorkflow"
-    for name, mod in [
-        ("initial", "r1_initial"),
-        ("patched", "r2_patched"),
-        ("deprecated", "r3_deprecated"),
-        ("complete", "r4_complete"),
-        ("assigned", "r5_assigned"),
-        ("shadow", "r6_shadow"),
-        ("restored", "r7_restored"),
+    name: f"{module}:DocumentClassificationWorkflow"
+    for name, module in [
+        ("initial", "modelbaton.pipeline.releases.r1_initial"),
+        ("patched", "modelbaton.pipeline.releases.r2_patched"),
+        ("deprecated", "modelbaton.pipeline.releases.r3_deprecated"),
+        ("complete", "modelbaton.pipeline.releases.r4_complete"),
+        ("assigned", "modelbaton.pipeline.releases.r5_assigned"),
+        ("shadow", "modelbaton.pipeline.workflow"),  # the current release: the live code
+        ("restored", "modelbaton.pipeline.releases.r7_restored"),
     ]
 }
 #: Which recorded histories each release can replay (by the release that recorded them), as

@@ -54,11 +54,17 @@ def test_code_version_names_the_release_and_follows_its_workflow_source(tmp_path
     copy = tmp_path / "modelbaton"
     shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     assert code_version("assigned", copy) == assigned
-    base = copy / "pipeline" / "releases" / "_base.py"
-    original = base.read_text()
-    base.write_text(original + "\n# a changed shared base is another build\n")
+    # A change to what every release imports is another build; the live code is only the
+    # current release's.
+    messages = copy / "pipeline" / "messages.py"
+    original = messages.read_text()
+    messages.write_text(original + "\n# changed messages are another build\n")
     assert code_version("assigned", copy) != assigned
-    base.write_text(original)
+    messages.write_text(original)
+    live = copy / "pipeline" / "workflow.py"
+    live.write_text(live.read_text() + "\n# today's code changed\n")
+    assert code_version("assigned", copy) == assigned
+    assert code_version("shadow", copy) != code_version("shadow")
     activities = copy / "pipeline" / "activities.py"
     activities.write_text(activities.read_text() + "\n# activities do not change the build\n")
     assert code_version("assigned", copy) == assigned

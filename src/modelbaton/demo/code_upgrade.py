@@ -15,7 +15,7 @@ from modelbaton.demo.documents import (
     submit_legacy,
 )
 from modelbaton.pipeline.messages import WorkflowState
-from modelbaton.pipeline.releases import module_of
+from modelbaton.pipeline.releases import source_of
 from modelbaton.stack import embedded
 
 AT_REVIEW = WorkflowState.AWAITING_REVIEW.value
@@ -36,7 +36,7 @@ def deploy(demo: Demo) -> None:
     demo.console.rule("[bold]3. deploy: restart the worker on the CURRENT release")
     embedded.restart_workers(demo.home, release=embedded.DEFAULT_RELEASE)
     demo.console.print(
-        f"worker now runs releases/{module_of(embedded.DEFAULT_RELEASE)}.py; in-flight workflows "
+        f"worker now runs {source_of(embedded.DEFAULT_RELEASE)}; in-flight workflows "
         f"keep going; model pools polling: {', '.join(demo.stack.pools)}"
     )
 

@@ -1,5 +1,545 @@
-"""The pipeline's current workflow release (see ``releases/`` for every lifecycle stage)."""
+"""The pipeline's live workflow code: what every release shares (review, routing,
+handlers: :class:`DocumentClassificationBase`) and the current release on top of it,
+``shadow`` (release 6). Change the workflow here; when a release ships, copy this file as a
+frozen ``releases/rN_<name>.py`` (self-contained, never edited) and point ``RELEASES`` at it.
 
-from modelbaton.pipeline.releases.r6_shadow import DocumentClassificationWorkflow
+Release 6, shadow: a sampled document's candidate answers beside the primary, for comparison.
 
-__all__ = ["DocumentClassificationWorkflow"]
+``workflow.patched(PATCH_SHADOW)`` guards the new commands, and only inputs that carry a shadow
+assignment reach them, so every history of the earlier releases replays unchanged.
+
+How the shadow stays off the primary path:
+
+- The shadow calls (the candidate on its pool, and on a sample the baseline a second time, for
+  the noise baseline) are scheduled in the same workflow task as the primary classify and never
+  awaited by it. The review wait and the downstream write depend only on the primary answer.
+- A shadow call never raises into the workflow: malformed output and schema or normalizer errors
+  come back as answers; transient errors are retried by the server only within the rollout's
+  shadow budget (a schedule-to-close timeout), after which the timeout is the answer.
+- The comparison is recorded (its own activity and table) as soon as both arms have answered,
+  and again with the reviewed label if a human reviews the document.
+- A workflow whose shadow is still running when it would complete waits for it after the
+  downstream write. The wait is bounded by the shadow budget counted from the classify step, so
+  no comparison is lost and no document is held longer than that budget. A failing comparison
+  write is logged and never fails the document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from modelbaton.contracts import ModelVersionConfig, NormalizedClassificationResult
+    from modelbaton.contracts.config import CLASSIFY_ATTEMPT_SECONDS
+    from modelbaton.contracts.rollout import (
+        ModelAssignment,
+        ShadowAssignment,
+    )
+    from modelbaton.pipeline import search_attributes as sa
+    from modelbaton.pipeline.activities import (
+        CLASSIFY_BY_SCHEMA,
+        ClassifyActivities,
+        ClassifyMethod,
+        PipelineActivities,
+    )
+    from modelbaton.pipeline.messages import (
+        CLASSIFY_V1,
+        CLASSIFY_V2,
+        WORKFLOW_TYPE,
+        ArmAnswer,
+        CarriedClassification,
+        ClassificationOutcome,
+        ClassifyActivityInput,
+        ClassifyDocumentInput,
+        Outcome,
+        ProcessInput,
+        ReviewDecision,
+        ReviewReceipt,
+        ShadowRecordInput,
+        WorkflowState,
+        WorkflowStatusView,
+    )
+    from modelbaton.pipeline.patches import PATCH_CLASSIFY_V2, PATCH_MODEL_ASSIGNMENT, PATCH_SHADOW
+
+#: Model calls: transient failures (5xx, timeouts, refused connections) retry with backoff; a
+#: malformed output, a rejected request or a misconfiguration fails the document at once.
+CLASSIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=8,
+    non_retryable_error_types=["ModelOutputError", "ConfigError", "UnknownSchemaVersionError"],
+)
+#: Model calls on the assigned path: transient failures retry until the catalog's retry window for
+#: that model (enforced by the activity, read at call time) runs out, not after a fixed count.
+ASSIGNED_CLASSIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    non_retryable_error_types=CLASSIFY_RETRY.non_retryable_error_types,
+)
+#: Database writes are idempotent, so retrying them is always safe.
+PROCESS_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+)
+#: Time for one model call attempt beyond the endpoint's own timeout (queueing, normalization).
+_CLASSIFY_SLACK = timedelta(seconds=10)
+
+
+class DocumentClassificationBase:
+    """Shared state and handlers; subclasses add ``@workflow.defn`` and ``@workflow.run``."""
+
+    def __init__(self) -> None:
+        self._document_id = ""
+        self._state = WorkflowState.CLASSIFYING
+        self._branch: str | None = None
+        self._result: NormalizedClassificationResult | None = None
+        self._allowed_labels: frozenset[str] = frozenset()
+        self._review: ReviewDecision | None = None
+        self._escalated = False
+        self._assignment: ModelAssignment | None = None
+        #: The final label and how it was decided, once known (before the downstream write).
+        self._final: tuple[str, Outcome] | None = None
+
+    @staticmethod
+    def _legacy_config(inp: ClassifyDocumentInput) -> ModelVersionConfig:
+        """The configuration recorded by inputs from before the assignment patch."""
+        if inp.deployment is None:
+            raise ApplicationError(
+                f"document {inp.document_id}: this workflow release needs a 'deployment' input",
+                type="ConfigError",
+                non_retryable=True,
+            )
+        return inp.deployment.primary_version
+
+    async def _classify(
+        self, inp: ClassifyDocumentInput
+    ) -> tuple[str, NormalizedClassificationResult]:
+        """Return (branch, canonical result). Overridden by each release."""
+        raise NotImplementedError
+
+    async def _after_processed(self) -> None:
+        """What a release does after the downstream write, before completing (nothing here)."""
+
+    def _safe_point(self) -> bool:
+        """Whether nothing of this release is in flight, so a wait may continue as new."""
+        return True
+
+    async def _call_classifier(
+        self, inp: ClassifyDocumentInput, activity_name: str, config: ModelVersionConfig
+    ) -> NormalizedClassificationResult:
+        try:
+            result: NormalizedClassificationResult = await workflow.execute_activity(
+                activity_name,
+                ClassifyActivityInput(document_id=inp.document_id, text=inp.text, config=config),
+                result_type=NormalizedClassificationResult,
+                start_to_close_timeout=timedelta(seconds=config.timeout_seconds) + _CLASSIFY_SLACK,
+                retry_policy=CLASSIFY_RETRY,
+            )
+            return result
+        except ActivityError as exc:
+            _raise_if_permanent(inp, exc)
+            raise
+
+    async def _call_classify_method(
+        self, inp: ClassifyDocumentInput, method: ClassifyMethod, config: ModelVersionConfig
+    ) -> NormalizedClassificationResult:
+        """:meth:`_call_classifier` for a classify activity picked from ``CLASSIFY_BY_SCHEMA``:
+        the same command, scheduled by typed reference instead of by name."""
+        try:
+            return await workflow.execute_activity_method(
+                method,
+                ClassifyActivityInput(document_id=inp.document_id, text=inp.text, config=config),
+                start_to_close_timeout=timedelta(seconds=config.timeout_seconds) + _CLASSIFY_SLACK,
+                retry_policy=CLASSIFY_RETRY,
+            )
+        except ActivityError as exc:
+            _raise_if_permanent(inp, exc)
+            raise
+
+    async def _classify_assigned(
+        self, inp: ClassifyDocumentInput, assignment: ModelAssignment
+    ) -> tuple[str, NormalizedClassificationResult]:
+        """Classify on the assigned model's pool, with the activity that reads its schema.
+
+        Dispatch is by the assignment's output schema, not by a patch branch, so going back to a
+        schema-1 model (a rollback) is a catalog or rollout change, not a code change.
+        """
+        schema = assignment.output_schema_version
+        method = CLASSIFY_BY_SCHEMA.get(schema)
+        if method is None:
+            raise ApplicationError(
+                f"document {inp.document_id}: no classify activity reads output schema "
+                f"v{schema} (model {assignment.model_version})",
+                type="UnknownSchemaVersionError",
+                non_retryable=True,
+            )
+        try:
+            result = await workflow.execute_activity_method(
+                method,
+                ClassifyActivityInput(
+                    document_id=inp.document_id,
+                    text=inp.text,
+                    model_id=assignment.model_id,
+                    model_version=assignment.model_version,
+                    output_schema_version=schema,
+                ),
+                task_queue=assignment.task_queue,
+                start_to_close_timeout=timedelta(seconds=CLASSIFY_ATTEMPT_SECONDS),
+                retry_policy=ASSIGNED_CLASSIFY_RETRY,
+            )
+        except ActivityError as exc:
+            _raise_if_permanent(inp, exc)
+            raise
+        return f"v{schema}", result
+
+    async def _run(self, inp: ClassifyDocumentInput) -> ClassificationOutcome:
+        self._document_id = inp.document_id
+        self._assignment = inp.assignment
+        if inp.carried is not None:  # continued onto a new build at review: classified already
+            branch, result = inp.carried.branch, inp.carried.result
+        else:
+            branch, result = await self._classify(inp)
+        self._branch, self._result = branch, result
+        labels = inp.deployment.primary_version.labels if inp.deployment else None
+        self._allowed_labels = frozenset(labels or result.scores_by_class)
+        if self._assignment is None:
+            # Assigned workflows got these at start; older histories upserted them here.
+            workflow.upsert_search_attributes(
+                [
+                    sa.MODEL_VERSION.value_set(result.model_version),
+                    sa.OUTPUT_SCHEMA_VERSION.value_set(result.schema_version),
+                ]
+            )
+
+        final_label, outcome, reviewer = result.label, Outcome.AUTO, None
+        if result.confidence < inp.review_threshold:
+            self._state = WorkflowState.AWAITING_REVIEW
+            workflow.upsert_search_attributes([sa.REVIEW_STATE.value_set("pending")])
+            try:
+                if inp.upgrade_at_review:
+                    await self._await_review_or_upgrade(inp, branch, result)
+                else:
+                    await workflow.wait_condition(
+                        lambda: self._review is not None, timeout=inp.review_timeout
+                    )
+            except TimeoutError:
+                self._escalated = True
+                outcome = Outcome.ESCALATED
+                workflow.upsert_search_attributes([sa.REVIEW_STATE.value_set("escalated")])
+            else:
+                assert self._review is not None
+                final_label, outcome, reviewer = (
+                    self._review.label,
+                    Outcome.REVIEWED,
+                    self._review.reviewer,
+                )
+                workflow.upsert_search_attributes([sa.REVIEW_STATE.value_set("reviewed")])
+
+        self._state = WorkflowState.PROCESSING
+        self._final = (final_label, outcome)
+        info = workflow.info()
+        processed = await workflow.execute_activity_method(
+            PipelineActivities.process_classification_result,
+            ProcessInput(
+                document_id=inp.document_id,
+                workflow_id=info.workflow_id,
+                run_id=info.run_id,
+                branch=branch,
+                result=result,
+                final_label=final_label,
+                outcome=outcome,
+                reviewer=reviewer,
+                arm=self._assignment.arm.value if self._assignment else None,
+                rollout_id=self._assignment.rollout_id if self._assignment else None,
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=PROCESS_RETRY,
+        )
+        self._state = WorkflowState.DONE
+        await self._after_processed()
+        return ClassificationOutcome(
+            document_id=inp.document_id,
+            branch=branch,
+            result=result,
+            final_label=final_label,
+            outcome=outcome,
+            destination=processed.destination,
+            record_id=processed.record_id,
+            assignment=self._assignment,
+        )
+
+    async def _await_review_or_upgrade(
+        self, inp: ClassifyDocumentInput, branch: str, result: NormalizedClassificationResult
+    ) -> None:
+        """Wait for the review; if the deployment's current build changes meanwhile, continue as
+        new onto it (a safe point: nothing is in flight). TimeoutError at the review deadline.
+
+        The wait wakes every ``upgrade_check``: Temporal tells a workflow that its target build
+        changed only when the workflow runs a task, and a review wait runs none by itself.
+        """
+        deadline = (
+            inp.carried.review_deadline if inp.carried else workflow.now() + inp.review_timeout
+        )
+
+        def moved() -> bool:
+            return workflow.info().is_target_worker_deployment_version_changed() and (
+                self._safe_point()
+            )
+
+        while self._review is None:
+            if moved():
+                carried = CarriedClassification(
+                    branch=branch,
+                    result=result,
+                    review_deadline=deadline,
+                    from_run_id=workflow.info().run_id,
+                )
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(
+                    inp.model_copy(update={"carried": carried}),
+                    initial_versioning_behavior=workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE,
+                )
+            remaining = deadline - workflow.now()
+            if remaining <= timedelta(0):
+                raise TimeoutError("review deadline passed")
+            try:
+                await workflow.wait_condition(
+                    lambda: self._review is not None or moved(),
+                    timeout=min(remaining, inp.upgrade_check),
+                )
+            except TimeoutError:
+                continue
+
+    @workflow.update
+    async def submit_review(self, decision: ReviewDecision) -> ReviewReceipt:
+        """Record a human verdict; accepted only while the document awaits review."""
+        self._review = decision
+        assert self._result is not None
+        return ReviewReceipt(
+            document_id=self._document_id,
+            accepted_label=decision.label,
+            changed=decision.label != self._result.label,
+        )
+
+    @submit_review.validator
+    def _validate_review(self, decision: ReviewDecision) -> None:
+        if self._state is not WorkflowState.AWAITING_REVIEW or self._review is not None:
+            raise ValueError(
+                f"document {self._document_id} is not awaiting review (state: {self._state})"
+            )
+        if decision.label not in self._allowed_labels:
+            raise ValueError(
+                f"unknown label {decision.label!r}; expected one of {sorted(self._allowed_labels)}"
+            )
+
+    @workflow.query
+    def status(self) -> WorkflowStatusView:
+        """Where the document is: classifying, awaiting review, processing or done."""
+        return WorkflowStatusView(
+            document_id=self._document_id,
+            state=self._state,
+            branch=self._branch,
+            result=self._result,
+            review=self._review,
+            escalated=self._escalated,
+            assignment=self._assignment,
+        )
+
+
+def _raise_if_permanent(inp: ClassifyDocumentInput, exc: ActivityError) -> None:
+    """End the document in a clear, typed state on a permanent model error."""
+    cause = exc.cause
+    if isinstance(cause, ApplicationError) and cause.non_retryable:
+        raise ApplicationError(
+            f"document {inp.document_id}: {cause.message}",
+            *cause.details,
+            type=cause.type,
+            non_retryable=True,
+        ) from exc
+
+
+#: Shadow calls retry transient failures quickly; the budget (schedule-to-close) bounds them.
+SHADOW_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+)
+#: How long the comparison write may keep retrying (a database outage) before it is given up.
+RECORD_BUDGET = timedelta(minutes=10)
+
+
+#: New (assigned) workflows classify with a model of either raw output schema.
+SERVES_SCHEMAS: frozenset[int] = frozenset({1, 2})
+
+
+@workflow.defn(name=WORKFLOW_TYPE)
+class DocumentClassificationWorkflow(DocumentClassificationBase):
+    """Assigned code plus the shadow comparison of sampled documents."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._primary: ArmAnswer | None = None
+        self._shadow_task: asyncio.Task[None] | None = None
+        self._compared = False
+
+    async def _classify(
+        self, inp: ClassifyDocumentInput
+    ) -> tuple[str, NormalizedClassificationResult]:
+        if inp.assignment is not None and workflow.patched(PATCH_MODEL_ASSIGNMENT):
+            if inp.shadow is not None and workflow.patched(PATCH_SHADOW):
+                return await self._classify_shadowed(inp, inp.assignment, inp.shadow)
+            return await self._classify_assigned(inp, inp.assignment)
+        config = self._legacy_config(inp)
+        if workflow.patched(PATCH_CLASSIFY_V2):
+            return "v2", await self._call_classifier(inp, CLASSIFY_V2, config)
+        return "v1", await self._call_classifier(inp, CLASSIFY_V1, config)
+
+    async def _classify_shadowed(
+        self, inp: ClassifyDocumentInput, assignment: ModelAssignment, shadow: ShadowAssignment
+    ) -> tuple[str, NormalizedClassificationResult]:
+        started = workflow.now()
+        # Scheduled in this workflow task, beside the primary call, and never awaited by it.
+        targets = [shadow.candidate] + ([shadow.noise] if shadow.noise else [])
+        calls = [(_start_shadow_call(inp, t, shadow.budget_seconds), t) for t in targets]
+        self._shadow_task = asyncio.create_task(self._compare(inp, shadow, calls, started))
+        try:
+            branch, result = await self._classify_assigned(inp, assignment)
+        except (ActivityError, ApplicationError) as exc:
+            # The document fails as it would unshadowed; its comparison still records what each
+            # arm answered (within the shadow budget) before the failure surfaces.
+            self._primary = _failed_answer(assignment.model_version, exc, started)
+            await self._shadow_task
+            raise
+        self._primary = ArmAnswer(
+            model_version=assignment.model_version, result=result, latency_ms=_ms_since(started)
+        )
+        return branch, result
+
+    async def _compare(
+        self,
+        inp: ClassifyDocumentInput,
+        shadow: ShadowAssignment,
+        calls: list[tuple[workflow.ActivityHandle[ArmAnswer], ModelAssignment]],
+        started: datetime,
+    ) -> None:
+        """Record the comparison once every arm answered, and again once a human reviewed."""
+        answers = await asyncio.gather(*(_answer(h, t, started) for h, t in calls))
+        await workflow.wait_condition(lambda: self._primary is not None)
+        assert self._primary is not None
+        info = workflow.info()
+        record = ShadowRecordInput(
+            rollout_id=shadow.rollout_id,
+            document_id=inp.document_id,
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            baseline=self._primary,
+            candidate=answers[0],
+            noise=answers[1] if len(answers) > 1 else None,
+        )
+        await _record(record)
+        self._compared = True
+        if self._primary.result is None:
+            return
+        await workflow.wait_condition(lambda: self._final is not None)
+        assert self._final is not None
+        label, outcome = self._final
+        if outcome is Outcome.REVIEWED:
+            await _record(record.model_copy(update={"reviewed_label": label}))
+
+    async def _after_processed(self) -> None:
+        if self._shadow_task is not None:
+            await self._shadow_task
+
+    def _safe_point(self) -> bool:
+        # A safe-point upgrade at review waits for the comparison to be recorded first (the
+        # reviewed label is then not added to it: the new run has no shadow of its own).
+        return self._shadow_task is None or self._compared or self._shadow_task.done()
+
+    @workflow.run
+    async def run(self, inp: ClassifyDocumentInput) -> ClassificationOutcome:
+        return await self._run(inp)
+
+
+def _ms_since(started: datetime) -> float:
+    return (workflow.now() - started).total_seconds() * 1000.0
+
+
+def _start_shadow_call(
+    inp: ClassifyDocumentInput, target: ModelAssignment, budget_seconds: float
+) -> workflow.ActivityHandle[ArmAnswer]:
+    return workflow.start_activity_method(
+        ClassifyActivities.shadow_classify,
+        ClassifyActivityInput(
+            document_id=inp.document_id,
+            text=inp.text,
+            model_id=target.model_id,
+            model_version=target.model_version,
+            output_schema_version=target.output_schema_version,
+        ),
+        task_queue=target.task_queue,
+        schedule_to_close_timeout=timedelta(seconds=budget_seconds),
+        start_to_close_timeout=timedelta(seconds=min(budget_seconds, CLASSIFY_ATTEMPT_SECONDS)),
+        retry_policy=SHADOW_RETRY,
+    )
+
+
+async def _answer(
+    handle: workflow.ActivityHandle[ArmAnswer], target: ModelAssignment, started: datetime
+) -> ArmAnswer:
+    """The shadow call's answer with its latency; a timeout or failure becomes the answer."""
+    try:
+        answer = await handle
+    except ActivityError as exc:
+        return _failed_answer(target.model_version, exc, started)
+    return answer.model_copy(update={"latency_ms": _ms_since(started)})
+
+
+def _failed_answer(version: str, exc: BaseException, started: datetime) -> ArmAnswer:
+    cause = exc.cause if isinstance(exc, ActivityError) else exc
+    if isinstance(cause, ActivityTimeoutError):
+        last = f" (last error: {_message(cause.cause)})" if cause.cause else ""
+        return ArmAnswer(
+            model_version=version,
+            error_type="Timeout",
+            error=f"no answer within the shadow budget{last}",
+            latency_ms=_ms_since(started),
+        )
+    error_type = cause.type if isinstance(cause, ApplicationError) and cause.type else None
+    return ArmAnswer(
+        model_version=version,
+        error_type=error_type or type(cause).__name__,
+        error=_message(cause),
+        latency_ms=_ms_since(started),
+    )
+
+
+def _message(exc: BaseException | None) -> str:
+    return str(getattr(exc, "message", None) or exc)
+
+
+async def _record(record: ShadowRecordInput) -> None:
+    """Store the comparison; a write that keeps failing is logged, never fails the document."""
+    try:
+        await workflow.execute_activity_method(
+            PipelineActivities.record_shadow_comparison,
+            record,
+            start_to_close_timeout=timedelta(seconds=30),
+            schedule_to_close_timeout=RECORD_BUDGET,
+            retry_policy=PROCESS_RETRY,
+        )
+    except ActivityError as exc:
+        workflow.logger.error(
+            "shadow comparison of %s in rollout %s was not recorded: %s",
+            record.document_id,
+            record.rollout_id,
+            exc.cause or exc,
+        )

@@ -51,7 +51,6 @@ def check_deployment_name(name: str) -> str:
 #: Modules whose source decides what a release's workflow does (its commands), beside the release
 #: module itself. Activities are left out: they may change without changing the workflow.
 _WORKFLOW_SOURCES = (
-    "pipeline/releases/_base.py",
     "pipeline/messages.py",
     "pipeline/patches.py",
     "pipeline/search_attributes.py",
@@ -62,16 +61,17 @@ _WORKFLOW_SOURCES = (
 def code_version(release: str, root: Path | None = None) -> str:
     """The default build id of ``release``: its name and a digest of its workflow code.
 
-    Every release module subclasses the shared base, so the name alone does not say which code
-    runs: two deploys of ``assigned`` with a changed base are different builds, and pinned
-    workflows must stay on the one that started them. The digest changes exactly when the
-    workflow's source does. Read as files, so the CLI does not import workflow code.
+    The name alone does not say which code runs: the live release (``pipeline/workflow.py``)
+    changes between deploys, and so do the messages and patches every release imports; two
+    deploys with different code are different builds, and pinned workflows must stay on the one
+    that started them. The digest changes exactly when the workflow's source does. Read as
+    files, so the CLI does not import workflow code.
     """
-    from modelbaton.pipeline.releases import module_of
+    from modelbaton.pipeline.releases import source_of
 
     root = root or Path(__file__).resolve().parent.parent  # the modelbaton package
     digest = hashlib.sha256()
-    for rel in (f"pipeline/releases/{module_of(release)}.py", *_WORKFLOW_SOURCES):
+    for rel in (source_of(release), *_WORKFLOW_SOURCES):
         digest.update(rel.encode())
         digest.update((root / rel).read_bytes())
     return f"{release}-{digest.hexdigest()[:10]}"

@@ -7,6 +7,12 @@ patching rules allow it. ``RELEASES`` maps a release name to its workflow class.
 adds ``PATCH_SHADOW`` on top of ``assigned``. ``restored`` adds ``PATCH_RESTORE_V1`` on top of
 ``complete``: the rollback of scenario C, the removed schema-1 path brought back as a new patch.
 
+As in Temporal's ``patching`` sample, the current release is the live code
+(``modelbaton.pipeline.workflow``) and every other stage is a frozen, self-contained file
+(``rN_<name>.py``, with its own copy of what the releases once shared, never edited:
+``tests/unit/test_frozen_releases.py`` holds their digests). So a change to today's code cannot
+change what an old release does.
+
 Release modules are imported only when asked for: the workflow sandbox re-imports a workflow's
 module, and with it this package, for every workflow run, so importing all five here cost about
 5 ms of worker CPU per workflow (measured by ``bench/shape_costs.py``).
@@ -18,13 +24,13 @@ import importlib
 from collections.abc import Iterator, Mapping
 
 _MODULES = {
-    "initial": "r1_initial",
-    "patched": "r2_patched",
-    "deprecated": "r3_deprecated",
-    "complete": "r4_complete",
-    "assigned": "r5_assigned",
-    "shadow": "r6_shadow",
-    "restored": "r7_restored",
+    "initial": f"{__name__}.r1_initial",
+    "patched": f"{__name__}.r2_patched",
+    "deprecated": f"{__name__}.r3_deprecated",
+    "complete": f"{__name__}.r4_complete",
+    "assigned": f"{__name__}.r5_assigned",
+    "shadow": "modelbaton.pipeline.workflow",  # the current release is the live code
+    "restored": f"{__name__}.r7_restored",
 }
 CURRENT_RELEASE = "shadow"
 #: Releases that shipped, in order: today's code must replay every history they recorded.
@@ -37,7 +43,7 @@ class _Releases(Mapping[str, type]):
     """Release name -> workflow class, importing a release's module on first use."""
 
     def __getitem__(self, name: str) -> type:
-        module = importlib.import_module(f"{__name__}.{_MODULES[name]}")
+        module = importlib.import_module(_MODULES[name])
         workflow: type = module.DocumentClassificationWorkflow
         return workflow
 
@@ -58,13 +64,13 @@ def serves_schema(release: str, schema: int) -> bool:
     rollback scenario C, where the old path is gone and must come back as a new patch
     (``restored``). Raises ``KeyError`` for an unknown release.
     """
-    module = importlib.import_module(f"{__name__}.{_MODULES[release]}")
+    module = importlib.import_module(_MODULES[release])
     served: frozenset[int] = module.SERVES_SCHEMAS
     return schema in served
 
 
 def module_of(release: str) -> str:
-    """The module name of a release; ConfigError naming the choices for an unknown one."""
+    """The dotted module of a release; ConfigError naming the choices for an unknown one."""
     try:
         return _MODULES[release]
     except KeyError:
@@ -75,10 +81,24 @@ def module_of(release: str) -> str:
         ) from None
 
 
+def source_of(release: str) -> str:
+    """The file of a release's workflow code, relative to the ``modelbaton`` package
+    (``pipeline/releases/r1_initial.py``, ``pipeline/workflow.py``); ConfigError if unknown."""
+    return module_of(release).removeprefix("modelbaton.").replace(".", "/") + ".py"
+
+
 def class_path(release: str) -> str:
     """``module:Class`` of a release's workflow (what ``baton replay-check --workflows`` takes);
     KeyError for an unknown release."""
-    return f"{__name__}.{_MODULES[release]}:DocumentClassificationWorkflow"
+    return f"{_MODULES[release]}:DocumentClassificationWorkflow"
 
 
-__all__ = ["CURRENT_RELEASE", "RELEASES", "SHIPPED", "class_path", "module_of", "serves_schema"]
+__all__ = [
+    "CURRENT_RELEASE",
+    "RELEASES",
+    "SHIPPED",
+    "class_path",
+    "module_of",
+    "serves_schema",
+    "source_of",
+]
