@@ -127,7 +127,6 @@ def test_src_reads_no_environment_but_through_settings() -> None:
     assert readers == [
         "cli/models.py",
         "demo/blue_green.py",
-        "demo/run.py",
         "models/client.py",
         "stack/layout.py",
     ]

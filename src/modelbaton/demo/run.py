@@ -4,7 +4,6 @@ stopping what it started (act 9), or keeping it with ``--keep``."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 from pathlib import Path
 
@@ -41,8 +40,6 @@ def main(
     console = Console()
     settings = Settings.from_env()
     home = home or settings.home / "demo"
-    # The stack's children inherit this, so the demo reuses the trained-model cache.
-    os.environ["MODELBATON_CACHE_DIR"] = str(settings.cache_dir)
     # A stack kept by an earlier 'demo --keep' runs from this folder: stop it before clearing.
     embedded.stop_stack(home)
     shutil.rmtree(home, ignore_errors=True)
@@ -58,28 +55,11 @@ async def run(
     workers: Workers,
     keep: bool = False,
 ) -> int:
-    packaged = Settings.from_env().catalog_path
-    before = os.environ.get("MODELBATON_CATALOG")
-    # The stack's processes (and this one) read the catalog from here, v4 included.
-    os.environ["MODELBATON_CATALOG"] = str(demo_catalog(home, packaged))
-    try:
-        return await run_stack(console, home, per_batch, review_threshold, workers, keep)
-    finally:
-        if before is None:
-            os.environ.pop("MODELBATON_CATALOG", None)
-        else:
-            os.environ["MODELBATON_CATALOG"] = before
-
-
-async def run_stack(
-    console: Console,
-    home: Path,
-    per_batch: int,
-    review_threshold: float,
-    workers: Workers,
-    keep: bool,
-) -> int:
+    """The demo on a stack of its own. The stack's processes (and every shell the demo starts,
+    through the stack's variables) read the demo's catalog, v4 included, and this process's
+    trained-model cache: given in the stack's options, never written into this environment."""
     settings = Settings.from_env()
+    catalog_path = demo_catalog(home, settings.catalog_path)
     options = embedded.StackOptions(
         home=home,
         workers=1,
@@ -87,6 +67,8 @@ async def run_stack(
         task_queue=DEMO_QUEUE,
         ephemeral_ports=True,
         pools=("v2", "v3", "v4"),
+        catalog=catalog_path,
+        cache_dir=settings.cache_dir,
     )
     console.rule("[bold]1. embedded stack, worker on the PRE-PATCH release")
     console.print(
@@ -104,7 +86,7 @@ async def run_stack(
             namespace=state.namespace,
             data_converter=pydantic_data_converter,
         )
-        catalog = load_catalog(settings.catalog_path, base_url=state.model_base_url)
+        catalog = load_catalog(catalog_path, base_url=state.model_base_url)
         pipeline = catalog.pipeline.model_copy(update={"review_threshold": review_threshold})
         demo = Demo(console, home, state, client, catalog, pipeline, per_batch, workers)
         before = make_batch("before", per_batch, seed=101)

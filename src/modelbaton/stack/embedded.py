@@ -153,6 +153,8 @@ def _start(options: StackOptions) -> StackState:
         release=options.release,
         started_at=now(),
         build_id=options.build_id,
+        catalog=str(options.catalog.resolve()) if options.catalog else None,
+        cache_dir=str(options.cache_dir.resolve()) if options.cache_dir else None,
     )
     write_client_config(home, address, options.namespace)
     env = child_env(state)
@@ -431,7 +433,8 @@ def _default_pools(state: StackState) -> list[str]:
     from modelbaton.rollout.client import Rollouts
     from modelbaton.settings import Settings
 
-    catalog = load_catalog(Settings.from_env().catalog_path, base_url=state.model_base_url)
+    path = Path(state.catalog) if state.catalog else Settings.from_env().catalog_path
+    catalog = load_catalog(path, base_url=state.model_base_url)
 
     async def versions() -> list[str]:
         client = await Client.connect(

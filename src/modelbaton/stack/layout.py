@@ -89,6 +89,11 @@ class StackOptions:
     #: More arguments for ``temporal server start-dev`` (e.g. ``--log-level debug``); recorded
     #: in the server's command, so a repair starts it with them again.
     temporal_args: tuple[str, ...] = ()
+    #: The catalog and the trained-model cache the stack's processes read (recorded, so a
+    #: repair and every shell pointed at the stack read the same); None: what this process's
+    #: environment says (``MODELBATON_CATALOG``, ``MODELBATON_CACHE_DIR``, else the defaults).
+    catalog: Path | None = None
+    cache_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,9 @@ class StackState:
     #: What ``start_stack`` did, one line per component ("kept temporal (pid 1)", "restarted
     #: models (pid 2, port 8601)"). Not persisted.
     repairs: tuple[str, ...] = ()
+    #: The catalog and model cache given in :class:`StackOptions`, if any.
+    catalog: str | None = None
+    cache_dir: str | None = None
 
     @property
     def deployment(self) -> str | None:
@@ -160,6 +168,8 @@ class StackState:
             "started_at": self.started_at,
             "dashboard_url": self.dashboard_url,
             "client_config_file": str(self.home / CLIENT_CONFIG_FILE),
+            "catalog": self.catalog,
+            "cache_dir": self.cache_dir,
             "processes": [p.to_dict() for p in self.processes],
         }
 
@@ -178,6 +188,8 @@ class StackState:
             processes=[ProcessRecord.from_dict(p) for p in data.get("processes", [])],
             dashboard_url=data.get("dashboard_url"),
             build_id=data.get("build_id") or None,
+            catalog=data.get("catalog") or None,
+            cache_dir=data.get("cache_dir") or None,
         )
 
 
@@ -318,6 +330,10 @@ def stack_variables(state: StackState) -> dict[str, str]:
     }
     if state.model_base_url:
         env["MODELBATON_MODEL_BASE_URL"] = state.model_base_url
+    if state.catalog:
+        env["MODELBATON_CATALOG"] = state.catalog
+    if state.cache_dir:
+        env["MODELBATON_CACHE_DIR"] = state.cache_dir
     return env
 
 
