@@ -195,3 +195,16 @@ def test_a_killed_child_is_reaped_when_looked_at(tmp_path: Path) -> None:
     assert not processes.is_ours(record)
     assert record.pid not in processes._CHILDREN
     assert not psutil.pid_exists(record.pid) or gone(record.pid)
+
+
+def test_a_process_in_the_middle_of_exec_is_judged_by_its_start_ticks(
+    stranger: ProcessRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # For an instant during exec /proc/PID/cmdline is empty; psutil then answers [].
+    monkeypatch.setattr(psutil.Process, "cmdline", lambda self: [])
+    assert processes.is_ours(stranger)
+    assert stranger.start_ticks is not None
+    assert not processes.is_ours(
+        dataclasses.replace(stranger, start_ticks=stranger.start_ticks + 1)
+    )
+    assert not processes.is_ours(dataclasses.replace(stranger, start_ticks=None))

@@ -246,11 +246,15 @@ def is_ours(record: ProcessRecord) -> bool:
         started = proc.create_time()
     except psutil.Error:
         return False
-    if len(argv) < len(record.command) or argv[len(argv) - len(record.command) :] != record.command:
-        return False
     # The kernel's start ticks since boot are exact and no clock moves them; where they cannot
     # be read (not Linux), the create time, which moves with the boot time psutil adds.
     ticks = _start_ticks(record.pid) if record.start_ticks is not None else None
+    if not argv:
+        # A process in the middle of exec shows no argv for an instant (its parent already
+        # returned from spawning it; seen on a loaded CI machine): its start ticks decide.
+        return record.start_ticks is not None and ticks is not None and ticks == record.start_ticks
+    if len(argv) < len(record.command) or argv[len(argv) - len(record.command) :] != record.command:
+        return False
     if record.start_ticks is not None and ticks is not None:
         return abs(ticks - record.start_ticks) <= 1
     if record.create_time is not None:
