@@ -20,6 +20,7 @@ from modelbaton.pipeline.messages import ReviewDecision, WorkflowState
 from modelbaton.pipeline.workflow import DocumentClassificationWorkflow as Current
 from modelbaton.rollout.client import Rollouts
 from modelbaton.rollout.messages import ChangeBy
+from modelbaton.versioning import drain as drain_module
 from modelbaton.versioning.control import DeploymentControl
 from pipeline_fixtures import Pipeline
 from versioning_helpers import await_pollers, ran_on
@@ -78,8 +79,24 @@ def assert_refused(result: Any, *needles: str) -> None:
         assert needle in errors[0], errors[0]
 
 
+@pytest.fixture
+def tallies(monkeypatch: pytest.MonkeyPatch) -> list[drain_module.Tally]:
+    """Every count the drain (run in-process by the CLI) takes, as it takes it: the state the
+    tests wait for. The count itself is the real one."""
+    seen: list[drain_module.Tally] = []
+    real = drain_module.tally
+
+    async def counted(*args: Any, **kwargs: Any) -> drain_module.Tally:
+        result = await real(*args, **kwargs)
+        seen.append(result)
+        return result
+
+    monkeypatch.setattr(drain_module, "tally", counted)
+    return seen
+
+
 async def test_drain_reports_drained_after_the_last_old_workflow_closes(
-    pipeline: Pipeline, env: dict[str, str]
+    pipeline: Pipeline, env: dict[str, str], tallies: list[drain_module.Tally]
 ) -> None:
     control = DeploymentControl(pipeline.client, pipeline.deployment)
     async with pipeline.worker(build=pipeline.build("A")):
@@ -101,7 +118,9 @@ async def test_drain_reports_drained_after_the_last_old_workflow_closes(
             drain = asyncio.create_task(
                 asyncio.to_thread(invoke, env, "drain", "--from", "A", "--json")
             )
-            await asyncio.sleep(2)  # the drain is counting; nothing has closed yet
+            # The drain has counted the three A workflows before any of them closes.
+            first = await eventually(lambda: tallies[:1], what="the drain's first count")
+            assert first[0].running == 3
             assert not drain.done()
             closes = [await review(h) for h in old]
             result = await drain
@@ -193,7 +212,9 @@ async def test_drain_at_the_deadline_reports_then_terminates_exactly_the_old_wor
         await review(new)
 
 
-async def test_drain_of_a_model_pool(pipeline: Pipeline, env: dict[str, str]) -> None:
+async def test_drain_of_a_model_pool(
+    pipeline: Pipeline, env: dict[str, str], tallies: list[drain_module.Tally]
+) -> None:
     async with pipeline.worker():
         old = await at_review(pipeline, "v1")
         current = await at_review(pipeline, "v2")
@@ -214,7 +235,11 @@ async def test_drain_of_a_model_pool(pipeline: Pipeline, env: dict[str, str]) ->
                 "wait",
             )
         )
-        await asyncio.sleep(3)  # past the deadline: 'wait' keeps waiting
+        # Two counts past the 1 s deadline: the drain passed it and, told to wait, counts on.
+        await eventually(
+            lambda: len([t for t in tallies if t.elapsed >= 1.0]) >= 2,
+            what="two counts past the deadline",
+        )
         assert not drain.done()
         closed = await review(old)
         result = await drain

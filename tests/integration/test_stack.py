@@ -6,13 +6,13 @@ tests. Every test stops what it started by PID in a fixture, also when it fails.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -320,19 +320,22 @@ def test_dev_up_repairs_and_names_a_foreign_process_on_a_recorded_port(home: Pat
         return squatter.stdout.readline().strip() == b"up"
 
     squatter: subprocess.Popen[bytes] | None = None
+
+    def take_port() -> subprocess.Popen[bytes] | None:
+        """A squatter holding the port, or None while Temporal is not yet gone or the kernel
+        still refuses the bind after the SIGKILL."""
+        if processes.is_ours(temporal):
+            return None
+        candidate = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+        if bound(candidate):
+            return candidate
+        candidate.wait()
+        assert candidate.stdout is not None
+        candidate.stdout.close()
+        return None
+
     try:
-        # The kernel may refuse the bind for a moment after the SIGKILL: retry until it holds.
-        for _ in range(50):
-            if not processes.is_ours(temporal):
-                squatter = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
-                if bound(squatter):
-                    break
-                squatter.wait()
-                assert squatter.stdout is not None
-                squatter.stdout.close()
-                squatter = None
-            time.sleep(0.1)
-        assert squatter is not None, "could not take the port"
+        squatter = asyncio.run(eventually(take_port, within=10, every=0.1, what="the port taken"))
         refused = CliRunner().invoke(dev_app, args)
         assert refused.exit_code == 2, refused.output
         lines = [line for line in refused.output.splitlines() if line.strip()]
