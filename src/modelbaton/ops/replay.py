@@ -51,18 +51,23 @@ class ReplayOutcome:
     reason: str | None = None
 
 
+def import_ref(ref: str, key: str) -> Any:
+    """The object a ``module:name`` path names; a bad path is a :class:`ConfigError` naming
+    ``key`` and the path."""
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"{key}: {ref!r} is not of the form module:name")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{key}: cannot import {ref!r}: {exc}") from None
+
+
 def load_workflow_classes(paths: Sequence[str]) -> list[type]:
     """Import ``module:Class`` paths; a bad path is a :class:`ConfigError` naming it."""
     classes: list[type] = []
     for path in paths:
-        module_name, _, attr = path.partition(":")
-        if not module_name or not attr:
-            raise ConfigError(f"--workflows: {path!r} is not of the form module:Class")
-        try:
-            module = importlib.import_module(module_name)
-            cls = getattr(module, attr)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"--workflows: cannot import {path!r}: {exc}") from None
+        cls = import_ref(path, "--workflows")
         if not isinstance(cls, type):
             raise ConfigError(f"--workflows: {path!r} is not a class")
         classes.append(cls)
@@ -140,11 +145,11 @@ class ReplaySetup:
 
     def replayer(self, classes: Sequence[type]) -> Replayer:
         converter = (
-            _load(self.data_converter, "data_converter")
+            import_ref(self.data_converter, "data_converter")
             if self.data_converter
             else pydantic_data_converter
         )
-        plugins = [_load(ref, "plugins") for ref in self.plugins]
+        plugins = [import_ref(ref, "plugins") for ref in self.plugins]
         runner = SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(
                 *self.passthrough_modules
@@ -156,14 +161,6 @@ class ReplaySetup:
             plugins=plugins,
             workflow_runner=runner,
         )
-
-
-def _load(ref: str, key: str) -> Any:
-    module_name, _, attr = ref.partition(":")
-    try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ConfigError(f"{key}: cannot import {ref!r}: {exc}") from None
 
 
 async def _replay(
