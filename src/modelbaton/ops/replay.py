@@ -51,12 +51,12 @@ class ReplayOutcome:
     reason: str | None = None
 
 
-def import_ref(ref: str, key: str) -> Any:
+def import_ref(ref: str, key: str, form: str = "module:name") -> Any:
     """The object a ``module:name`` path names; a bad path is a :class:`ConfigError` naming
     ``key`` and the path."""
     module_name, _, attr = ref.partition(":")
     if not module_name or not attr:
-        raise ConfigError(f"{key}: {ref!r} is not of the form module:name")
+        raise ConfigError(f"{key}: {ref!r} is not of the form {form}")
     try:
         return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
@@ -67,7 +67,7 @@ def load_workflow_classes(paths: Sequence[str]) -> list[type]:
     """Import ``module:Class`` paths; a bad path is a :class:`ConfigError` naming it."""
     classes: list[type] = []
     for path in paths:
-        cls = import_ref(path, "--workflows")
+        cls = import_ref(path, "--workflows", "module:Class")
         if not isinstance(cls, type):
             raise ConfigError(f"--workflows: {path!r} is not a class")
         classes.append(cls)
