@@ -52,6 +52,8 @@ def stranger(tmp_path: Path) -> Iterator[ProcessRecord]:
     """A process this module did not spawn (as a stack file written by another ``baton``
     describes it), recorded with what the kernel and psutil say; stopped by its own PID."""
     proc = subprocess.Popen(["sleep", "60"])
+    # Its argv shows once its exec is through (for an instant after Popen returns it is empty).
+    wait_for(lambda: psutil.Process(proc.pid).cmdline() == ["sleep", "60"], "the exec done")
     try:
         yield ProcessRecord(
             name="stranger",
