@@ -142,7 +142,12 @@ async def test_the_page_shows_a_shadowed_rollout_as_visibility_and_the_database_
         )
         # The canary: half the keys to the candidate; one document waits for a review.
         plan = await rollouts.set_fraction(0.5, BY)
-        canary = [await pipeline.start(pipeline.doc(t), plan=plan) for t in INVOICES]
+        # Documents (fresh ids, so fresh buckets) until the plan puts some on each arm: six at
+        # 50 % all fell on the baseline once in a full run (1 in 64).
+        docs = [pipeline.doc(t) for t in INVOICES]
+        while len({plan.assign(d.document_id, pipeline.task_queue).arm for d in docs}) < 2:
+            docs = [pipeline.doc(t) for t in INVOICES]
+        canary = [await pipeline.start(d, plan=plan) for d in docs]
         for handle in canary:
             await handle.result()
         waiting = await pipeline.start(pipeline.doc(), plan=plan, threshold=1.0)
