@@ -7,8 +7,9 @@ names it needs inside the sandbox (they use only deterministic Temporal APIs and
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from modelbaton._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -46,7 +47,7 @@ _EXPORTS: dict[str, str] = {
     "steady": "modelbaton.pipeline.assign",
     "search_attributes_for": "modelbaton.pipeline.assign",
     "read_plan": "modelbaton.rollout.plans",
-    "SEARCH_ATTRIBUTES": "modelbaton.pipeline.search_attributes",
+    "SEARCH_ATTRIBUTES": "modelbaton.pipeline.search_attributes:ALL",
     # the model call in workflow code
     "ModelRoute": "modelbaton.pipeline.model_call",
     "ModelCall": "modelbaton.pipeline.model_call",
@@ -75,6 +76,8 @@ _EXPORTS: dict[str, str] = {
     "Project": "modelbaton.project",
     "ProjectConfigError": "modelbaton.project",
     "load_project": "modelbaton.project",
+    # where modelbaton keeps its state and finds the dev stack (MODELBATON_* variables)
+    "Settings": "modelbaton.settings",
     # errors
     "ModelBatonError": "modelbaton.errors",
     "ConfigError": "modelbaton.errors",
@@ -83,9 +86,6 @@ _EXPORTS: dict[str, str] = {
     "UnknownSchemaVersionError": "modelbaton.errors",
     "RolloutError": "modelbaton.errors",
 }
-
-#: Where a public name's module calls it something else.
-_ALIASES = {"SEARCH_ATTRIBUTES": "ALL"}
 
 __all__ = [
     "SEARCH_ATTRIBUTES",
@@ -124,6 +124,7 @@ __all__ = [
     "RolloutPlan",
     "RolloutRefused",
     "RolloutStage",
+    "Settings",
     "ShadowAnswer",
     "ShadowAssignment",
     "StartAssignment",
@@ -198,17 +199,7 @@ if TYPE_CHECKING:
     from modelbaton.rollout.plans import read_plan
     from modelbaton.rollout.plugin import AssignmentPlugin
     from modelbaton.rollout.spec import PipelineSpec
+    from modelbaton.settings import Settings
     from modelbaton.stack.local import local_temporal
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'modelbaton' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), _ALIASES.get(name, name))
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

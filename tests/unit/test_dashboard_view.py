@@ -13,18 +13,15 @@ from scipy.stats import binomtest
 from modelbaton.contracts.rollout import AuditEntry, ModelRef, RolloutPlan
 from modelbaton.dashboard import charts
 from modelbaton.dashboard.app import _templates
-from modelbaton.dashboard.view import (
+from modelbaton.dashboard.derive import (
     MAX_POINTS,
-    ArmView,
-    DashboardView,
-    Panel,
-    RolloutView,
     agreement_over_time,
     fraction_over_time,
     segments,
     steps_of,
     workflow_url,
 )
+from modelbaton.dashboard.model import ArmView, DashboardView, Panel, RolloutView
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

@@ -14,8 +14,8 @@ from modelbaton.contracts.rollout import (
     promote,
     start_canary,
 )
-from modelbaton.controller.plan import parse_plan
-from modelbaton.controller.workflow import failure_message, max_wait_of
+from modelbaton.controller.plan import max_wait_of, parse_plan
+from modelbaton.controller.workflow import failure_message
 from modelbaton.rollout.messages import Promotion
 from modelbaton.rollout.workflow import restored
 

@@ -138,3 +138,11 @@ def duration(value: str, option: str, *, positive: bool = True) -> float:
         reason = str(exc)
         message = f"{option} {reason}" if reason.startswith("must") else f"{option}: {reason}"
         raise fail(message) from None
+
+
+#: ``--deployment`` of the commands that act on Worker Versioning builds.
+DeploymentOption = typer.Option(
+    None,
+    "--deployment",
+    help="Worker Deployment name (default: derived from the task queue, as workers do).",
+)

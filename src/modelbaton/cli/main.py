@@ -6,7 +6,19 @@ from typing import Any
 
 import typer
 
-from modelbaton.cli import deploy, dev, models, ops, pipeline, rollout, schema, shadow, ui, upgrade
+from modelbaton.cli import (
+    deploy,
+    dev,
+    drain,
+    models,
+    ops,
+    pipeline,
+    rollout,
+    schema,
+    shadow,
+    ui,
+    upgrade,
+)
 from modelbaton.cli._boundary import EXIT_USAGE, BoundaryGroup
 from modelbaton.cli._output import fail
 
@@ -96,6 +108,7 @@ ops.register(app)
 upgrade.register(app)
 app.command()(ui.ui)
 deploy.register(app)
+drain.register(app)
 
 
 def _version(value: bool) -> None:

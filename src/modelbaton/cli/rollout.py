@@ -413,7 +413,7 @@ def status(
 
 
 def _render_controller(view: Any) -> None:
-    from modelbaton.controller.workflow import describe_step
+    from modelbaton.controller.plan import describe_step
 
     state, steps = view.state, view.plan.steps
     at = min(state.step + 1, len(steps))

@@ -21,7 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from modelbaton.contracts.rollout import CHECK_SUFFIX, Arm, RolloutStage
 from modelbaton.contracts.sequential import latency_histogram
-from modelbaton.controller import rollback
+from modelbaton.controller import reruns, rollback
 from modelbaton.controller.gates import ArmMetrics, Metrics
 from modelbaton.controller.messages import (
     ApplyStepRequest,
@@ -397,12 +397,12 @@ class ControllerActivities:
             f'WorkflowType = "{self._spec.workflow_type}" AND TaskQueue = "{req.task_queue}" '
             f"AND {on_candidate}"
         )
-        total, _, affected = await rollback.unfinished(self._client, query)
+        total, _, affected = await reruns.unfinished(self._client, query)
         restarted: list[str] = []
         if req.restart_on_baseline:
             reason = f"rollback of build {candidate_build}"
-            restarted = await rollback.restart(rollouts, affected, reason=reason, by=req.by)
-            restarted += await rollback.restart_stragglers(
+            restarted = await reruns.restart(rollouts, affected, reason=reason, by=req.by)
+            restarted += await reruns.restart_stragglers(
                 rollouts, query, set(restarted), reason=reason, by=req.by
             )
         return RollbackResult(

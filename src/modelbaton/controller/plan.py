@@ -292,3 +292,23 @@ def load_plan(path: Path) -> RolloutPlanFile:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return parse_plan(doc, str(path))
+
+
+def max_wait_of(step: object) -> float | None:
+    """Seconds a step may stay inconclusive before the controller pauses for a person. A drain
+    that waits past its deadline pauses then, so that it never waits unseen for ever."""
+    if isinstance(step, DrainStep):
+        return step.deadline if step.on_deadline == "wait" else None
+    max_wait: float | None = getattr(step, "max_wait", None)
+    return max_wait
+
+
+def describe_step(step: object) -> str:
+    """One line naming a step and its settings, as the CLI, the dashboard and the audit show it."""
+    if isinstance(step, ShadowStep):
+        return f"shadow {step.sample:.0%} for {step.documents} comparisons"
+    if isinstance(step, CanaryStep):
+        return f"canary {step.fraction:.0%} (bake {step.bake:g} s, {step.min_documents} documents)"
+    if isinstance(step, DrainStep):
+        return f"drain (deadline {step.deadline:g} s, then {step.on_deadline})"
+    return "promote"

@@ -16,43 +16,30 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.common import WorkflowIDReusePolicy
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
 
 from modelbaton.contracts.rollout import Arm, RolloutStage
+from modelbaton.controller.reruns import (
+    WAITING,
+    Affected,
+    completed_latest,
+    rerun_completed_runs,
+    restart,
+    restart_stragglers,
+    unfinished,
+)
 from modelbaton.errors import RolloutError
-from modelbaton.pipeline.intake import Document
-from modelbaton.pipeline.messages import ClassifyDocumentInput
 from modelbaton.pipeline.releases import CURRENT_RELEASE, serves_schema
-from modelbaton.pipeline.starter import assignment_attributes, start_document, workflow_input
 from modelbaton.rollout.client import Rollouts
 from modelbaton.rollout.messages import ChangeBy, NoteRequest, Promotion
 from modelbaton.rollout.spec import PipelineSpec
 
 #: Where the worked example of scenario C lives.
 SCENARIO_C_EXAMPLE = "src/modelbaton/pipeline/releases/r7_restored.py"
-#: The status of an unfinished document whose answer waits for a human reviewer.
-WAITING = "waiting-for-review"
-
-
-@dataclass(frozen=True)
-class Affected:
-    """An unfinished candidate-arm workflow: what a scenario B rollback acts on."""
-
-    workflow_id: str
-    run_id: str
-    status: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"workflow_id": self.workflow_id, "run_id": self.run_id, "status": self.status}
 
 
 @dataclass
@@ -109,28 +96,6 @@ def _arm_query(rollouts: Rollouts, rollout_id: str, arm: Arm) -> str:
         f'WorkflowType = "{rollouts.spec.workflow_type}" AND TaskQueue = "{rollouts.task_queue}" '
         f'AND RolloutId = "{rollout_id}" AND RolloutArm = "{arm.value}"'
     )
-
-
-async def unfinished(client: Client, query: str) -> tuple[int, int, list[Affected]]:
-    """(all runs, completed runs, unfinished latest runs) of the workflows ``query`` finds."""
-    total = completed = 0
-    affected: list[Affected] = []
-    seen: set[str] = set()
-    async for wf in client.list_workflows(query):
-        total += 1
-        if wf.status is WorkflowExecutionStatus.COMPLETED:
-            completed += 1
-            continue
-        if wf.id in seen:
-            continue
-        seen.add(wf.id)
-        latest = await client.get_workflow_handle(wf.id).describe()
-        if latest.run_id != wf.run_id:
-            continue  # run again since (e.g. restarted on the baseline by an earlier rollback)
-        waiting = (latest.search_attributes.get("ReviewState") or [None])[0] == "pending"
-        status = latest.status.name.lower() if latest.status else "unknown"
-        affected.append(Affected(wf.id, wf.run_id, WAITING if waiting else status))
-    return total, completed, sorted(affected, key=lambda a: a.workflow_id)
 
 
 async def assess(
@@ -211,58 +176,6 @@ async def assess(
     return result
 
 
-async def _first_input(
-    client: Client, workflow_id: str, run_id: str, input_type: type[BaseModel]
-) -> BaseModel:
-    history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-    for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
-            payloads = event.workflow_execution_started_event_attributes.input.payloads
-            decoded = client.data_converter.payload_converter.from_payloads(
-                list(payloads), [input_type]
-            )
-            inp: BaseModel = decoded[0]
-            return inp
-    raise RolloutError(f"{workflow_id}: its history has no start event")
-
-
-async def _original_input(client: Client, workflow_id: str, run_id: str) -> ClassifyDocumentInput:
-    inp = await _first_input(client, workflow_id, run_id, ClassifyDocumentInput)
-    assert isinstance(inp, ClassifyDocumentInput)
-    return inp
-
-
-async def _start_again(rollouts: Rollouts, a: Affected, *, rerun: bool) -> bool:
-    """A user pipeline's document ``a`` started again as the plan in force assigns it (same
-    workflow type and id, its first run's input reassigned); False when it is running (or, for a
-    rerun, was run again) since, so nothing was started."""
-    spec = rollouts.spec
-    assert spec.input_type is not None
-    client = rollouts.client
-    old = await _first_input(client, a.workflow_id, a.run_id, spec.input_type)
-    inp, assignment = spec.reassigned(
-        old, await rollouts.plan(), rollouts.task_queue, fallback_key=a.workflow_id
-    )
-    latest = await client.get_workflow_handle(a.workflow_id).describe()
-    if rerun:
-        if latest.run_id != a.run_id or latest.status is not WorkflowExecutionStatus.COMPLETED:
-            return False
-    elif latest.status in (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.COMPLETED):
-        # Running again since, or completed before it could be terminated: a completed run
-        # keeps its result (a rerun of completed runs, when asked, picks it up).
-        return False
-    await client.start_workflow(
-        spec.workflow_type,
-        inp,
-        id=a.workflow_id,
-        task_queue=rollouts.task_queue,
-        # Started again only here, on purpose: a completed document too, for a rerun.
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        search_attributes=assignment_attributes(assignment),
-    )
-    return True
-
-
 async def execute(
     rollouts: Rollouts,
     rollback: RollbackPlan,
@@ -299,91 +212,6 @@ async def execute(
             if a.status in ("running", "waiting-for-review")
         ]
     return outcome
-
-
-async def _waiting_for_review(client: Client, a: Affected) -> bool:
-    """Whether ``a``'s run waits for a review now (it may have got there since it was listed)."""
-    latest = await client.get_workflow_handle(a.workflow_id, run_id=a.run_id).describe()
-    running = latest.status is WorkflowExecutionStatus.RUNNING
-    return running and (latest.search_attributes.get("ReviewState") or [None])[0] == "pending"
-
-
-async def restart(
-    rollouts: Rollouts,
-    affected: list[Affected],
-    *,
-    reason: str,
-    by: ChangeBy,
-    kept: set[str] | None = None,
-) -> list[str]:
-    """Terminate each unfinished workflow (with ``reason``) and start its document again, as
-    the plan in force assigns it; return the workflow ids started again.
-
-    A document waiting for review is kept, never terminated: the reviewer's work and deadline
-    would be lost, and the reviewer's label, not the candidate's, becomes its record. Their
-    workflow ids go into ``kept``."""
-    plan = await rollouts.plan()
-    client = rollouts.client
-    why = f"{reason} by {by.actor}: {by.reason or 'restart on baseline'}"
-    restarted: list[str] = []
-    for a in affected:
-        if a.status == WAITING or (a.status == "running" and await _waiting_for_review(client, a)):
-            if kept is not None:
-                kept.add(a.workflow_id)
-            continue
-        if not rollouts.spec.is_reference:
-            if a.status == "running":
-                try:
-                    await client.get_workflow_handle(a.workflow_id, run_id=a.run_id).terminate(why)
-                except RPCError as exc:
-                    if exc.status != RPCStatusCode.NOT_FOUND:
-                        raise
-                    continue  # it completed meanwhile: see _start_again
-            if await _start_again(rollouts, a, rerun=False):
-                restarted.append(a.workflow_id)
-            continue
-        old = await _original_input(client, a.workflow_id, a.run_id)
-        if a.status == "running":
-            await client.get_workflow_handle(a.workflow_id, run_id=a.run_id).terminate(why)
-        key = old.assignment.key if old.assignment and old.assignment.key else old.document_id
-        assignment = plan.assign(key, rollouts.task_queue)
-        doc = Document(document_id=old.document_id, text=old.text, source=old.source or "rollback")
-        inp = workflow_input(doc, assignment, rollouts.catalog.pipeline).model_copy(
-            update={"review_threshold": old.review_threshold, "review_timeout": old.review_timeout}
-        )
-        if await start_document(client, doc, inp, rollouts.task_queue) is not None:
-            restarted.append(a.workflow_id)
-    return restarted
-
-
-#: Rounds (and the pause between them) in which a rollback looks again for candidate documents:
-#: a start sent just before the plan changed reaches visibility a moment later.
-STRAGGLER_ROUNDS = 5
-STRAGGLER_PAUSE_SECONDS = 2.0
-
-
-async def restart_stragglers(
-    rollouts: Rollouts, query: str, done: set[str], *, reason: str, by: ChangeBy
-) -> list[str]:
-    """Restart the unfinished workflows ``query`` finds that are not in ``done``, looking again
-    until a round finds none (visibility is eventually consistent: a document started just
-    before the abort may be listed only after the first pass)."""
-    restarted: list[str] = []
-    kept: set[str] = set()
-    for _ in range(STRAGGLER_ROUNDS):
-        await asyncio.sleep(STRAGGLER_PAUSE_SECONDS)
-        _, _, affected = await unfinished(rollouts.client, query)
-        late = [
-            a
-            for a in affected
-            if a.workflow_id not in done and a.workflow_id not in kept and a.status != WAITING
-        ]
-        if not late:
-            break
-        again = await restart(rollouts, late, reason=reason, by=by, kept=kept)
-        done.update(again)
-        restarted += again
-    return restarted
 
 
 @dataclass
@@ -540,51 +368,3 @@ async def execute_promoted(
         )
     )
     return outcome
-
-
-async def completed_latest(client: Client, query: str) -> list[Affected]:
-    """The workflows ``query`` finds whose latest run completed on it (not run again since)."""
-    found: list[Affected] = []
-    seen: set[str] = set()
-    async for wf in client.list_workflows(f"{query} AND ExecutionStatus = 'Completed'"):
-        if wf.id in seen:
-            continue
-        seen.add(wf.id)
-        latest = await client.get_workflow_handle(wf.id).describe()
-        if latest.run_id == wf.run_id:
-            found.append(Affected(wf.id, wf.run_id, "completed"))
-    return sorted(found, key=lambda a: a.workflow_id)
-
-
-async def rerun_completed_runs(rollouts: Rollouts, completed: list[Affected]) -> list[str]:
-    """Start each completed document again as the plan in force assigns it (its earlier record
-    becomes superseded when the new run writes); return the workflow ids started again."""
-    plan = await rollouts.plan()
-    client = rollouts.client
-    started: list[str] = []
-    for a in completed:
-        if not rollouts.spec.is_reference:
-            if await _start_again(rollouts, a, rerun=True):
-                started.append(a.workflow_id)
-            continue
-        old = await _original_input(client, a.workflow_id, a.run_id)
-        key = old.assignment.key if old.assignment and old.assignment.key else old.document_id
-        assignment = plan.assign(key, rollouts.task_queue)
-        doc = Document(document_id=old.document_id, text=old.text, source=old.source or "rollback")
-        inp = workflow_input(doc, assignment, rollouts.catalog.pipeline).model_copy(
-            update={"review_threshold": old.review_threshold, "review_timeout": old.review_timeout}
-        )
-        latest = await client.get_workflow_handle(a.workflow_id).describe()
-        if latest.run_id != a.run_id or latest.status is not WorkflowExecutionStatus.COMPLETED:
-            continue  # run again since, by someone else
-        await client.start_workflow(
-            rollouts.spec.workflow_type,
-            inp,
-            id=a.workflow_id,
-            task_queue=rollouts.task_queue,
-            # A completed document runs again only here, on purpose: the starter never does.
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=assignment_attributes(assignment),
-        )
-        started.append(a.workflow_id)
-    return started

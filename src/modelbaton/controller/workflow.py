@@ -47,7 +47,13 @@ with workflow.unsafe.imports_passed_through():
         RollbackResult,
         TerminateInFlightRequest,
     )
-    from modelbaton.controller.plan import CanaryStep, DrainStep, ShadowStep
+    from modelbaton.controller.plan import (
+        CanaryStep,
+        DrainStep,
+        ShadowStep,
+        describe_step,
+        max_wait_of,
+    )
     from modelbaton.rollout.messages import ChangeBy
     from modelbaton.versioning.builds import deployment_name_for
 
@@ -81,25 +87,6 @@ def failure_message(err: BaseException) -> str:
     if isinstance(cause, ApplicationError):
         return cause.message
     return str(cause) if cause is not None else str(err)
-
-
-def max_wait_of(step: object) -> float | None:
-    """Seconds a step may stay inconclusive before the controller pauses for a person. A drain
-    that waits past its deadline pauses then, so that it never waits unseen for ever."""
-    if isinstance(step, DrainStep):
-        return step.deadline if step.on_deadline == "wait" else None
-    max_wait: float | None = getattr(step, "max_wait", None)
-    return max_wait
-
-
-def describe_step(step: object) -> str:
-    if isinstance(step, ShadowStep):
-        return f"shadow {step.sample:.0%} for {step.documents} comparisons"
-    if isinstance(step, CanaryStep):
-        return f"canary {step.fraction:.0%} (bake {step.bake:g} s, {step.min_documents} documents)"
-    if isinstance(step, DrainStep):
-        return f"drain (deadline {step.deadline:g} s, then {step.on_deadline})"
-    return "promote"
 
 
 @workflow.defn(name=CONTROLLER_WORKFLOW_TYPE)

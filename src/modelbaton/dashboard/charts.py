@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from modelbaton.dashboard.view import AgreementPoint, FractionPoint
+from modelbaton.dashboard.model import AgreementPoint, FractionPoint
 
 WIDTH = 560
 HEIGHT = 200

@@ -9,8 +9,9 @@ from typing import Any
 from temporalio.service import RPCError
 
 from modelbaton.controller.client import Controllers
-from modelbaton.controller.workflow import describe_step
-from modelbaton.dashboard.view import DashboardSource, Panel, RolloutView, StepView
+from modelbaton.controller.plan import describe_step
+from modelbaton.dashboard.model import Panel, RolloutView, StepView
+from modelbaton.dashboard.view import DashboardSource
 from modelbaton.errors import ModelBatonError
 from modelbaton.rollout.client import Rollouts
 from modelbaton.rollout.messages import ChangeBy

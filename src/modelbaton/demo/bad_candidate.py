@@ -15,8 +15,7 @@ from rich.table import Table
 from modelbaton import Arm
 from modelbaton.demo.documents import Arrivals, Batch, Demo, settle
 from modelbaton.demo.traffic import run_plan
-from modelbaton.rollout.client import rollout_status
-from modelbaton.rollout.messages import ChangeBy
+from modelbaton.rollout import ChangeBy, rollout_status
 
 BAD_PLAN: dict[str, Any] = {
     "candidate": "v4",

@@ -25,17 +25,22 @@ from rich.console import Console
 
 from modelbaton.demo.documents import Batch, Demo, make_batch, poll_until
 from modelbaton.demo.reviews import review
-from modelbaton.models.client import make_http_client
-from modelbaton.models.resolver import CatalogSource
-from modelbaton.pipeline.messages import WorkflowState
-from modelbaton.pipeline.starter import submit_documents
-from modelbaton.pipeline.store import ResultsStore
-from modelbaton.pipeline.workflow import DocumentClassificationWorkflow
-from modelbaton.rollout.client import steady_plan
-from modelbaton.stack.embedded import stack_variables
-from modelbaton.versioning.builds import Build, deployment_name_for
-from modelbaton.versioning.control import DeploymentControl, workflow_build
-from modelbaton.versioning.drain import DrainTarget
+from modelbaton.models import CatalogSource, make_http_client
+from modelbaton.pipeline import (
+    DocumentClassificationWorkflow,
+    ResultsStore,
+    WorkflowState,
+    submit_documents,
+)
+from modelbaton.rollout import steady_plan
+from modelbaton.stack import stack_variables
+from modelbaton.versioning import (
+    Build,
+    DeploymentControl,
+    DrainTarget,
+    deployment_name_for,
+    workflow_build,
+)
 
 BLUE_GREEN_QUEUE = "modelbaton-demo-bluegreen"
 #: Bounds a failure of the drain to count (it counts every second); never a pause.

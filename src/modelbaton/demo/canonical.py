@@ -7,8 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from modelbaton.contracts import normalize
-from modelbaton.models.catalog import Catalog
-from modelbaton.models.client import call_model_endpoint, make_http_client
+from modelbaton.models import Catalog, call_model_endpoint, make_http_client
 
 
 async def show_raw_vs_canonical(console: Console, catalog: Catalog, text: str) -> None:

@@ -14,9 +14,8 @@ from modelbaton.demo.documents import (
     submit,
     submit_legacy,
 )
-from modelbaton.pipeline.messages import WorkflowState
-from modelbaton.pipeline.releases import source_of
-from modelbaton.stack import embedded
+from modelbaton.pipeline import WorkflowState, source_of
+from modelbaton.stack import DEFAULT_RELEASE, restart_workers
 
 AT_REVIEW = WorkflowState.AWAITING_REVIEW.value
 
@@ -34,9 +33,9 @@ async def before_the_patch(demo: Demo, before: Batch) -> int:
 def deploy(demo: Demo) -> None:
     """Act 3: restart the worker on the current release; in-flight workflows keep going."""
     demo.console.rule("[bold]3. deploy: restart the worker on the CURRENT release")
-    embedded.restart_workers(demo.home, release=embedded.DEFAULT_RELEASE)
+    restart_workers(demo.home, release=DEFAULT_RELEASE)
     demo.console.print(
-        f"worker now runs {source_of(embedded.DEFAULT_RELEASE)}; in-flight workflows "
+        f"worker now runs {source_of(DEFAULT_RELEASE)}; in-flight workflows "
         f"keep going; model pools polling: {', '.join(demo.stack.pools)}"
     )
 

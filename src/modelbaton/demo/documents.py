@@ -19,27 +19,27 @@ from temporalio.client import Client, WorkflowHandle
 
 from modelbaton import ModelAssignment, RolloutPlan
 from modelbaton.contracts import DeploymentStrategy
-from modelbaton.controller.client import Controllers
-from modelbaton.models.catalog import Catalog, PipelineSection
-from modelbaton.models.corpus import generate_documents
-from modelbaton.pipeline.intake import Document, validate_text
-from modelbaton.pipeline.messages import ClassificationOutcome
-from modelbaton.pipeline.starter import (
+from modelbaton.controller import Controllers
+from modelbaton.models import Catalog, PipelineSection, generate_documents
+from modelbaton.pipeline import (
+    ClassificationOutcome,
+    Document,
+    DocumentClassificationWorkflow,
     SubmitReport,
     legacy_workflow_input,
     start_document,
     submit_documents,
+    validate_text,
 )
-from modelbaton.pipeline.workflow import DocumentClassificationWorkflow
-from modelbaton.rollout.client import Rollouts
-from modelbaton.stack.embedded import StackState
+from modelbaton.rollout import Rollouts
+from modelbaton.stack import StackState
 
 if TYPE_CHECKING:
     import httpx
 
-    from modelbaton.models.resolver import CatalogSource
-    from modelbaton.pipeline.store import ResultsStore
-    from modelbaton.versioning.builds import Build
+    from modelbaton.models import CatalogSource
+    from modelbaton.pipeline import ResultsStore
+    from modelbaton.versioning import Build
 
 DEMO_QUEUE = "modelbaton-demo"
 #: Workflow states in which a document is still on its way (not done, not waiting for a person).

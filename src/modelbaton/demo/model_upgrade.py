@@ -7,7 +7,7 @@ from typing import Any
 
 from modelbaton.demo.documents import Arrivals, Batch, Demo, settle
 from modelbaton.demo.traffic import run_plan
-from modelbaton.rollout.messages import ChangeBy
+from modelbaton.rollout import ChangeBy
 
 #: The controller's plan: seconds, not hours, so the demo sees every step.
 UPGRADE_PLAN: dict[str, Any] = {

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from modelbaton.demo.documents import Batch, Demo
-from modelbaton.pipeline.messages import ReviewDecision, WorkflowState
-from modelbaton.pipeline.workflow import DocumentClassificationWorkflow
+from modelbaton.pipeline import DocumentClassificationWorkflow, ReviewDecision, WorkflowState
 
 REVIEWER = "demo-reviewer"
 

@@ -11,6 +11,7 @@ from rich.console import Console
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from modelbaton import Settings
 from modelbaton.demo.bad_candidate import demo_catalog, try_v4
 from modelbaton.demo.blue_green import blue_green
 from modelbaton.demo.canonical import show_raw_vs_canonical
@@ -19,9 +20,8 @@ from modelbaton.demo.documents import DEMO_QUEUE, Demo, Workers, make_batch
 from modelbaton.demo.model_upgrade import upgrade_to_v3
 from modelbaton.demo.reviews import complete_reviews
 from modelbaton.demo.summary import summarize
-from modelbaton.models.catalog import load_catalog
-from modelbaton.settings import Settings
-from modelbaton.stack import embedded
+from modelbaton.models import load_catalog
+from modelbaton.stack import StackOptions, start_stack, stop_stack
 
 
 def main(
@@ -41,7 +41,7 @@ def main(
     settings = Settings.from_env()
     home = home or settings.home / "demo"
     # A stack kept by an earlier 'demo --keep' runs from this folder: stop it before clearing.
-    embedded.stop_stack(home)
+    stop_stack(home)
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     return asyncio.run(run(console, home, per_batch, review_threshold, workers, keep))
@@ -60,7 +60,7 @@ async def run(
     trained-model cache: given in the stack's options, never written into this environment."""
     settings = Settings.from_env()
     catalog_path = demo_catalog(home, settings.catalog_path)
-    options = embedded.StackOptions(
+    options = StackOptions(
         home=home,
         workers=1,
         release="initial",
@@ -75,7 +75,7 @@ async def run(
         "starting Temporal, the model server (the first run trains the reference models, "
         "about a minute), the v2 and v3 pools and a worker ..."
     )
-    state = embedded.start_stack(options)
+    state = start_stack(options)
     try:
         console.print(
             f"Temporal {state.temporal_address} (UI {state.ui_url}), "
@@ -111,5 +111,5 @@ async def run(
             console.print(f"stop it: baton dev down --home {home}")
         else:
             console.rule("[bold]9. stopping everything the demo started")
-            for stopped in embedded.stop_stack(home):
+            for stopped in stop_stack(home):
                 console.print(f"stopped {stopped}")

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from modelbaton.contracts import NormalizedClassificationResult
 from modelbaton.demo.documents import Batch
-from modelbaton.pipeline.messages import ClassificationOutcome
+from modelbaton.pipeline import ClassificationOutcome
 
 #: Bounds a failure of a workflow to finish once its review is in; never a pause.
 RESULT_WITHIN = 120.0

@@ -7,12 +7,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from modelbaton.controller.messages import ControllerState
-from modelbaton.controller.plan import parse_plan
-from modelbaton.controller.workflow import describe_step
+from modelbaton.controller import ControllerState, describe_step, parse_plan
 from modelbaton.demo.documents import DEMO_QUEUE, Arrivals, Batch, Demo
-from modelbaton.pipeline.starter import submit_documents
-from modelbaton.rollout.messages import ChangeBy
+from modelbaton.pipeline import submit_documents
+from modelbaton.rollout import ChangeBy
 
 #: Seconds between two arriving documents: the rate of the simulated traffic. It is not a wait
 #: for anything (the controller's steps wait for their own document counts, and the arrivals
