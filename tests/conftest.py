@@ -26,6 +26,27 @@ from waiting import eventually
 pytest_plugins = ["model_fixtures", "pipeline_fixtures", "postgres_fixtures"]
 
 
+def _cost(item: pytest.Item) -> float:
+    mark = item.get_closest_marker("slow")
+    return float(mark.kwargs["seconds"]) if mark else 0.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest first, so that a parallel run does not end on one long test while the other
+    workers idle. With ``--dist load --maxschedchunk 1`` xdist hands the tests out one at a time
+    in this order, so this is list scheduling, longest processing time first. Each slow test is
+    followed by one quick one: a worker's first two tests are never two slow ones. Every worker
+    sorts the same collection the same way, as xdist requires."""
+    slow = sorted((i for i in items if _cost(i)), key=_cost, reverse=True)
+    quick = [i for i in items if not _cost(i)]
+    order: list[pytest.Item] = []
+    for item in slow:
+        order.append(item)
+        if quick:
+            order.append(quick.pop(0))
+    items[:] = order + quick
+
+
 @pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     extra: list[str] = []

@@ -126,6 +126,7 @@ BAD_PLAN = {
 }
 
 
+@pytest.mark.slow(seconds=25)
 @pytest.mark.timeout(300)
 async def test_bad_candidate_is_stopped_at_the_25_percent_step_and_rolled_back(
     pipeline: Pipeline, model_cache: Path
@@ -225,6 +226,7 @@ KILL_PLAN = {
 }
 
 
+@pytest.mark.slow(seconds=25)
 @pytest.mark.timeout(300)
 async def test_killing_the_workflow_worker_mid_bake_loses_no_place(
     pipeline: Pipeline, tmp_path: Path

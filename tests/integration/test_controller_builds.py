@@ -63,6 +63,7 @@ async def test_a_good_build_is_ramped_promoted_and_the_old_one_drained(
     assert f"drain pass (0 documents still on {pipeline.deployment}:A)" in drained
 
 
+@pytest.mark.slow(seconds=30)
 @pytest.mark.timeout(300)
 async def test_a_broken_build_is_stopped_and_its_documents_restarted_on_the_old_one(
     pipeline: Pipeline,

@@ -15,6 +15,7 @@ from modelbaton.stack import embedded, processes
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.slow(seconds=260)
 @pytest.mark.timeout(480)
 async def test_demo_keep_then_dev_down(
     tmp_path: Path, model_cache: Path, reference_catalog: Catalog

@@ -41,6 +41,7 @@ def sample_of(invoice_id: str) -> Any:
     return TRUTH[invoice_id.split("-", 2)[2]]
 
 
+@pytest.mark.slow(seconds=85)
 @pytest.mark.timeout(900)
 async def test_the_demo_promotes_v2_then_aborts_the_quietly_wrong_v3_losing_nothing(
     client: Client, task_queue: str

@@ -36,6 +36,7 @@ async def run(env: dict[str, str], *args: str) -> tuple[int, str]:
         (("rollout", "promote"), 2),  # a refusal: nothing to promote
     ],
 )
+@pytest.mark.slow(seconds=35)
 async def test_exit_code_is_the_same_every_time(
     client: Client, task_queue: str, tmp_path: Path, args: tuple[str, ...], code: int
 ) -> None:

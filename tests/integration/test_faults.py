@@ -133,6 +133,7 @@ async def batch_under_way(
     return state, client, ids
 
 
+@pytest.mark.slow(seconds=90)
 @pytest.mark.timeout(420)
 async def test_worker_killed_mid_batch(
     stack_options: StackOptions, reference_catalog: Catalog
@@ -146,6 +147,7 @@ async def test_worker_killed_mid_batch(
     await all_completed(client, state, ids, within=240)
 
 
+@pytest.mark.slow(seconds=70)
 @pytest.mark.timeout(420)
 async def test_dev_server_restarted_mid_batch(
     stack_options: StackOptions, reference_catalog: Catalog
@@ -161,6 +163,7 @@ async def test_dev_server_restarted_mid_batch(
     await all_completed(client, state, ids, within=240)
 
 
+@pytest.mark.slow(seconds=95)
 @pytest.mark.timeout(420 + OUTAGE_SECONDS)
 async def test_model_server_down_for_a_while(
     stack_options: StackOptions, reference_catalog: Catalog
@@ -254,6 +257,7 @@ def pool_of(state: StackState) -> processes.ProcessRecord:
     return state.pools["v2"]
 
 
+@pytest.mark.slow(seconds=100)
 @pytest.mark.timeout(600)
 @pytest.mark.usefixtures("loaded_machine")
 async def test_temporal_sigkilled_three_times_dev_up_repairs(
@@ -262,6 +266,7 @@ async def test_temporal_sigkilled_three_times_dev_up_repairs(
     await kill_three_times_and_repair(stack_options, reference_catalog, 511, temporal_of)
 
 
+@pytest.mark.slow(seconds=145)
 @pytest.mark.timeout(600)
 @pytest.mark.usefixtures("loaded_machine")
 async def test_model_server_sigkilled_three_times_dev_up_repairs(
@@ -270,6 +275,7 @@ async def test_model_server_sigkilled_three_times_dev_up_repairs(
     await kill_three_times_and_repair(stack_options, reference_catalog, 512, models_of)
 
 
+@pytest.mark.slow(seconds=130)
 @pytest.mark.timeout(600)
 @pytest.mark.usefixtures("loaded_machine")
 async def test_pool_sigkilled_three_times_dev_up_repairs(

@@ -94,6 +94,7 @@ def stored(state: StackState) -> list[str]:
         store.close()
 
 
+@pytest.mark.slow(seconds=50)
 def test_pool_liveness_as_submit_judges_it(stack: StackState) -> None:
     shadow_pool_down_warns_and_documents_reach_downstream(stack)
     primary_pool_killed_5_s_earlier_is_refused_within_10_s(stack)

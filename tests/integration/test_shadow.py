@@ -179,6 +179,7 @@ def isolated_pipeline(
     store.close()
 
 
+@pytest.mark.slow(seconds=40)
 @pytest.mark.timeout(420)
 async def test_v1_shadowing_v2_over_the_test_split_reports_their_real_disagreement(
     isolated_pipeline: Pipeline, model_cache: Path

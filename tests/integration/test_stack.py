@@ -173,6 +173,7 @@ def test_failed_component_stops_what_was_started(
     assert embedded.stack_status(home).state is None
 
 
+@pytest.mark.slow(seconds=25)
 def test_dev_pool_starts_and_stops_one_model_pool(home: Path) -> None:
     state = embedded.start_stack(options(home))
     try:

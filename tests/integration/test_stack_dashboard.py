@@ -26,6 +26,7 @@ def home(tmp_path: Path) -> Iterator[Path]:
     embedded.stop_stack(home)
 
 
+@pytest.mark.slow(seconds=30)
 @pytest.mark.timeout(300)
 async def test_dev_up_serves_the_dashboard_and_worker_metrics(home: Path) -> None:
     state = embedded.start_stack(
