@@ -10,6 +10,7 @@ from modelbaton.cli import (
     deploy,
     dev,
     drain,
+    histories,
     models,
     ops,
     pipeline,
@@ -109,6 +110,7 @@ upgrade.register(app)
 app.command()(ui.ui)
 deploy.register(app)
 drain.register(app)
+histories.register(app)
 
 
 def _version(value: bool) -> None:

@@ -13,6 +13,7 @@ import importlib
 import json
 import multiprocessing
 import os
+import random
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -99,12 +100,37 @@ def load_histories_from_dir(folder: Path) -> list[HistoryItem]:
     return items
 
 
-async def fetch_histories(client: Client, query: str, limit: int = 10_000) -> list[HistoryItem]:
-    """Histories of the workflows a visibility query selects, fetched concurrently."""
-    gate = asyncio.Semaphore(16)
-    ids: list[tuple[str, str]] = []
+async def sample_executions(
+    client: Client, query: str, *, sample: int | None = None, seed: int = 0, limit: int = 10_000
+) -> tuple[int, list[tuple[str, str]]]:
+    """(how many executions ``query`` finds, up to ``limit``; the (workflow id, run id) chosen).
+
+    With ``sample``, a uniform random sample of that many (reservoir sampling over the listing,
+    so memory stays at ``sample``), the same for the same ``seed`` and listing; else all of them.
+    """
+    if sample is not None and sample < 1:
+        raise ConfigError(f"--sample {sample}: must be at least 1")
+    rng = random.Random(seed)
+    chosen: list[tuple[str, str]] = []
+    seen = 0
     async for wf in client.list_workflows(query, limit=limit):
-        ids.append((wf.id, wf.run_id))
+        seen += 1
+        if sample is None or len(chosen) < sample:
+            chosen.append((wf.id, wf.run_id))
+        else:
+            slot = rng.randrange(seen)
+            if slot < sample:
+                chosen[slot] = (wf.id, wf.run_id)
+    return seen, sorted(chosen)
+
+
+async def fetch_histories(
+    client: Client, query: str, limit: int = 10_000, *, sample: int | None = None, seed: int = 0
+) -> list[HistoryItem]:
+    """Histories of the workflows a visibility query selects (or a seeded sample of them),
+    fetched concurrently."""
+    gate = asyncio.Semaphore(16)
+    _, ids = await sample_executions(client, query, sample=sample, seed=seed, limit=limit)
 
     async def one(wid: str, run_id: str) -> HistoryItem:
         async with gate:
@@ -112,6 +138,67 @@ async def fetch_histories(client: Client, query: str, limit: int = 10_000) -> li
         return HistoryItem(wid, f"{client.namespace}/{wid}/{run_id}", history.to_json())
 
     return list(await asyncio.gather(*(one(w, r) for w, r in ids)))
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What ``baton histories export`` did."""
+
+    matched: int
+    written: list[str]
+    kept: list[str]
+
+
+def _file_name(workflow_id: str, run_id: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in workflow_id)
+    return f"{safe}.{run_id[:8]}.json"
+
+
+async def export_histories(
+    client: Client,
+    query: str,
+    out: Path,
+    *,
+    sample: int | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    limit: int = 10_000,
+) -> ExportReport:
+    """Write the histories ``query`` selects (or a seeded sample) into ``out``, one JSON file per
+    run, as ``baton replay-check --histories`` reads them: ``{"workflowId", "runId",
+    "history"}``. Each file is written whole (a temporary file renamed into place); a file already
+    there is kept unless ``overwrite``."""
+    _export_folder(out)
+    matched, ids = await sample_executions(client, query, sample=sample, seed=seed, limit=limit)
+    written: list[str] = []
+    kept: list[str] = []
+    for wid, run_id in ids:
+        path = out / _file_name(wid, run_id)
+        if not overwrite and _exists(path):
+            kept.append(str(path))
+            continue
+        history = await client.get_workflow_handle(wid, run_id=run_id).fetch_history()
+        doc = {"workflowId": wid, "runId": run_id, "history": json.loads(history.to_json())}
+        _write_whole(path, json.dumps(doc, indent=1))
+        written.append(str(path))
+    return ExportReport(matched=matched, written=written, kept=kept)
+
+
+def _export_folder(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {out} is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _exists(path: Path) -> bool:
+    return path.exists()
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader sees the old file or the whole new one."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
 
 
 def describe_history(history_json: str) -> tuple[str, str]:
