@@ -355,3 +355,53 @@ async def test_an_inconclusive_step_pauses_at_max_wait_and_a_resume_waits_max_wa
 
 async def pauses_at_least(pauses: Callable[[], Awaitable[list[Any]]], n: int) -> bool:
     return len(await pauses()) >= n
+
+
+def webhook_app() -> FastAPI:
+    """A team's approval endpoint: it says no to this rollout, and keeps what it was sent."""
+    app = FastAPI()
+    app.state.seen = []
+
+    @app.post("/gate")
+    async def gate(body: dict[str, Any]) -> JSONResponse:
+        app.state.seen.append(body)
+        return JSONResponse({"verdict": "fail", "reason": "change freeze until Monday"})
+
+    return app
+
+
+WEBHOOK_PLAN = {
+    "candidate": "v3",
+    "poll": 1,
+    "gates": WATCH_ONLY,
+    "steps": [
+        {"kind": "canary", "fraction": 0.5, "bake": 1, "min_documents": 2},
+        {"kind": "promote"},
+    ],
+}
+
+
+async def test_a_webhook_that_says_no_stops_the_rollout(pipeline: Pipeline) -> None:
+    app = webhook_app()
+    with serve_in_thread(app) as url:
+        gates = {**WATCH_ONLY, "webhook": f"{url}/gate", "webhook_timeout": "5s"}
+        plan = parse_plan({**WEBHOOK_PLAN, "gates": gates})
+        controllers = Controllers(pipeline.client, pipeline.catalog, pipeline.task_queue)
+        rollouts = Rollouts(pipeline.client, pipeline.catalog, pipeline.task_queue)
+        async with pipeline.worker(pools=["v2", "v3"]):
+            async with pipeline.feed() as started:
+                await eventually(lambda: rollouts.pool_pollers("v3"), what="v3 pool polling")
+                await controllers.run(plan, BY)
+                result = await controllers.handle().result()
+            await all_closed(pipeline, [h.id for h in started])
+            audit = await rollouts.audit()
+    assert result.phase is Phase.ABORTED
+    assert "webhook fail (change freeze until Monday)" in result.abort_reason
+    plan_now = await rollouts.plan()
+    assert (plan_now.baseline.version, plan_now.ended) == ("v2", "aborted")
+    assert "controller-gate-fail" in [a.action for a in audit]
+    # The webhook was sent the measurement it judged: this rollout, both arms.
+    sent = app.state.seen[-1]
+    assert sent["rollout_id"] == plan_now.rollout_id
+    assert sent["task_queue"] == pipeline.task_queue
+    assert set(sent["metrics"]) >= {"baseline", "candidate"}

@@ -34,6 +34,7 @@ from modelbaton.controller.messages import (
     TerminateInFlightRequest,
 )
 from modelbaton.controller.truth import GroundTruth, ReviewedLabels
+from modelbaton.controller.webhook import ask_webhook
 from modelbaton.errors import ConfigError, RolloutError
 from modelbaton.models.resolver import CatalogSource
 from modelbaton.ops.problems import retrying_activities, stuck_workflows
@@ -273,6 +274,13 @@ class ControllerActivities:
             # Whether anything but the agreement's bound holds the report back.
             lax = gate.model_copy(update={"min_agreement": 0.0})
             metrics.shadow_other_checks_ready = build_report(req.rollout_id, rows, lax).ready
+        if req.webhook is not None and req.shadow_documents is None:
+            payload = {
+                "rollout_id": req.rollout_id,
+                "task_queue": req.task_queue,
+                "metrics": metrics.model_dump(mode="json", exclude={"webhook"}),
+            }
+            metrics.webhook = await ask_webhook(req.webhook, payload, req.webhook_timeout_seconds)
         return metrics
 
     async def _compared(self, req: MeasureRequest, metrics: Metrics) -> None:

@@ -88,6 +88,15 @@ class ArmMetrics(BaseModel):
         return self.reviewed_correct / self.reviewed if self.reviewed else None
 
 
+class WebhookAnswer(BaseModel):
+    """What the plan's webhook answered to one measurement (or why there is no answer)."""
+
+    model_config = _TOLERANT
+
+    verdict: Verdict
+    reason: str = ""
+
+
 class Metrics(BaseModel):
     """What one measurement saw."""
 
@@ -105,6 +114,8 @@ class Metrics(BaseModel):
     shadow_agreed: int | None = None
     shadow_min_agreement: float | None = None
     shadow_other_checks_ready: bool | None = None
+    # The webhook gate's answer, when the plan has one; None from older measures.
+    webhook: WebhookAnswer | None = None
 
 
 class GateResult(BaseModel):
@@ -315,7 +326,18 @@ def canary_gates(metrics: Metrics, gates: Gates, min_documents: int) -> list[Gat
                 update={"measured": f"{agreement.measured}; candidate per field: {per_field}"}
             )
         results.append(agreement)
+    if gates.webhook is not None:
+        results.append(webhook_gate(metrics))
     return results
+
+
+def webhook_gate(metrics: Metrics) -> GateResult:
+    """The plan's webhook as a gate: its answer decides; no answer is inconclusive, never a
+    pass (the webhook is the team's approval or their own metric check: silence is not yes)."""
+    answer = metrics.webhook
+    if answer is None:
+        return GateResult(gate="webhook", verdict=Verdict.INCONCLUSIVE, measured="no answer yet")
+    return GateResult(gate="webhook", verdict=answer.verdict, measured=answer.reason or "-")
 
 
 def shadow_gates(metrics: Metrics, gates: Gates, documents: int) -> list[GateResult]:

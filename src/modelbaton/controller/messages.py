@@ -116,6 +116,9 @@ class MeasureRequest(BaseModel):
     retrying_after_seconds: float = 10.0
     shadow_documents: int | None = None
     builds: dict[str, str] | None = None
+    #: The plan's webhook gate (``gates.webhook``): asked after the arms are measured.
+    webhook: str | None = None
+    webhook_timeout_seconds: float = 5.0
     #: With ``builds``: when the rollout started. A workflow whose first task fails on a broken
     #: build is never recorded as pinned to it, so the candidate's stuck workflows are those of
     #: the pipeline stuck since then.

@@ -171,8 +171,24 @@ class Gates(_Strict):
     retrying_after: float = Field(
         default=10.0, ge=0.0, description="Seconds a classify attempt may keep failing unnoticed"
     )
+    webhook: str | None = Field(
+        default=None,
+        description="URL the controller POSTs each canary measurement to; its answer (pass, fail "
+        "or inconclusive) is one more gate, and no answer is inconclusive",
+    )
+    webhook_timeout: float = Field(
+        default=5.0, gt=0.0, le=60.0, description="Seconds the webhook may take to answer"
+    )
 
-    _durations = field_validator("retrying_after", mode="before")(_seconds)
+    _durations = field_validator("retrying_after", "webhook_timeout", mode="before")(_seconds)
+
+    @field_validator("webhook")
+    @classmethod
+    def _http(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"{url!r} is not an http:// or https:// URL")
+        return url
+
     _switches = field_validator(
         "max_failure_rate_increase",
         "max_stuck",

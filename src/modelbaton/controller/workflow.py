@@ -248,6 +248,8 @@ class RolloutControllerWorkflow:
                 shadow_documents=step.documents if isinstance(step, ShadowStep) else None,
                 builds=self._builds(),
                 since=self._inp.started_at,
+                webhook=plan.gates.webhook,
+                webhook_timeout_seconds=plan.gates.webhook_timeout,
             ),
             start_to_close_timeout=_TIMEOUT,
             retry_policy=_RETRY,
