@@ -31,7 +31,11 @@ from modelbaton.models.catalog import Catalog, load_catalog
 from modelbaton.models.schemas import SchemaRef, compare, resolve
 from modelbaton.settings import Settings
 
-app = typer.Typer(no_args_is_help=True, help=__doc__)
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Direction-aware compatibility of model output schemas, before any deploy (exit 0 "
+    "compatible, 1 breaking, 2 usage error).",
+)
 
 CatalogOption = typer.Option(None, "--catalog", help="Catalog file (default MODELBATON_CATALOG).")
 StrictOption = typer.Option(False, "--strict", help="Fail on breaking changes even if covered.")
