@@ -34,11 +34,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from modelbaton.contracts.sequential import BIN_RATIO, bin_edges, latency_histogram
 from modelbaton.controller.gates import ArmMetrics, Metrics, Verdict, canary_gates, overall
 from modelbaton.controller.gates_v1 import canary_gates as old_canary_gates
 from modelbaton.controller.gates_v1 import overall as old_overall
 from modelbaton.controller.plan import Gates
+from modelbaton.stats.sequential import BIN_RATIO, bin_edges, latency_histogram
 
 PLAN = Gates(
     alpha=0.05,

@@ -85,8 +85,8 @@ def test_summary_per_field_and_not_judged_without_data() -> None:
 
 
 def test_the_classification_shadow_uses_label_agreement_with_jensen_shannon() -> None:
-    from modelbaton.contracts.statistics import jensen_shannon
     from modelbaton.shadow.compare import AGREEMENT
+    from modelbaton.stats.fixed_sample import jensen_shannon
 
     a = result("invoice", {"invoice": 0.8, "receipt": 0.2})
     b = result("invoice", {"invoice": 0.5, "receipt": 0.5})

@@ -7,8 +7,7 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelbaton.contracts import OUTPUT_SCHEMAS
-from modelbaton.contracts.compat import (
+from modelbaton.compat import (
     Change,
     ChangeKind,
     check_transitive,
@@ -17,6 +16,7 @@ from modelbaton.contracts.compat import (
     model_schema,
     schema_for,
 )
+from modelbaton.contracts import OUTPUT_SCHEMAS
 
 
 def changes(old: type[BaseModel], new: type[BaseModel]) -> dict[str, Change]:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from modelbaton.contracts.compat import ChangeKind, diff_schemas, model_schema
+from modelbaton.compat import ChangeKind, diff_schemas, model_schema
 
 FAST = settings(
     max_examples=25,

@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from modelbaton.contracts.sequential import latency_histogram
-from modelbaton.contracts.statistics import wilson_interval
 from modelbaton.controller.gates import (
     ArmMetrics,
     Metrics,
@@ -22,6 +20,8 @@ from modelbaton.controller.gates import (
 )
 from modelbaton.controller.plan import Gates, load_plan, parse_duration, parse_plan
 from modelbaton.errors import ConfigError
+from modelbaton.stats.fixed_sample import wilson_interval
+from modelbaton.stats.sequential import latency_histogram
 
 
 @pytest.mark.parametrize(

@@ -95,9 +95,9 @@ def test_the_controller_measures_accuracy_from_the_provider_it_was_given(tmp_pat
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'c.db'}")
     truth = Scripted()
     acts: Any = ControllerActivities(None, None, engine=engine, ground_truth=truth)  # type: ignore[arg-type]
-    assert acts._reviewed("r9") == {"baseline": (10, 9), "candidate": (8, 5)}
+    assert acts.meter.reviewed("r9") == {"baseline": (10, 9), "candidate": (8, 5)}
     assert truth.asked == ["r9"]
     # Without a provider (and no results store) accuracy is never judged: nothing, not zeros
     # that would read as measured.
-    assert ControllerActivities(None, None, engine=engine)._reviewed("r9") == {}  # type: ignore[arg-type]
+    assert ControllerActivities(None, None, engine=engine).meter.reviewed("r9") == {}  # type: ignore[arg-type]
     engine.dispose()

@@ -25,8 +25,8 @@ from modelbaton import (
 )
 from modelbaton.controller.gates import ArmMetrics, Metrics, Verdict, canary_gates
 from modelbaton.controller.plan import Gates
-from modelbaton.controller.preflight import Status, _compatibility, _user_schema_check
 from modelbaton.models.catalog import parse_catalog
+from modelbaton.ops.preflight import Status, _compatibility, _user_schema_check
 from modelbaton.shadow.store import ShadowStore
 
 SPEC = PipelineSpec(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from modelbaton.contracts.sequential import (
+from modelbaton.stats.sequential import (
     bernoulli_cs,
     bin_edges,
     count_bounds,

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from modelbaton.contracts.statistics import (
+from modelbaton.stats.fixed_sample import (
     documents_for_width,
     jensen_shannon,
     mcnemar_exact,

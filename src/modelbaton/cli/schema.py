@@ -18,14 +18,14 @@ from rich.table import Table
 
 from modelbaton.cli._boundary import fail_error
 from modelbaton.cli._output import JsonOption, console, emit, fail
-from modelbaton.contracts import CANONICAL_VERSIONS, OUTPUT_SCHEMAS
-from modelbaton.contracts.compat import (
+from modelbaton.compat import (
     PairReport,
     TransitiveReport,
     check_transitive,
     compare_schemas,
     model_schema,
 )
+from modelbaton.contracts import CANONICAL_VERSIONS, OUTPUT_SCHEMAS
 from modelbaton.errors import ModelBatonError
 from modelbaton.models.catalog import Catalog, load_catalog
 from modelbaton.models.schemas import SchemaRef, compare, resolve

@@ -196,7 +196,7 @@ def preflight(
     Schemas and normalizers, compatibility both ways, replay of live histories, the shadow
     verdict, patches, stuck workflows, pools polling.
     """
-    from modelbaton.controller.preflight import run_preflight
+    from modelbaton.ops.preflight import run_preflight
     from modelbaton.pipeline.releases import CURRENT_RELEASE, RELEASES
 
     chosen = release or CURRENT_RELEASE

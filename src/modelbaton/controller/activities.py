@@ -92,7 +92,7 @@ class ControllerActivities:
         if shadow_engine is None:
             raise ConfigError("the controller's activities need a results store or an engine")
         self._shadows = ShadowStore(shadow_engine)
-        self._meter = Meter(client, catalog, spec, self._shadows, self._truth, self._rollouts)
+        self.meter = Meter(client, catalog, spec, self._shadows, self._truth, self._rollouts)
 
     def _rollouts(self, task_queue: str) -> Rollouts:
         return Rollouts(
@@ -204,7 +204,7 @@ class ControllerActivities:
     async def measure(self, req: MeasureRequest) -> Metrics:
         """Both arms of the rollout from visibility and the results store."""
         with permanent_errors():
-            return await self._meter.measure(req)
+            return await self.meter.measure(req)
 
     @activity.defn(name=NOTE)
     async def note(self, req: NoteRequest) -> None:

@@ -27,11 +27,11 @@ from modelbaton.controller.activities import ControllerActivities
 from modelbaton.controller.client import Controllers
 from modelbaton.controller.messages import ControllerState, ControllerView
 from modelbaton.controller.plan import RolloutPlanFile, load_plan
-from modelbaton.controller.preflight import Preflight, run_preflight
 from modelbaton.controller.truth import GroundTruth
 from modelbaton.controller.workflow import RolloutControllerWorkflow
 from modelbaton.models.catalog import Catalog
 from modelbaton.models.resolver import CatalogSource
+from modelbaton.ops.preflight import Preflight, run_preflight
 from modelbaton.rollout.client import Rollouts
 from modelbaton.rollout.messages import ChangeBy
 from modelbaton.rollout.spec import PipelineSpec

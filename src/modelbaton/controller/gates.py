@@ -1,7 +1,7 @@
 """Gate verdicts from measured metrics: pure functions, so the controller workflow may call them
 (deterministically, during replay too) and tests can check them on values worked out by hand.
 
-Each canary gate is an anytime-valid confidence sequence (``modelbaton.contracts.sequential``)
+Each canary gate is an anytime-valid confidence sequence (``modelbaton.stats.sequential``)
 on how much worse the candidate arm is than the baseline arm running at the same time, judged
 against the plan's tolerance:
 
@@ -27,8 +27,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelbaton.contracts.sequential import bernoulli_cs, difference_cs, quantile_cs
 from modelbaton.controller.plan import Gates
+from modelbaton.stats.sequential import bernoulli_cs, difference_cs, quantile_cs
 
 _TOLERANT = ConfigDict(extra="ignore")
 P95 = 0.95

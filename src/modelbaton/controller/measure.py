@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client
 
 from modelbaton.contracts.rollout import CHECK_SUFFIX, Arm
-from modelbaton.contracts.sequential import latency_histogram
 from modelbaton.controller.gates import ArmMetrics, Metrics
 from modelbaton.controller.messages import MeasureRequest
 from modelbaton.controller.truth import GroundTruth
@@ -27,6 +26,7 @@ from modelbaton.rollout.client import Rollouts, count_workflows_where
 from modelbaton.rollout.spec import PipelineSpec
 from modelbaton.shadow.report import build_report
 from modelbaton.shadow.store import ShadowComparison, ShadowStore
+from modelbaton.stats.sequential import latency_histogram
 from modelbaton.versioning.builds import VERSION_ATTRIBUTE
 
 
@@ -62,7 +62,7 @@ class Meter:
                 for arm, version in req.builds.items()
             }
         else:
-            accuracy = await asyncio.to_thread(self._reviewed, req.rollout_id)
+            accuracy = await asyncio.to_thread(self.reviewed, req.rollout_id)
             arms = {
                 arm.value: f'{document} AND RolloutId = "{req.rollout_id}" '
                 f'AND RolloutArm = "{arm.value}"'
@@ -165,7 +165,7 @@ class Meter:
             if wf.close_time and wf.start_time
         ]
 
-    def _reviewed(self, rollout_id: str) -> dict[str, tuple[int, int]]:
+    def reviewed(self, rollout_id: str) -> dict[str, tuple[int, int]]:
         """Per arm: (documents judged, of which the model had right), from the pipeline's
         ground truth; nothing without one."""
         if self._truth is None:

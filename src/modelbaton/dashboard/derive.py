@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from modelbaton.contracts.rollout import AuditEntry, RolloutPlan, RolloutStage
-from modelbaton.contracts.statistics import wilson_interval
 
 #: How many of a rollout's document workflows the page lists (most recent first).
 from modelbaton.dashboard.model import (
@@ -22,6 +21,7 @@ from modelbaton.dashboard.model import (
 )
 from modelbaton.shadow.report import ShadowReport
 from modelbaton.shadow.store import ShadowComparison
+from modelbaton.stats.fixed_sample import wilson_interval
 
 #: Points drawn at most on an "over time" chart (evenly spaced, the last one always kept).
 MAX_POINTS = 60

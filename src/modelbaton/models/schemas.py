@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from modelbaton.compat import PairReport, diff_schemas, schema_for
 from modelbaton.contracts import OUTPUT_SCHEMAS, get_output_schema
-from modelbaton.contracts.compat import PairReport, diff_schemas, schema_for
 from modelbaton.contracts.registry import OutputSchema
 from modelbaton.errors import ConfigError
 from modelbaton.models.catalog import Catalog

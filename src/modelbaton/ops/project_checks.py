@@ -18,7 +18,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from modelbaton.contracts.compat import (
+from modelbaton.compat import (
     PairReport,
     TransitiveReport,
     check_transitive,

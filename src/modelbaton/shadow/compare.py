@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from modelbaton.contracts.comparison import LabelAgreement
-from modelbaton.contracts.statistics import jensen_shannon
 from modelbaton.pipeline.messages import ArmAnswer, ShadowRecordInput
+from modelbaton.stats.fixed_sample import jensen_shannon
 
 #: The classification pipeline's comparator, one of modelbaton's pluggable ones.
 AGREEMENT = LabelAgreement(distance=jensen_shannon)

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from modelbaton.contracts.statistics import documents_for_width, mcnemar_exact, wilson_interval
 from modelbaton.models.catalog import ShadowGate
 from modelbaton.shadow.store import ShadowComparison
+from modelbaton.stats.fixed_sample import documents_for_width, mcnemar_exact, wilson_interval
 
 #: Error types that mean the candidate's output did not fit its declared schema.
 SCHEMA_ERRORS = frozenset({"ModelOutputError", "UnknownSchemaVersionError"})

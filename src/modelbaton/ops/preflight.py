@@ -16,8 +16,8 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from modelbaton.compat import PairReport, diff_schemas, schema_for
 from modelbaton.contracts import OUTPUT_SCHEMAS
-from modelbaton.contracts.compat import PairReport, diff_schemas, schema_for
 from modelbaton.models.catalog import Catalog
 from modelbaton.models.schemas import compare, resolve
 from modelbaton.ops.defaults import DEFAULT_WORKFLOWS

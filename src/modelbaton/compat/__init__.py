@@ -25,9 +25,9 @@ Assumptions, stated once:
 
 from __future__ import annotations
 
-from modelbaton.contracts.compat._changes import Change, ChangeKind
-from modelbaton.contracts.compat._keywords import ANNOTATIONS, LABEL_SET_KEY
-from modelbaton.contracts.compat._reports import (
+from modelbaton.compat._changes import Change, ChangeKind
+from modelbaton.compat._keywords import ANNOTATIONS, LABEL_SET_KEY
+from modelbaton.compat._reports import (
     PairReport,
     TransitiveReport,
     check_transitive,
@@ -35,7 +35,7 @@ from modelbaton.contracts.compat._reports import (
     model_schema,
     schema_for,
 )
-from modelbaton.contracts.compat._walker import diff_schemas
+from modelbaton.compat._walker import diff_schemas
 
 __all__ = [
     "ANNOTATIONS",

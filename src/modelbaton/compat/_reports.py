@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from modelbaton.contracts.compat._changes import Change
-from modelbaton.contracts.compat._keywords import LABEL_SET_KEY
-from modelbaton.contracts.compat._walker import diff_schemas
+from modelbaton.compat._changes import Change
+from modelbaton.compat._keywords import LABEL_SET_KEY
+from modelbaton.compat._walker import diff_schemas
 from modelbaton.contracts.registry import OutputSchema
 
 T = TypeVar("T")

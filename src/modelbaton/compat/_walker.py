@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from modelbaton.contracts.compat._changes import Change, ChangeKind
-from modelbaton.contracts.compat._keywords import (
+from modelbaton.compat._changes import Change, ChangeKind
+from modelbaton.compat._keywords import (
     _BOUNDS,
     _CONTEXTUAL,
     _NOTHING,
