@@ -10,7 +10,6 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from temporalio.client import Client
@@ -89,7 +88,7 @@ class Meter:
                 retrying=len({r.workflow_id for r in retrying}),
                 stuck=len(stuck),
                 reviewed_or_waiting=to_review.count,
-                p95_latency_ms=float(np.percentile(spans, 95)) if spans else None,
+                p95_latency_ms=_p95(spans),
                 latency_histogram=latency_histogram(spans),
                 reviewed=reviewed,
                 reviewed_correct=correct,
@@ -173,3 +172,12 @@ class Meter:
         return {
             arm: (int(n), int(right)) for arm, (n, right) in self._truth.judged(rollout_id).items()
         }
+
+
+def _p95(spans: list[float]) -> float | None:
+    """The 95th percentile (numpy's linear interpolation), None without spans."""
+    if not spans:
+        return None
+    import numpy as np  # imported here: numpy costs every worker process that imports this
+
+    return float(np.percentile(spans, 95))

@@ -24,8 +24,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from modelbaton.models.catalog import ShadowGate
 from modelbaton.shadow.store import ShadowComparison
 from modelbaton.stats.fixed_sample import documents_for_width, mcnemar_exact, wilson_interval
@@ -61,6 +59,8 @@ class Rate:
 
 
 def _percentiles(values: Sequence[float]) -> dict[str, float] | None:
+    import numpy as np  # imported here: numpy costs every process that imports this
+
     if not values:
         return None
     p50, p95 = np.percentile(np.asarray(values, dtype=float), [50, 95])
@@ -149,6 +149,8 @@ def build_report(
     rollout_id: str, rows: Sequence[ShadowComparison], gate: ShadowGate
 ) -> ShadowReport:
     """The report of ``rows`` (one rollout's comparisons) against ``gate``."""
+    import numpy as np  # imported here: numpy costs every process that imports this
+
     report = ShadowReport(rollout_id=rollout_id, gate=gate, shadowed=len(rows))
     report.baseline_versions = sorted({r.baseline_version for r in rows})
     report.candidate_versions = sorted({r.candidate_version for r in rows})

@@ -3,7 +3,9 @@
 The shadow report and the rollout gates use these: an agreement rate with a Wilson score interval,
 McNemar's exact test on paired correct/incorrect outcomes, the Jensen-Shannon distance between two
 score distributions over the union of their classes, and how many more documents an interval
-needs to reach a target width. No I/O; scipy does the distributions and the distance.
+needs to reach a target width. No I/O; scipy does the distributions and the distance, imported
+where they are used: importing scipy.stats costs about a second of CPU, which every ``baton``
+command and worker process that never computes a statistic would otherwise pay at start.
 """
 
 from __future__ import annotations
@@ -11,13 +13,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from scipy import stats
-from scipy.spatial import distance
-
 
 def _z(confidence: float) -> float:
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be within (0, 1), got {confidence}")
+    from scipy import stats
+
     return float(stats.norm.ppf(0.5 + confidence / 2))
 
 
@@ -46,6 +47,8 @@ def mcnemar_exact(only_first_right: int, only_second_right: int) -> float:
     n = only_first_right + only_second_right
     if n == 0:
         return 1.0
+    from scipy import stats
+
     return float(stats.binomtest(only_first_right, n, 0.5, alternative="two-sided").pvalue)
 
 
@@ -59,6 +62,8 @@ def jensen_shannon(p: Mapping[str, float], q: Mapping[str, float]) -> float:
     b = [max(0.0, float(q.get(c, 0.0))) for c in classes]
     if not sum(a) or not sum(b):
         raise ValueError("both distributions need some mass")
+    from scipy.spatial import distance
+
     return min(1.0, float(distance.jensenshannon(a, b, base=2)))
 
 
