@@ -35,7 +35,8 @@ demo: install
 
 # Tests run in parallel (pytest-xdist), each worker with its own dev server and model server.
 # Most of a test's time is waiting on servers, so four workers fill two cores (measured: 3 workers
-# 584 s, 4 workers 536 s). xdist hands tests out one at a time, longest first (tests/conftest.py).
+# 584 s, 4 workers 536 s, 5 workers no better: the run is CPU-bound). xdist hands tests out one at
+# a time, longest first (tests/conftest.py).
 TEST_WORKERS ?= 4
 PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist load --maxschedchunk 1
 
