@@ -16,7 +16,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -28,6 +27,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from modelbaton.stack.processes import free_port
 from waiting import eventually
 
 SUPERUSER = "baton"
@@ -57,13 +57,6 @@ def find_bindir() -> Path | None:
 
 def _has_server(bindir: Path) -> bool:
     return (bindir / "initdb").is_file() and (bindir / "postgres").is_file()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

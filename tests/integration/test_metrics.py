@@ -23,18 +23,13 @@ from modelbaton.models.catalog import Catalog
 from modelbaton.models.corpus import BASE_CLASSES, generate_corpus
 from modelbaton.pipeline.store import ResultsStore
 from modelbaton.shadow.store import ShadowStore
+from modelbaton.stack.processes import free_port
 from pipeline_fixtures import Pipeline
 from waiting import eventually
 
 pytestmark = pytest.mark.integration
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
 LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def scrape(url: str) -> list[tuple[str, dict[str, str], float]]:

@@ -210,3 +210,25 @@ def test_a_process_in_the_middle_of_exec_is_judged_by_its_start_ticks(
         dataclasses.replace(stranger, start_ticks=stranger.start_ticks + 1)
     )
     assert not processes.is_ours(dataclasses.replace(stranger, start_ticks=None))
+
+
+def test_free_port_is_below_the_ephemeral_range_and_bindable() -> None:
+    """Outgoing connections take their source ports from the ephemeral range; a port we hand to a
+    child process to listen on is drawn below it, and is free when handed out."""
+    low, high = processes.ephemeral_range()
+    assert 1024 <= low < high
+    ports = {processes.free_port() for _ in range(20)}
+    assert all(max(1024, low - 15_000) <= p < low for p in ports), ports
+    assert len(ports) > 1  # drawn at random, not one fixed port
+    for port in ports:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
+
+
+def test_free_port_falls_back_to_the_os_when_every_draw_is_taken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(processes, "port_in_use", lambda host, port: True)
+    port = processes.free_port()
+    low, _ = processes.ephemeral_range()
+    assert port >= low  # the OS's own pick, from its ephemeral range

@@ -16,6 +16,7 @@ import atexit
 import contextlib
 import errno
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -98,12 +99,44 @@ class StopResult:
         return f"{self.name} (pid {self.pid}): {self.outcome}"
 
 
+#: Where the kernel takes the source ports of outgoing connections (Linux's default when
+#: ``/proc/sys/net/ipv4/ip_local_port_range`` cannot be read).
+_EPHEMERAL_DEFAULT = (32768, 60999)
+#: How many ports below the ephemeral range :func:`free_port` draws from.
+_BELOW_EPHEMERAL = 15_000
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range of ports for outgoing connections."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return _EPHEMERAL_DEFAULT
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS considers free right now (bind to port 0 and read back what it chose)."""
+    """A port free right now for a child process to listen on, drawn at random from just below
+    the kernel's ephemeral range.
+
+    A port the OS picks for ``bind(host, 0)`` lies in that range, which is also where every
+    outgoing connection takes its source port: a child that binds the port a moment later can find
+    it taken (a full test run saw a worker's metrics port go so, with thousands of connections a
+    minute on the machine). Below the range only other listeners compete, and a random draw over
+    15,000 ports makes two of ours meeting unlikely. Falls back to the OS's pick when no draw is
+    free.
+    """
+    low, _ = ephemeral_range()
+    start = max(1024, low - _BELOW_EPHEMERAL)
+    draw = random.SystemRandom()
+    for _ in range(64):
+        port = draw.randrange(start, low)
+        if not port_in_use(host, port):
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
 
 
 def port_in_use(host: str, port: int) -> bool:
