@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import pickle
-import tempfile
 import threading
 from dataclasses import dataclass
 from functools import cache
@@ -26,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
+from modelbaton.files import write_whole
 from modelbaton.models.corpus import (
     ALL_CLASSES,
     BASE_CLASSES,
@@ -249,10 +249,8 @@ def load_or_train(name: str, cache_dir: Path) -> ReferenceModel:
         return ReferenceModel(spec, estimator, vectorizer)
     estimator, vectorizer = _train(spec)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        pickle.dump((estimator, vectorizer), fh)
-    os.replace(tmp, path)  # atomic: a concurrent reader sees the old state or the whole file
+    # A concurrent reader (another test worker, a model server) sees no artifact or a whole one.
+    write_whole(path, pickle.dumps((estimator, vectorizer)))
     return ReferenceModel(spec, estimator, vectorizer)
 
 

@@ -28,6 +28,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from temporalio.workflow import NondeterminismError
 
 from modelbaton.errors import ConfigError
+from modelbaton.files import write_whole
 
 CHUNK = 64
 
@@ -168,37 +169,28 @@ async def export_histories(
     run, as ``baton replay-check --histories`` reads them: ``{"workflowId", "runId",
     "history"}``. Each file is written whole (a temporary file renamed into place); a file already
     there is kept unless ``overwrite``."""
-    _export_folder(out)
+    there = _export_folder(out)
     matched, ids = await sample_executions(client, query, sample=sample, seed=seed, limit=limit)
     written: list[str] = []
     kept: list[str] = []
     for wid, run_id in ids:
         path = out / _file_name(wid, run_id)
-        if not overwrite and _exists(path):
+        if not overwrite and path.name in there:
             kept.append(str(path))
             continue
         history = await client.get_workflow_handle(wid, run_id=run_id).fetch_history()
         doc = {"workflowId": wid, "runId": run_id, "history": json.loads(history.to_json())}
-        _write_whole(path, json.dumps(doc, indent=1))
+        write_whole(path, json.dumps(doc, indent=1))
         written.append(str(path))
     return ExportReport(matched=matched, written=written, kept=kept)
 
 
-def _export_folder(out: Path) -> None:
+def _export_folder(out: Path) -> set[str]:
+    """Create ``out`` if needed; the names of the files already in it."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out: {out} is not a folder")
     out.mkdir(parents=True, exist_ok=True)
-
-
-def _exists(path: Path) -> bool:
-    return path.exists()
-
-
-def _write_whole(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader sees the old file or the whole new one."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
+    return {p.name for p in out.iterdir()}
 
 
 def describe_history(history_json: str) -> tuple[str, str]:

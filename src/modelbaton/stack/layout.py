@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from modelbaton.errors import PortInUseError, StackError
+from modelbaton.files import write_whole
 from modelbaton.settings import DEFAULT_TASK_QUEUE
 from modelbaton.stack import processes
 from modelbaton.stack.connect import STACK_FILE, read_stack_state
@@ -237,14 +238,7 @@ def load_state(home: Path) -> StackState | None:
 
 
 def write_state(state: StackState) -> None:
-    # Write-then-rename: a reader (or a crash) sees the old file or the new one, never half.
-    path = state.home / STACK_FILE
-    tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
-    with tmp.open("w") as out:
-        json.dump(state.to_dict(), out, indent=2)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+    write_whole(state.home / STACK_FILE, json.dumps(state.to_dict(), indent=2))
 
 
 def remove_state(home: Path) -> None:
