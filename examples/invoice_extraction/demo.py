@@ -49,7 +49,6 @@ from invoice_extraction.messages import (
     WORKFLOW_TYPE,
     Approval,
     InvoiceDocument,
-    InvoiceInput,
     InvoiceOutcome,
     State,
 )
@@ -81,15 +80,11 @@ PLAN_TIMEOUT = 400.0
 
 
 def pipeline_spec() -> PipelineSpec:
-    """The example as the rollout tools see it, from its project config."""
-    project = load_project(HERE / "modelbaton.toml")
-    return PipelineSpec(
-        workflow_type=WORKFLOW_TYPE,
-        input_type=InvoiceInput,
-        schema_versions=ROUTE.schema_versions,
-        workflows=tuple(project.workflow_paths),
-        contracts=project.contracts,
-    )
+    """The example as the rollout tools see it, from its project config (the workflow type and
+    input, the contracts, the schemas its model call serves, its patches)."""
+    spec = load_project(HERE / "modelbaton.toml").spec()
+    assert spec.schema_versions == ROUTE.schema_versions
+    return spec
 
 
 Say = Callable[[str], None]

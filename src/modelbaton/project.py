@@ -34,13 +34,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelbaton.contracts.schemas import ContractRegistry
 from modelbaton.errors import ConfigError
 from modelbaton.settings import Settings
+
+if TYPE_CHECKING:
+    from modelbaton.rollout.spec import PipelineSpec
 
 CONFIG_FILE = "modelbaton.toml"
 PYPROJECT = "pyproject.toml"
@@ -82,6 +85,9 @@ class ProjectSection(BaseModel):
     python_path: list[str] = Field(default_factory=list)
     #: Patch ids, as ids or tables; absent: ``baton patches`` finds them in the workflow code.
     patches: list[str | PatchEntry] | None = None
+    #: Output schema versions the workflow code calls (its ``ModelRoute``'s); absent: every
+    #: version of the contracts registry. Rollback scenario C and preflight read it.
+    schema_versions: list[int] | None = None
     #: What the project's workers run with, so that ``replay-check`` replays as they do:
     #: ``module:name`` of a ``temporalio.converter.DataConverter`` (default: pydantic's, with
     #: no codec), of each ``temporalio.worker.Plugin`` instance (interceptors, converters), and
@@ -143,6 +149,34 @@ class Project:
         from temporalio import workflow
 
         return [workflow._Definition.must_from_class(c).name or "" for c in self.workflows]
+
+    def spec(self) -> PipelineSpec:
+        """The pipeline as the rollout tools see it: the first workflow (the one that calls the
+        model) with its run method's input type, the contracts, the schema versions its code
+        calls, every workflow class (replay) and the patches ``baton patches`` judges."""
+        from temporalio import workflow
+
+        from modelbaton.ops.patches import project_patches
+        from modelbaton.rollout.spec import PipelineSpec
+
+        definition = workflow._Definition.must_from_class(self.workflows[0])
+        args = definition.arg_types or []
+        input_type = args[0] if len(args) == 1 else None
+        if not (isinstance(input_type, type) and issubclass(input_type, BaseModel)):
+            raise self.error(
+                "workflows[0]",
+                f"{self.section.workflows[0]}: the rollout tools need its run method to take "
+                "one pydantic model (the input with an 'assignment' field)",
+            )
+        versions = self.section.schema_versions
+        return PipelineSpec(
+            workflow_type=definition.name or "",
+            input_type=input_type,
+            contracts=self.contracts,
+            schema_versions=frozenset(versions if versions is not None else self.contracts),
+            workflows=tuple(self.workflow_paths),
+            patches=project_patches(self),
+        )
 
     @property
     def catalog_path(self) -> Path | None:
@@ -291,6 +325,13 @@ def _import_project(path: Path, section: ProjectSection, source: str = "--projec
             f"{prefix}contracts",
             f"{section.contracts!r} is a {type(contracts).__name__}, not a ContractRegistry",
         )
+    for i, version in enumerate(section.schema_versions or []):
+        if version not in contracts:
+            raise _fail(
+                path,
+                f"{prefix}schema_versions[{i}]",
+                f"output schema v{version} is not in {section.contracts!r}",
+            )
     _check_replay_setup(path, prefix, section)
     project = Project(path, section, tuple(workflows), modules, contracts, source)
     for key, where in (("catalog", project.catalog_path), ("histories", project.histories_path)):

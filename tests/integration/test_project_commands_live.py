@@ -186,3 +186,21 @@ async def test_rollout_status_and_preflight_read_the_project_catalog_and_queue(
     )
     assert preflight.exit_code in (0, 1), preflight.output
     assert "preflight: v1 -> v2" in preflight.stdout
+    # Every check reads the project's spec: its schemas, its registry, its own patches.
+    as_json = await invoke(
+        env,
+        "preflight",
+        "--project",
+        str(project),
+        "--task-queue",
+        "q-other",
+        "--candidate",
+        "v2",
+        "--json",
+    )
+    checks = {c["check"]: c for c in json.loads(as_json.stdout)["checks"]}
+    assert checks["output schemas and normalizers"]["status"] == "pass"
+    assert "called by InvoiceExtraction" in checks["output schemas and normalizers"]["reason"]
+    assert "canonical Invoice" in checks["compatibility"]["reason"]
+    assert checks["patches"]["status"] == "pass"
+    assert checks["patches"]["reason"].startswith("2 patches")

@@ -139,7 +139,10 @@ async def test_rollback_scenario_c_when_the_code_lost_the_baselines_path(
     assert c.exit_code == 1
     found = json.loads(c.stdout)
     assert found["scenario"] == "C"
-    assert "(release complete) has no classify path for output schema v1" in found["explanation"]
+    assert (
+        "serving output schemas v2) has no model call for output schema v1"
+        in (found["explanation"])
+    )
     assert "r7_restored.py" in found["explanation"]
 
 
@@ -172,7 +175,7 @@ async def test_preflight_passes_healthy_and_fails_with_the_reason(
         failed = {c["check"]: c for c in json.loads(old_code.stdout)["checks"]}
         schemas = failed["output schemas and normalizers"]
         assert schemas["status"] == "fail"
-        assert "release complete has no classify path for output schema v1" in schemas["reason"]
+        assert "DocumentClassificationWorkflow has no model call for v1" in schemas["reason"]
 
         # A stuck workflow: a type no worker of this queue knows fails its task forever.
         stuck = await pipeline.client.start_workflow(

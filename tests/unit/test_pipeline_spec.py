@@ -26,7 +26,7 @@ from modelbaton import (
 from modelbaton.controller.gates import ArmMetrics, Metrics, Verdict, canary_gates
 from modelbaton.controller.plan import Gates
 from modelbaton.models.catalog import parse_catalog
-from modelbaton.ops.preflight import Status, _compatibility, _user_schema_check
+from modelbaton.ops.preflight import Status, _compatibility, _schema_check
 from modelbaton.shadow.store import ShadowStore
 
 SPEC = PipelineSpec(
@@ -142,13 +142,13 @@ CATALOG = {
 
 def test_preflight_reads_the_users_registry_and_served_schemas() -> None:
     catalog = parse_catalog(Path("catalog.toml"), CATALOG)
-    ok = _user_schema_check(catalog, ["v1", "v2"], SPEC)
+    ok = _schema_check(catalog, ["v1", "v2"], SPEC)
     assert ok.status is Status.PASS
     assert "called by InvoiceExtraction" in ok.reason
     only_v1: ContractRegistry[Invoice] = ContractRegistry("invoice-v1", canonical=Invoice)
     only_v1.register(1, InvoiceV1, from_v1)
     older = replace(SPEC, schema_versions=frozenset({1}), contracts=only_v1)
-    bad = _user_schema_check(catalog, ["v1", "v2"], older)
+    bad = _schema_check(catalog, ["v1", "v2"], older)
     assert bad.status is Status.FAIL
     assert "v2: output schema v2 is not in ContractRegistry('invoice-v1'" in bad.reason
     assert "v2: InvoiceExtraction has no model call for v2" in bad.reason

@@ -46,6 +46,12 @@ class TinyWorkflow:
 
 class NotAWorkflow:
     pass
+
+@workflow.defn(name="TakesText")
+class TakesText:
+    @workflow.run
+    async def run(self, text: str) -> str:
+        return text
 """
 
 
@@ -101,6 +107,42 @@ def test_the_example_and_the_reference_pipeline_have_their_own_configs() -> None
     assert reference.catalog_path.is_file()
 
 
+def test_the_spec_of_each_project_is_read_from_its_config_and_code() -> None:
+    from invoice_extraction.messages import InvoiceInput
+    from modelbaton.pipeline.messages import ClassifyDocumentInput
+    from modelbaton.rollout.spec import reference_spec
+
+    example = load_project(EXAMPLE).spec()
+    assert (example.workflow_type, example.input_type) == ("InvoiceExtraction", InvoiceInput)
+    assert example.schema_versions == frozenset({1, 2})  # the registry's: the config says none
+    assert example.workflows == ("invoice_extraction.workflow:InvoiceWorkflow",)
+    # No patches key: those the workflow code names, found in its source.
+    assert [p.patch_id for p in example.patches or ()] == [
+        "invoice-assigned-model",
+        "invoice-record-comparison",
+    ]
+    reference = load_project(ROOT / "modelbaton.toml").spec()
+    built_in = reference_spec()
+    assert reference.input_type is ClassifyDocumentInput
+    for name in ("workflow_type", "input_type", "contracts", "schema_versions", "workflows"):
+        assert getattr(reference, name) == getattr(built_in, name), name
+    assert {p.patch_id for p in reference.patches or ()} == {
+        p.patch_id for p in built_in.patches or ()
+    }
+
+
+def test_a_spec_needs_a_pydantic_input_and_reads_the_schema_versions_key(
+    tmp_path: Path, pkg: str
+) -> None:
+    narrowed = load_project(write(tmp_path, pkg, schema_versions=[1])).spec()
+    assert narrowed.schema_versions == frozenset({1})
+    path = write(tmp_path, pkg, workflows=[f"{pkg}.pipeline:TakesText"])
+    with pytest.raises(ProjectConfigError) as err:
+        load_project(path).spec()
+    assert str(err.value).startswith(f"{path}: workflows[0]: {pkg}.pipeline:TakesText: ")
+    assert "one pydantic model" in str(err.value)
+
+
 def test_pyproject_tool_table_is_found_from_a_subfolder(tmp_path: Path, pkg: str) -> None:
     body = write(tmp_path, pkg).read_text()
     (tmp_path / "modelbaton.toml").unlink()
@@ -130,6 +172,7 @@ def test_pyproject_tool_table_is_found_from_a_subfolder(tmp_path: Path, pkg: str
         ({"histories": "gone"}, "gone does not exist"),
         ({"python_path": ["nowhere"]}, "python_path[0]: 'nowhere' is not a folder"),
         ({"extra_key": 1}, "extra_key: unknown key"),
+        ({"schema_versions": [1, 7]}, "schema_versions[1]: output schema v7 is not in"),
     ],
 )
 def test_bad_config_is_one_line_naming_file_and_key(
@@ -138,7 +181,7 @@ def test_bad_config_is_one_line_naming_file_and_key(
     fixed = {
         k: (v.replace("{pkg}", pkg) if isinstance(v, str) else v)
         if not isinstance(v, list)
-        else [x.replace("{pkg}", pkg) for x in v]
+        else [x.replace("{pkg}", pkg) if isinstance(x, str) else x for x in v]
         for k, v in override.items()
     }
     path = write(tmp_path, pkg, **fixed)

@@ -14,7 +14,7 @@ scripts that set ``MODELBATON_TASK_QUEUE`` working where a config is found.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +29,7 @@ from modelbaton.settings import Settings
 if TYPE_CHECKING:
     from modelbaton.models.catalog import Catalog
     from modelbaton.project import Project
+    from modelbaton.rollout.spec import PipelineSpec
 
 ProjectOption = typer.Option(
     None,
@@ -75,6 +76,21 @@ class Context:
             return check_deployment_name(name) if name else deployment_name_for(self.task_queue)
         except ModelBatonError as exc:
             raise fail_error(exc) from None
+
+    def spec(self, release: str | None = None) -> PipelineSpec:
+        """The project's pipeline as the rollout tools see it; ``release`` (the reference
+        pipeline's ``--release``) says which schemas the workers' code serves."""
+        try:
+            spec = self.project.spec()
+        except ModelBatonError as exc:
+            raise fail_error(exc) from None
+        if release is None:
+            return spec
+        from modelbaton.pipeline.releases import RELEASES, served_schemas
+
+        if release not in RELEASES:
+            raise fail(f"--release {release!r}: unknown; choose one of {', '.join(RELEASES)}")
+        return replace(spec, schema_versions=served_schemas(release))
 
     def catalog(self) -> Catalog:
         """The catalog (with ``MODELBATON_MODEL_BASE_URL``); a ModelBatonError if invalid."""

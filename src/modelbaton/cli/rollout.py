@@ -58,11 +58,13 @@ def _run(
     from modelbaton.rollout.client import Rollouts
     from modelbaton.stack.connect import connect
 
+    spec = ctx.spec()
+
     async def main() -> Any:
         catalog = ctx.catalog()
         client = await connect(ctx.settings.home)
         kind = Controllers if controller else Rollouts
-        return await action(kind(client, catalog, ctx.task_queue))
+        return await action(kind(client, catalog, ctx.task_queue, spec=spec))
 
     try:
         return asyncio.run(main())

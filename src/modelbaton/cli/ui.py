@@ -65,6 +65,7 @@ def ui(
         catalog=catalog,
         task_queue=ctx.task_queue,
         workflow_types=tuple(ctx.workflow_types),
+        spec=ctx.spec(),
         database_url=settings.database_url,
         temporal_ui_url=ui_url or None,
         refresh_seconds=every,

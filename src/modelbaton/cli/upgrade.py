@@ -79,24 +79,21 @@ def rollback(
     """
     from modelbaton.controller import rollback as rb
     from modelbaton.controller.client import Controllers
-    from modelbaton.pipeline.releases import CURRENT_RELEASE, RELEASES
     from modelbaton.rollout.client import Rollouts
 
     if let_finish and restart_on_baseline:
         raise fail("choose one of --let-finish and --restart-on-baseline")
     ctx = context(project, task_queue, needs_catalog="rollback")
-    chosen = release or CURRENT_RELEASE
-    if chosen not in RELEASES:
-        raise fail(f"--release {chosen!r}: unknown; choose one of {', '.join(RELEASES)}")
+    spec = ctx.spec(release)
     change = _change_by(by, reason)
 
     async def act(client: Any, catalog: Any, store: Any, queue: str) -> Any:
-        if await Controllers(client, catalog, queue).running():
+        if await Controllers(client, catalog, queue, spec=spec).running():
             raise fail(
                 "a controller drives this rollout; abort it with 'baton rollout abort' (it "
                 "rolls back as its plan says)"
             )
-        rollouts = Rollouts(client, catalog, queue)
+        rollouts = Rollouts(client, catalog, queue, spec=spec)
         promoted = await rb.assess_promoted(rollouts, rerun_since=rerun_since)
         if promoted is not None:
             if let_finish or restart_on_baseline:
@@ -111,9 +108,7 @@ def rollback(
             raise fail(
                 "--rerun-since applies after a promotion, and the last rollout was not promoted"
             )
-        assessed = await rb.assess(
-            rollouts, restart_on_baseline=restart_on_baseline, release=chosen
-        )
+        assessed = await rb.assess(rollouts, restart_on_baseline=restart_on_baseline)
         if assessed.scenario == "B" and not (let_finish or restart_on_baseline) and not dry_run:
             raise fail(
                 f"scenario B: {assessed.explanation}; choose --let-finish or "
@@ -197,15 +192,12 @@ def preflight(
     verdict, patches, stuck workflows, pools polling.
     """
     from modelbaton.ops.preflight import run_preflight
-    from modelbaton.pipeline.releases import CURRENT_RELEASE, RELEASES
 
-    chosen = release or CURRENT_RELEASE
-    if chosen not in RELEASES:
-        raise fail(f"--release {chosen!r}: unknown; choose one of {', '.join(RELEASES)}")
     ctx = context(project, task_queue, needs_catalog="preflight")
+    spec = ctx.spec(release)
 
     async def act(client: Any, catalog: Any, store: Any, queue: str) -> Any:
-        return await run_preflight(client, catalog, store, queue, candidate, release=chosen)
+        return await run_preflight(client, catalog, store, queue, candidate, spec=spec)
 
     result = _connected(ctx, act)
 

@@ -36,7 +36,7 @@ from modelbaton.models.resolver import CatalogSource
 from modelbaton.pipeline.store import ResultsStore
 from modelbaton.rollout.client import Rollouts
 from modelbaton.rollout.messages import NoteRequest as RolloutNote
-from modelbaton.rollout.spec import REFERENCE, PipelineSpec
+from modelbaton.rollout.spec import PipelineSpec, reference_spec
 from modelbaton.shadow.store import ShadowStore
 from modelbaton.versioning.builds import VERSION_ATTRIBUTE, deployment_name_for
 from modelbaton.versioning.control import DeploymentControl
@@ -77,14 +77,14 @@ class ControllerActivities:
         catalog: CatalogSource,
         store: ResultsStore | None = None,
         *,
-        spec: PipelineSpec = REFERENCE,
+        spec: PipelineSpec | None = None,
         engine: Engine | None = None,
         ground_truth: GroundTruth | None = None,
     ) -> None:
         self._client = client
         self._catalog = catalog
         self._store = store
-        self._spec = spec
+        self._spec = spec = spec or reference_spec()
         if ground_truth is None and store is not None:
             ground_truth = ReviewedLabels(store)
         self._truth = ground_truth

@@ -3,7 +3,7 @@ and ``abort`` call)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from modelbaton.errors import RolloutError
 from modelbaton.models.catalog import Catalog
 from modelbaton.rollout.client import Rollouts
 from modelbaton.rollout.messages import ChangeBy
+from modelbaton.rollout.spec import PipelineSpec, reference_spec
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Controllers:
     client: Client
     catalog: Catalog
     task_queue: str
+    spec: PipelineSpec = field(default_factory=reference_spec)
 
     @property
     def workflow_id(self) -> str:
@@ -43,7 +45,7 @@ class Controllers:
     async def run(self, plan: RolloutPlanFile, by: ChangeBy) -> str:
         """Start the controller on ``plan``; refused while one runs or when the plan cannot
         start (unknown candidate, candidate already the baseline, no pool polling)."""
-        rollouts = Rollouts(self.client, self.catalog, self.task_queue)
+        rollouts = Rollouts(self.client, self.catalog, self.task_queue, spec=self.spec)
         if plan.strategy == "builds":
             await self._check_builds(plan)
         else:

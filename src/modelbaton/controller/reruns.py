@@ -14,9 +14,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from modelbaton.errors import RolloutError
-from modelbaton.pipeline.intake import Document
-from modelbaton.pipeline.messages import ClassifyDocumentInput
-from modelbaton.pipeline.starter import assignment_attributes, start_document, workflow_input
+from modelbaton.pipeline.starter import assignment_attributes
 from modelbaton.rollout.client import Rollouts
 from modelbaton.rollout.messages import ChangeBy
 
@@ -73,12 +71,6 @@ async def first_input(
     raise RolloutError(f"{workflow_id}: its history has no start event")
 
 
-async def original_input(client: Client, workflow_id: str, run_id: str) -> ClassifyDocumentInput:
-    inp = await first_input(client, workflow_id, run_id, ClassifyDocumentInput)
-    assert isinstance(inp, ClassifyDocumentInput)
-    return inp
-
-
 async def start_again(rollouts: Rollouts, a: Affected, *, rerun: bool) -> bool:
     """A user pipeline's document ``a`` started again as the plan in force assigns it (same
     workflow type and id, its first run's input reassigned); False when it is running (or, for a
@@ -131,7 +123,6 @@ async def restart(
     A document waiting for review is kept, never terminated: the reviewer's work and deadline
     would be lost, and the reviewer's label, not the candidate's, becomes its record. Their
     workflow ids go into ``kept``."""
-    plan = await rollouts.plan()
     client = rollouts.client
     why = f"{reason} by {by.actor}: {by.reason or 'restart on baseline'}"
     restarted: list[str] = []
@@ -140,27 +131,14 @@ async def restart(
             if kept is not None:
                 kept.add(a.workflow_id)
             continue
-        if not rollouts.spec.is_reference:
-            if a.status == "running":
-                try:
-                    await client.get_workflow_handle(a.workflow_id, run_id=a.run_id).terminate(why)
-                except RPCError as exc:
-                    if exc.status != RPCStatusCode.NOT_FOUND:
-                        raise
-                    continue  # it completed meanwhile: see start_again
-            if await start_again(rollouts, a, rerun=False):
-                restarted.append(a.workflow_id)
-            continue
-        old = await original_input(client, a.workflow_id, a.run_id)
         if a.status == "running":
-            await client.get_workflow_handle(a.workflow_id, run_id=a.run_id).terminate(why)
-        key = old.assignment.key if old.assignment and old.assignment.key else old.document_id
-        assignment = plan.assign(key, rollouts.task_queue)
-        doc = Document(document_id=old.document_id, text=old.text, source=old.source or "rollback")
-        inp = workflow_input(doc, assignment, rollouts.catalog.pipeline).model_copy(
-            update={"review_threshold": old.review_threshold, "review_timeout": old.review_timeout}
-        )
-        if await start_document(client, doc, inp, rollouts.task_queue) is not None:
+            try:
+                await client.get_workflow_handle(a.workflow_id, run_id=a.run_id).terminate(why)
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                continue  # it completed meanwhile: see start_again
+        if await start_again(rollouts, a, rerun=False):
             restarted.append(a.workflow_id)
     return restarted
 
@@ -214,32 +192,8 @@ async def completed_latest(client: Client, query: str) -> list[Affected]:
 async def rerun_completed_runs(rollouts: Rollouts, completed: list[Affected]) -> list[str]:
     """Start each completed document again as the plan in force assigns it (its earlier record
     becomes superseded when the new run writes); return the workflow ids started again."""
-    plan = await rollouts.plan()
-    client = rollouts.client
     started: list[str] = []
     for a in completed:
-        if not rollouts.spec.is_reference:
-            if await start_again(rollouts, a, rerun=True):
-                started.append(a.workflow_id)
-            continue
-        old = await original_input(client, a.workflow_id, a.run_id)
-        key = old.assignment.key if old.assignment and old.assignment.key else old.document_id
-        assignment = plan.assign(key, rollouts.task_queue)
-        doc = Document(document_id=old.document_id, text=old.text, source=old.source or "rollback")
-        inp = workflow_input(doc, assignment, rollouts.catalog.pipeline).model_copy(
-            update={"review_threshold": old.review_threshold, "review_timeout": old.review_timeout}
-        )
-        latest = await client.get_workflow_handle(a.workflow_id).describe()
-        if latest.run_id != a.run_id or latest.status is not WorkflowExecutionStatus.COMPLETED:
-            continue  # run again since, by someone else
-        await client.start_workflow(
-            rollouts.spec.workflow_type,
-            inp,
-            id=a.workflow_id,
-            task_queue=rollouts.task_queue,
-            # A completed document runs again only here, on purpose: the starter never does.
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            search_attributes=assignment_attributes(assignment),
-        )
-        started.append(a.workflow_id)
+        if await start_again(rollouts, a, rerun=True):
+            started.append(a.workflow_id)
     return started

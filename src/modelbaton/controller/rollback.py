@@ -33,7 +33,6 @@ from modelbaton.controller.reruns import (
     unfinished,
 )
 from modelbaton.errors import RolloutError
-from modelbaton.pipeline.releases import CURRENT_RELEASE, serves_schema
 from modelbaton.rollout.client import Rollouts
 from modelbaton.rollout.messages import ChangeBy, NoteRequest, Promotion
 from modelbaton.rollout.spec import PipelineSpec
@@ -82,13 +81,15 @@ class RollbackOutcome:
     left_to_finish: list[str] = field(default_factory=list)
 
 
-def _serves(spec: PipelineSpec, release: str, schema_version: int) -> bool:
-    """Whether the workers' code has a model call for ``schema_version`` (scenario C if not)."""
-    if spec.schema_versions is not None:
-        return schema_version in spec.schema_versions
-    if spec.is_reference:
-        return serves_schema(release, schema_version)
-    return True  # a user pipeline that did not say which schemas its code serves
+def _serves(spec: PipelineSpec, schema_version: int) -> bool:
+    """Whether the workers' code has a model call for ``schema_version`` (scenario C if not);
+    a spec that does not say which schemas its code serves serves all."""
+    return spec.schema_versions is None or schema_version in spec.schema_versions
+
+
+def _code(spec: PipelineSpec) -> str:
+    served = ", ".join(f"v{v}" for v in sorted(spec.schema_versions or ()))
+    return f"the workers' code ({spec.workflow_type}, serving output schemas {served})"
 
 
 def _arm_query(rollouts: Rollouts, rollout_id: str, arm: Arm) -> str:
@@ -102,7 +103,6 @@ async def assess(
     rollouts: Rollouts,
     *,
     restart_on_baseline: bool,
-    release: str = CURRENT_RELEASE,
 ) -> RollbackPlan:
     """Which scenario applies to the current (or last) rollout, and what a rollback would do."""
     plan = await rollouts.plan()
@@ -122,10 +122,10 @@ async def assess(
         candidate=candidate,
         in_progress=in_progress,
     )
-    if not _serves(rollouts.spec, release, plan.baseline.output_schema_version):
+    if not _serves(rollouts.spec, plan.baseline.output_schema_version):
         result.scenario = "C"
         result.explanation = (
-            f"the workers' code (release {release}) has no classify path for output schema "
+            f"{_code(rollouts.spec)} has no model call for output schema "
             f"v{plan.baseline.output_schema_version}, which baseline {plan.baseline.version} "
             "needs: the old path was removed, so no plan change can bring the baseline back. "
             "Reintroduce the old path as a new patch over the current code (the patch API works "
@@ -289,10 +289,10 @@ async def assess_promoted(rollouts: Rollouts, *, rerun_since: bool) -> Promotion
             "baseline it replaced is unknown; start a rollout of the old version instead"
         )
     restore = promotion.previous.version
-    if not _serves(rollouts.spec, CURRENT_RELEASE, promotion.previous.output_schema_version):
+    if not _serves(rollouts.spec, promotion.previous.output_schema_version):
         raise RolloutError(
             f"{restore} answers output schema v{promotion.previous.output_schema_version}, which "
-            f"the workers' code (release {CURRENT_RELEASE}) no longer serves; see "
+            f"{_code(rollouts.spec)} no longer serves; see "
             f"{SCENARIO_C_EXAMPLE}"
         )
     completed, unfinished_runs = await _served_since(

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from modelbaton.models.catalog import Catalog
 from modelbaton.pipeline.store import ResultsStore
 from modelbaton.rollout.client import Rollouts
 from modelbaton.rollout.messages import ChangeBy
+from modelbaton.rollout.spec import PipelineSpec
 from modelbaton.settings import Settings
 from modelbaton.shadow.report import build_report
 from modelbaton.shadow.store import ShadowStore
@@ -78,6 +79,8 @@ class UiConfig:
     panel_providers: Sequence[PanelProvider] = (controller_ui.controller_panel,)
     #: The pipeline's workflow types (the project's); None: the reference pipeline's.
     workflow_types: tuple[str, ...] | None = None
+    #: The pipeline as the rollout tools see it (the project's); None: the reference pipeline's.
+    spec: PipelineSpec | None = None
 
 
 def _session_value(token: str) -> str:
@@ -128,14 +131,16 @@ def create_app(config: UiConfig) -> FastAPI:
         return state["client"]
 
     async def source() -> DashboardSource:
-        return DashboardSource(
+        made = DashboardSource(
             client=await client(),
             catalog=config.catalog,
             task_queue=config.task_queue,
             engine=store.engine,
             temporal_ui_url=config.temporal_ui_url,
-            **({"workflow_types": config.workflow_types} if config.workflow_types else {}),
         )
+        if config.workflow_types:
+            made = replace(made, workflow_types=config.workflow_types)
+        return replace(made, spec=config.spec) if config.spec else made
 
     def render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = templates.get_template(name).render(charts=charts, config=config, **context)

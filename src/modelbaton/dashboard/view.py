@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -58,6 +58,7 @@ from modelbaton.models.catalog import Catalog
 from modelbaton.pipeline import search_attributes
 from modelbaton.pipeline.messages import WORKFLOW_TYPE
 from modelbaton.rollout.client import ArmCounts, Rollouts
+from modelbaton.rollout.spec import PipelineSpec, reference_spec
 from modelbaton.shadow.report import build_report
 from modelbaton.shadow.store import ShadowStore
 
@@ -79,10 +80,11 @@ class DashboardSource:
     temporal_ui_url: str | None = None
     #: The pipeline's workflow types (the project's), whose documents the page lists.
     workflow_types: tuple[str, ...] = (WORKFLOW_TYPE,)
+    spec: PipelineSpec = field(default_factory=reference_spec)
 
     @property
     def rollouts(self) -> Rollouts:
-        return Rollouts(self.client, self.catalog, self.task_queue)
+        return Rollouts(self.client, self.catalog, self.task_queue, spec=self.spec)
 
 
 #: Providers of extra panels: called for the rollout shown in full, in order; a provider returns

@@ -7,7 +7,8 @@ from typing import Any
 
 from modelbaton.compat import PairReport, diff_schemas, schema_for
 from modelbaton.contracts import OUTPUT_SCHEMAS, get_output_schema
-from modelbaton.contracts.registry import OutputSchema
+from modelbaton.contracts.registry import CLASSIFICATION, OutputSchema
+from modelbaton.contracts.schemas import ContractRegistry
 from modelbaton.errors import ConfigError
 from modelbaton.models.catalog import Catalog
 
@@ -36,7 +37,13 @@ def resolve(arg: str, catalog: Catalog) -> SchemaRef:
     if arg not in catalog.by_version:
         known = ", ".join([*catalog.versions, *(f"schema:{v}" for v in OUTPUT_SCHEMAS)])
         raise ConfigError(f"unknown version {arg!r} (known: {known})")
-    entry = catalog.by_version[arg]
+    return catalog_ref(arg, catalog, CLASSIFICATION)
+
+
+def catalog_ref(version: str, catalog: Catalog, contracts: ContractRegistry[Any]) -> SchemaRef:
+    """Catalog ``version``'s raw output schema in ``contracts``, with the label set the catalog
+    knows for it (its ``labels``, or its reference model's), if any."""
+    entry = catalog.by_version[version]
     labels = entry.config.labels
     if labels is None and entry.reference is not None:
         # Imported here: the reference models pull in scikit-learn, which 'baton --help' and
@@ -44,11 +51,14 @@ def resolve(arg: str, catalog: Catalog) -> SchemaRef:
         from modelbaton.models.reference import reference_labels
 
         labels = reference_labels(entry.reference)
-    return SchemaRef(arg, get_output_schema(entry.config.output_schema_version), labels)
+    return SchemaRef(version, contracts.get(entry.config.output_schema_version), labels)
 
 
-def coverage(old: SchemaRef, new: SchemaRef, catalog: Catalog) -> tuple[bool, str]:
-    """Whether the registered normalizers absorb the raw differences between two versions."""
+def coverage(
+    old: SchemaRef, new: SchemaRef, catalog: Catalog, canonical: str | None = None
+) -> tuple[bool, str]:
+    """Whether the registered normalizers absorb the raw differences between two versions
+    (``canonical``: the name of the canonical type they produce, when known)."""
     a, b = old.output_schema, new.output_schema
     if a.canonical_version != b.canonical_version:
         return False, (
@@ -57,7 +67,8 @@ def coverage(old: SchemaRef, new: SchemaRef, catalog: Catalog) -> tuple[bool, st
         )
     note = (
         f"covered: {a.normalizer_name} and {b.normalizer_name} both produce the canonical "
-        f"contract v{a.canonical_version}, which is all workflows and downstream code read"
+        f"{canonical or f'contract v{a.canonical_version}'}, which is all workflows and "
+        "downstream code read"
     )
     added = sorted(set(new.labels or ()) - set(old.labels or ()))
     if added:
@@ -71,8 +82,10 @@ def coverage(old: SchemaRef, new: SchemaRef, catalog: Catalog) -> tuple[bool, st
     return True, note
 
 
-def compare(old: SchemaRef, new: SchemaRef, catalog: Catalog) -> PairReport:
+def compare(
+    old: SchemaRef, new: SchemaRef, catalog: Catalog, canonical: str | None = None
+) -> PairReport:
     pair = PairReport(old.name, new.name, diff_schemas(old.schema, new.schema))
     if not (pair.backward_ok and pair.forward_ok):
-        pair.covered_by_normalizers, pair.coverage = coverage(old, new, catalog)
+        pair.covered_by_normalizers, pair.coverage = coverage(old, new, catalog, canonical)
     return pair

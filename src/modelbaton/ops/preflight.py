@@ -16,19 +16,15 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from modelbaton.compat import PairReport, diff_schemas, schema_for
-from modelbaton.contracts import OUTPUT_SCHEMAS
+from modelbaton.errors import ModelBatonError
 from modelbaton.models.catalog import Catalog
-from modelbaton.models.schemas import compare, resolve
-from modelbaton.ops.defaults import DEFAULT_WORKFLOWS
+from modelbaton.models.schemas import catalog_ref, compare
 from modelbaton.ops.patches import patch_report
 from modelbaton.ops.problems import stuck_workflows
 from modelbaton.ops.replay import fetch_histories, replay_histories
-from modelbaton.pipeline.activities import CLASSIFY_BY_SCHEMA
-from modelbaton.pipeline.releases import CURRENT_RELEASE, serves_schema
 from modelbaton.pipeline.store import ResultsStore
 from modelbaton.rollout.client import Rollouts
-from modelbaton.rollout.spec import REFERENCE, PipelineSpec
+from modelbaton.rollout.spec import PipelineSpec, reference_spec
 from modelbaton.shadow.report import build_report
 from modelbaton.shadow.store import ShadowStore
 
@@ -68,36 +64,13 @@ class Preflight:
         }
 
 
-def _schema_check(catalog: Catalog, versions: list[str], release: str) -> Check:
+def _schema_check(catalog: Catalog, versions: list[str], spec: PipelineSpec) -> Check:
+    """The pipeline's schemas: declared in its registry (so normalized), read by its workflow
+    code."""
     problems: list[str] = []
     for version in versions:
         schema = catalog.get(version).output_schema_version
-        registered = OUTPUT_SCHEMAS.get(schema)
-        if registered is None or not callable(registered.normalizer):
-            problems.append(f"{version}: output schema v{schema} has no normalizer")
-        if schema not in CLASSIFY_BY_SCHEMA:
-            problems.append(f"{version}: no classify activity reads output schema v{schema}")
-        if not serves_schema(release, schema):
-            problems.append(
-                f"{version}: release {release} has no classify path for output schema v{schema}"
-            )
-    if problems:
-        return Check("output schemas and normalizers", Status.FAIL, "; ".join(problems))
-    schemas = sorted({catalog.get(v).output_schema_version for v in versions})
-    return Check(
-        "output schemas and normalizers",
-        Status.PASS,
-        f"output schema(s) {', '.join(f'v{s}' for s in schemas)} declared, normalized, read by "
-        f"a classify activity and served by release {release}",
-    )
-
-
-def _user_schema_check(catalog: Catalog, versions: list[str], spec: PipelineSpec) -> Check:
-    """A user pipeline's schemas: declared in its registry, read by its workflow code."""
-    problems: list[str] = []
-    for version in versions:
-        schema = catalog.get(version).output_schema_version
-        if spec.contracts is not None and schema not in spec.contracts:
+        if schema not in spec.contracts:
             problems.append(f"{version}: output schema v{schema} is not in {spec.contracts!r}")
         if spec.schema_versions is not None and schema not in spec.schema_versions:
             problems.append(f"{version}: {spec.workflow_type} has no model call for v{schema}")
@@ -112,28 +85,16 @@ def _user_schema_check(catalog: Catalog, versions: list[str], spec: PipelineSpec
     )
 
 
-def _user_pair(catalog: Catalog, baseline: str, candidate: str, spec: PipelineSpec) -> PairReport:
-    """The raw schemas' differences in a user's registry; every registered schema normalizes to
-    the registry's one canonical type, so a break between two of them is covered."""
-    old, new = (catalog.get(v).output_schema_version for v in (baseline, candidate))
-    a, b = spec.contracts.get(old), spec.contracts.get(new)
-    pair = PairReport(baseline, candidate, diff_schemas(schema_for(a, None), schema_for(b, None)))
-    if not (pair.backward_ok and pair.forward_ok):
-        pair.covered_by_normalizers = True
-        pair.coverage = (
-            f"{a.normalizer_name} and {b.normalizer_name} both produce the canonical "
-            f"{spec.contracts.canonical.__name__}, which is all the workflow reads"
+def _compatibility(catalog: Catalog, baseline: str, candidate: str, spec: PipelineSpec) -> Check:
+    try:
+        pair = compare(
+            catalog_ref(baseline, catalog, spec.contracts),
+            catalog_ref(candidate, catalog, spec.contracts),
+            catalog,
+            spec.contracts.canonical.__name__,
         )
-    return pair
-
-
-def _compatibility(
-    catalog: Catalog, baseline: str, candidate: str, spec: PipelineSpec = REFERENCE
-) -> Check:
-    if spec.is_reference or spec.contracts is None:
-        pair = compare(resolve(baseline, catalog), resolve(candidate, catalog), catalog)
-    else:
-        pair = _user_pair(catalog, baseline, candidate, spec)
+    except ModelBatonError as exc:  # a schema its registry lacks (the schema check says so too)
+        return Check("compatibility", Status.FAIL, str(exc))
     if pair.backward_ok and pair.forward_ok:
         return Check("compatibility", Status.PASS, f"{baseline} <-> {candidate}: nothing breaks")
     broken = [
@@ -166,26 +127,24 @@ async def run_preflight(
     task_queue: str,
     candidate: str,
     *,
-    release: str = CURRENT_RELEASE,
     replay_limit: int = 500,
-    spec: PipelineSpec = REFERENCE,
+    spec: PipelineSpec | None = None,
     engine: Engine | None = None,
 ) -> Preflight:
     """Every check of the pre-upgrade checklist for ``candidate`` against the baseline in force.
 
-    A user's pipeline passes its ``spec`` (its workflow type and classes, its contracts, the
-    schemas its code calls) and the ``engine`` its comparisons are recorded on.
+    ``spec`` is the pipeline's (its workflow type and classes, its contracts, the schemas its
+    code calls, its patches; default: the reference pipeline's), ``engine`` the
+    database its comparisons are recorded on (default: ``store``'s).
     """
+    spec = spec or reference_spec()
     rollouts = Rollouts(client, catalog, task_queue, spec=spec)
     plan = await rollouts.plan()
     baseline = plan.baseline.version
     catalog.get(candidate)  # an unknown candidate is a usage error, raised here
     result = Preflight(candidate=candidate, baseline=baseline)
     add = result.checks.append
-    if spec.is_reference:
-        add(_schema_check(catalog, [baseline, candidate], release))
-    else:
-        add(_user_schema_check(catalog, [baseline, candidate], spec))
+    add(_schema_check(catalog, [baseline, candidate], spec))
     if candidate == baseline:
         add(Check("compatibility", Status.FAIL, f"{candidate} is already the baseline"))
     else:
@@ -200,8 +159,9 @@ async def run_preflight(
     if not items:
         add(Check("replay of live histories", Status.NA, "no running workflows to replay"))
     else:
-        workflows = list(spec.workflows) if spec.workflows else list(DEFAULT_WORKFLOWS)
-        outcomes = await asyncio.to_thread(replay_histories, workflows, items, processes=1)
+        outcomes = await asyncio.to_thread(
+            replay_histories, list(spec.workflows), items, processes=1
+        )
         failed = [o for o in outcomes if not o.ok]
         if failed:
             first = failed[0]
@@ -247,10 +207,10 @@ async def run_preflight(
         )
 
     # Patches: advice only (a patch that can go is never a reason to hold an upgrade).
-    if not spec.is_reference:
-        add(Check("patches", Status.NA, "the patch report knows the reference pipeline's only"))
+    if not spec.patches:
+        add(Check("patches", Status.NA, "the pipeline's spec names no patches"))
     else:
-        patches = await patch_report(client)
+        patches = await patch_report(client, spec.patches)
         removable = [p["patch_id"] for p in patches if p["advice"] != "keep"]
         add(
             Check(

@@ -47,7 +47,7 @@ from modelbaton.rollout.messages import (
     controller_workflow_id,
     rollout_workflow_id,
 )
-from modelbaton.rollout.spec import REFERENCE, PipelineSpec
+from modelbaton.rollout.spec import PipelineSpec, reference_spec
 from modelbaton.rollout.workflow import PLAN_MEMO, RolloutWorkflow, planned_start
 from modelbaton.settings import Settings
 
@@ -83,7 +83,7 @@ class Rollouts:
     #: would be refused (or would undo the change).
     controller: bool = False
     #: The pipeline's workflow type and input (the reference pipeline unless told otherwise).
-    spec: PipelineSpec = REFERENCE
+    spec: PipelineSpec = field(default_factory=reference_spec)
 
     @property
     def model_id(self) -> str:

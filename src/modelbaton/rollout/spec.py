@@ -1,9 +1,7 @@
-"""What the rollout operations, the controller and preflight need to know of a pipeline that is
-not the reference one: its workflow type, its input type, the output schemas its code serves,
-its workflow classes (for replay) and its contracts registry.
-
-:data:`REFERENCE` (every field empty but the type name) means the reference classification
-pipeline, whose own code keeps deciding as before. A user's pipeline gives its own::
+"""What the rollout operations, the controller and preflight need to know of a pipeline: its
+workflow type, its input type, the output schemas its code serves, its workflow classes (for
+replay), its contracts registry and its patches. Every pipeline gives one, the reference
+classification pipeline too (:func:`reference_spec`); nothing downstream asks which one it is::
 
     PipelineSpec(
         workflow_type="InvoiceExtraction",
@@ -12,6 +10,9 @@ pipeline, whose own code keeps deciding as before. A user's pipeline gives its o
         workflows=("invoice_extraction.workflow:InvoiceWorkflow",),
         contracts=CONTRACTS,
     )
+
+A project config gives the same through ``modelbaton.Project.spec()``: the input type is the run
+method's, the schema versions are the registry's unless the config says which.
 
 A rollback that starts a document again decodes the input of its first run as ``input_type``
 and starts the same workflow type with the same workflow id, the input's ``assignment`` replaced
@@ -26,28 +27,26 @@ from typing import Any
 from pydantic import BaseModel
 
 from modelbaton.contracts.rollout import ModelAssignment, RolloutPlan
-from modelbaton.pipeline.messages import WORKFLOW_TYPE
+from modelbaton.contracts.schemas import ContractRegistry
+from modelbaton.pipeline.patches import PatchInfo
 
 
 @dataclass(frozen=True)
 class PipelineSpec:
     """A pipeline as the rollout tools see it (see the module docstring)."""
 
-    workflow_type: str = WORKFLOW_TYPE
-    #: The workflow's input type (a pydantic model with an ``assignment: ModelAssignment | None``
-    #: field, and optionally ``shadow: ShadowAssignment | None``); None: the reference pipeline.
-    input_type: type[BaseModel] | None = None
-    #: Output schema versions the running workflow code can call; None: the reference releases.
+    workflow_type: str
+    #: The workflow's input type: a pydantic model with an ``assignment: ModelAssignment | None``
+    #: field, and optionally ``shadow: ShadowAssignment | None``.
+    input_type: type[BaseModel]
+    #: The :class:`~modelbaton.contracts.schemas.ContractRegistry` of the pipeline's outputs.
+    contracts: ContractRegistry[Any]
+    #: Output schema versions the running workflow code can call; None: not said (any).
     schema_versions: frozenset[int] | None = None
     #: ``module:Class`` of each workflow class the workers run (the replay check of preflight).
     workflows: tuple[str, ...] = ()
-    #: The user's :class:`~modelbaton.contracts.schemas.ContractRegistry` (preflight's schema
-    #: check); None: the reference registry.
-    contracts: Any = None
-
-    @property
-    def is_reference(self) -> bool:
-        return self.input_type is None
+    #: The patches preflight judges; None: none declared (preflight says n/a).
+    patches: tuple[PatchInfo, ...] | None = None
 
     def reassigned(
         self, old: BaseModel, plan: RolloutPlan, task_queue: str, fallback_key: str
@@ -65,5 +64,19 @@ class PipelineSpec:
         return old.model_copy(update=update), assignment
 
 
-#: The reference classification pipeline.
-REFERENCE = PipelineSpec()
+def reference_spec(release: str | None = None) -> PipelineSpec:
+    """The reference classification pipeline's spec, as its project config gives it; with
+    ``release``, the schemas that release's code serves (rollback scenario C, ``--release``)."""
+    from modelbaton.contracts.registry import CLASSIFICATION
+    from modelbaton.pipeline.messages import WORKFLOW_TYPE, ClassifyDocumentInput
+    from modelbaton.pipeline.patches import PATCHES
+    from modelbaton.pipeline.releases import CURRENT_RELEASE, served_schemas
+
+    return PipelineSpec(
+        workflow_type=WORKFLOW_TYPE,
+        input_type=ClassifyDocumentInput,
+        schema_versions=served_schemas(release or CURRENT_RELEASE),
+        workflows=("modelbaton.pipeline.workflow:DocumentClassificationWorkflow",),
+        contracts=CLASSIFICATION,
+        patches=PATCHES,
+    )

@@ -64,9 +64,15 @@ def serves_schema(release: str, schema: int) -> bool:
     rollback scenario C, where the old path is gone and must come back as a new patch
     (``restored``). Raises ``KeyError`` for an unknown release.
     """
+    return schema in served_schemas(release)
+
+
+def served_schemas(release: str) -> frozenset[int]:
+    """The raw output schemas a new workflow on ``release`` can classify with (its module's
+    ``SERVES_SCHEMAS``); ``KeyError`` for an unknown release."""
     module = importlib.import_module(_MODULES[release])
     served: frozenset[int] = module.SERVES_SCHEMAS
-    return schema in served
+    return served
 
 
 def module_of(release: str) -> str:
