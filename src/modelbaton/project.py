@@ -88,6 +88,11 @@ class ProjectSection(BaseModel):
     #: Output schema versions the workflow code calls (its ``ModelRoute``'s); absent: every
     #: version of the contracts registry. Rollback scenario C and preflight read it.
     schema_versions: list[int] | None = None
+    #: The Keyword search attribute the workflow sets while a person handles a document, and
+    #: its value while the document waits for one (``modelbaton.rollout.spec.ReviewMarker``);
+    #: absent: no document goes to a person.
+    review_attribute: str | None = None
+    review_waiting_value: str = "pending"
     #: What the project's workers run with, so that ``replay-check`` replays as they do:
     #: ``module:name`` of a ``temporalio.converter.DataConverter`` (default: pydantic's, with
     #: no codec), of each ``temporalio.worker.Plugin`` instance (interceptors, converters), and
@@ -168,7 +173,10 @@ class Project:
                 f"{self.section.workflows[0]}: the rollout tools need its run method to take "
                 "one pydantic model (the input with an 'assignment' field)",
             )
+        from modelbaton.rollout.spec import ReviewMarker
+
         versions = self.section.schema_versions
+        attribute = self.section.review_attribute
         return PipelineSpec(
             workflow_type=definition.name or "",
             input_type=input_type,
@@ -176,6 +184,9 @@ class Project:
             schema_versions=frozenset(versions if versions is not None else self.contracts),
             workflows=tuple(self.workflow_paths),
             patches=project_patches(self),
+            review=(
+                ReviewMarker(attribute, self.section.review_waiting_value) if attribute else None
+            ),
         )
 
     @property
@@ -394,6 +405,7 @@ def reference_section() -> ProjectSection:
         activity_modules=["modelbaton.pipeline.activities"],
         contracts="modelbaton.contracts.registry:CLASSIFICATION",
         catalog=str(Path(__file__).resolve().parent / "models" / "catalog.toml"),
+        review_attribute="ReviewState",
         patches=[
             PatchEntry(
                 id=p.patch_id,

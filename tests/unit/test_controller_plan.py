@@ -172,6 +172,23 @@ def test_too_little_data_is_inconclusive_not_pass() -> None:
     assert "no data" in nothing[1].measured
 
 
+def test_a_pipeline_that_marks_no_review_leaves_the_review_share_unjudged() -> None:
+    """With plenty of data, the share still passes only where it was measured: a pipeline whose
+    spec has no review marker gets inconclusive (a waiver passes it, marked), never pass."""
+    unmarked = {"review_measured": False, "reviewed_or_waiting": 0}
+    metrics = Metrics(
+        baseline=BASE.model_copy(update=unmarked), candidate=GOOD.model_copy(update=unmarked)
+    )
+    (share,) = [r for r in canary_gates(metrics, GATES, 20) if r.gate == "review share"]
+    assert share.verdict is Verdict.INCONCLUSIVE
+    assert "not measured" in share.measured
+    waived = Gates(min_reviewed=10, waive=["review_share"])
+    (share,) = [r for r in canary_gates(metrics, waived, 20) if r.gate == "review share"]
+    assert (share.verdict, share.waived) == (Verdict.PASS, True)
+    # Older measures have no flag: measured, as they always were.
+    assert ArmMetrics.model_validate({"completed": 1}).review_measured is None
+
+
 def test_one_transient_failure_in_five_does_not_abort_but_five_of_five_do() -> None:
     one = ArmMetrics(completed=4, failed=1)
     assert verdicts(canary_gates(Metrics(baseline=BASE, candidate=one), GATES, 20))[

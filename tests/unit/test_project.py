@@ -124,7 +124,17 @@ def test_the_spec_of_each_project_is_read_from_its_config_and_code() -> None:
     reference = load_project(ROOT / "modelbaton.toml").spec()
     built_in = reference_spec()
     assert reference.input_type is ClassifyDocumentInput
-    for name in ("workflow_type", "input_type", "contracts", "schema_versions", "workflows"):
+    assert example.review is None  # no invoice is marked as a person's
+    assert reference.review is not None
+    assert (reference.review.attribute, reference.review.waiting) == ("ReviewState", "pending")
+    for name in (
+        "workflow_type",
+        "input_type",
+        "contracts",
+        "schema_versions",
+        "workflows",
+        "review",
+    ):
         assert getattr(reference, name) == getattr(built_in, name), name
     assert {p.patch_id for p in reference.patches or ()} == {
         p.patch_id for p in built_in.patches or ()

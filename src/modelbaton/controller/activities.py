@@ -276,7 +276,7 @@ class ControllerActivities:
             f'WorkflowType = "{self._spec.workflow_type}" AND TaskQueue = "{req.task_queue}" '
             f"AND {on_candidate}"
         )
-        total, _, affected = await reruns.unfinished(self._client, query)
+        total, _, affected = await reruns.unfinished(self._client, query, self._spec.review)
         restarted: list[str] = []
         if req.restart_on_baseline:
             reason = f"rollback of build {candidate_build}"

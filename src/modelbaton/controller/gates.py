@@ -51,6 +51,9 @@ class ArmMetrics(BaseModel):
     retrying: int = 0
     stuck: int = 0
     reviewed_or_waiting: int = 0
+    #: False when the pipeline marks no document as a person's (its spec has no review
+    #: marker): the review share is then not measured. None from older measures: measured.
+    review_measured: bool | None = None
     p95_latency_ms: float | None = None
     reviewed: int = 0
     reviewed_correct: int = 0
@@ -258,7 +261,17 @@ def canary_gates(metrics: Metrics, gates: Gates, min_documents: int) -> list[Gat
         results.append(GateResult(gate="stuck workflows", verdict=verdict, measured=measured))
     if gates.max_p95_latency_ratio is not None:
         results.append(_latency_gate(base, cand, gates, alpha))
-    if gates.max_review_share_increase is not None:
+    if gates.max_review_share_increase is not None and False in (
+        cand.review_measured,
+        base.review_measured,
+    ):
+        unmeasured = GateResult(
+            gate="review share",
+            verdict=Verdict.INCONCLUSIVE,
+            measured="the pipeline marks no document as sent to a person: not measured",
+        )
+        results.append(_waive(unmeasured, "review_share", gates))
+    elif gates.max_review_share_increase is not None:
         results.append(
             _proportion_gate(
                 "review share",

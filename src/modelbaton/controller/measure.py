@@ -69,7 +69,8 @@ class Meter:
             }
         for arm_name, where in arms.items():
             arm = Arm(arm_name)
-            c = await count_workflows_where(self._client, where)
+            review = self._spec.review
+            c = await count_workflows_where(self._client, where, review)
             retrying = await retrying_activities(
                 self._client, timedelta(seconds=req.retrying_after_seconds), where=where
             )
@@ -78,7 +79,11 @@ class Meter:
                 since = req.since.strftime("%Y-%m-%dT%H:%M:%SZ")
                 stuck_where = f'{document} AND StartTime >= "{since}"'
             stuck = await stuck_workflows(self._client, where=stuck_where)
-            to_review = await self._client.count_workflows(f"{where} AND ReviewState IS NOT NULL")
+            to_review = (
+                (await self._client.count_workflows(f"{where} AND {review.sent()}")).count
+                if review is not None
+                else None
+            )
             reviewed, correct = accuracy.get(arm.value, (0, 0))
             spans = await self._spans(where)
             measured = ArmMetrics(
@@ -87,7 +92,8 @@ class Meter:
                 running=c.running,
                 retrying=len({r.workflow_id for r in retrying}),
                 stuck=len(stuck),
-                reviewed_or_waiting=to_review.count,
+                reviewed_or_waiting=to_review or 0,
+                review_measured=to_review is not None,
                 p95_latency_ms=_p95(spans),
                 latency_histogram=latency_histogram(spans),
                 reviewed=reviewed,
@@ -156,8 +162,11 @@ class Meter:
         return dict(sorted(agreed.items())) if any(rows) else None
 
     async def _spans(self, where: str, limit: int = 2000) -> list[float]:
-        """Start-to-close milliseconds of the arm's completed documents no human held up."""
-        query = f'{where} AND ExecutionStatus = "Completed" AND ReviewState IS NULL'
+        """Start-to-close milliseconds of the arm's completed documents no person held up (where
+        the pipeline marks those)."""
+        query = f'{where} AND ExecutionStatus = "Completed"'
+        if self._spec.review is not None:
+            query += f" AND {self._spec.review.not_sent()}"
         return [
             (wf.close_time - wf.start_time).total_seconds() * 1000
             async for wf in self._client.list_workflows(query, limit=limit)

@@ -17,6 +17,7 @@ from modelbaton.errors import RolloutError
 from modelbaton.pipeline.starter import assignment_attributes
 from modelbaton.rollout.client import Rollouts
 from modelbaton.rollout.messages import ChangeBy
+from modelbaton.rollout.spec import ReviewMarker
 
 #: The status of an unfinished document whose answer waits for a human reviewer.
 WAITING = "waiting-for-review"
@@ -34,8 +35,11 @@ class Affected:
         return {"workflow_id": self.workflow_id, "run_id": self.run_id, "status": self.status}
 
 
-async def unfinished(client: Client, query: str) -> tuple[int, int, list[Affected]]:
-    """(all runs, completed runs, unfinished latest runs) of the workflows ``query`` finds."""
+async def unfinished(
+    client: Client, query: str, review: ReviewMarker | None
+) -> tuple[int, int, list[Affected]]:
+    """(all runs, completed runs, unfinished latest runs) of the workflows ``query`` finds; a
+    run waiting for a person (by the pipeline's ``review`` marker) has the status WAITING."""
     total = completed = 0
     affected: list[Affected] = []
     seen: set[str] = set()
@@ -50,7 +54,7 @@ async def unfinished(client: Client, query: str) -> tuple[int, int, list[Affecte
         latest = await client.get_workflow_handle(wf.id).describe()
         if latest.run_id != wf.run_id:
             continue  # run again since (e.g. restarted on the baseline by an earlier rollback)
-        waiting = (latest.search_attributes.get("ReviewState") or [None])[0] == "pending"
+        waiting = review is not None and review.is_waiting(latest.search_attributes)
         status = latest.status.name.lower() if latest.status else "unknown"
         affected.append(Affected(wf.id, wf.run_id, WAITING if waiting else status))
     return total, completed, sorted(affected, key=lambda a: a.workflow_id)
@@ -102,11 +106,13 @@ async def start_again(rollouts: Rollouts, a: Affected, *, rerun: bool) -> bool:
     return True
 
 
-async def waiting_for_review(client: Client, a: Affected) -> bool:
-    """Whether ``a``'s run waits for a review now (it may have got there since it was listed)."""
+async def waiting_for_review(client: Client, a: Affected, review: ReviewMarker | None) -> bool:
+    """Whether ``a``'s run waits for a person now (it may have got there since it was listed)."""
+    if review is None:
+        return False
     latest = await client.get_workflow_handle(a.workflow_id, run_id=a.run_id).describe()
     running = latest.status is WorkflowExecutionStatus.RUNNING
-    return running and (latest.search_attributes.get("ReviewState") or [None])[0] == "pending"
+    return running and review.is_waiting(latest.search_attributes)
 
 
 async def restart(
@@ -123,11 +129,11 @@ async def restart(
     A document waiting for review is kept, never terminated: the reviewer's work and deadline
     would be lost, and the reviewer's label, not the candidate's, becomes its record. Their
     workflow ids go into ``kept``."""
-    client = rollouts.client
+    client, review = rollouts.client, rollouts.spec.review
     why = f"{reason} by {by.actor}: {by.reason or 'restart on baseline'}"
     restarted: list[str] = []
     for a in affected:
-        if a.status == WAITING or (a.status == "running" and await waiting_for_review(client, a)):
+        if a.status == WAITING or (a.status == "running" and await waiting_for_review(client, a, review)):
             if kept is not None:
                 kept.add(a.workflow_id)
             continue
@@ -161,7 +167,7 @@ async def restart_stragglers(
     kept: set[str] = set()
     for _ in range(STRAGGLER_ROUNDS):
         await asyncio.sleep(STRAGGLER_PAUSE_SECONDS)
-        _, _, affected = await unfinished(rollouts.client, query)
+        _, _, affected = await unfinished(rollouts.client, query, rollouts.spec.review)
         late = [
             a
             for a in affected

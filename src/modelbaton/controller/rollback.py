@@ -35,7 +35,7 @@ from modelbaton.controller.reruns import (
 from modelbaton.errors import RolloutError
 from modelbaton.rollout.client import Rollouts
 from modelbaton.rollout.messages import ChangeBy, NoteRequest, Promotion
-from modelbaton.rollout.spec import PipelineSpec
+from modelbaton.rollout.spec import PipelineSpec, ReviewMarker
 
 #: Where the worked example of scenario C lives.
 SCENARIO_C_EXAMPLE = "src/modelbaton/pipeline/releases/r7_restored.py"
@@ -136,7 +136,7 @@ async def assess(
         result.actions = ["none: ship the restored path first (see explanation)"]
         return result
     query = _arm_query(rollouts, plan.rollout_id, Arm.CANDIDATE)
-    total, completed, affected = await unfinished(rollouts.client, query)
+    total, completed, affected = await unfinished(rollouts.client, query, rollouts.spec.review)
     result.candidate_workflows, result.completed_on_candidate = total, completed
     result.affected = affected
     if in_progress:
@@ -263,10 +263,12 @@ def _since_query(rollouts: Rollouts, promotion: Promotion) -> str:
     )
 
 
-async def _served_since(client: Client, query: str) -> tuple[list[Affected], list[Affected]]:
+async def _served_since(
+    client: Client, query: str, review: ReviewMarker | None
+) -> tuple[list[Affected], list[Affected]]:
     """(completed, unfinished) latest runs of the documents ``query`` finds."""
     completed: list[Affected] = []
-    _, _, unfinished_runs = await unfinished(client, query)
+    _, _, unfinished_runs = await unfinished(client, query, review)
     seen: set[str] = set()
     async for wf in client.list_workflows(f"{query} AND ExecutionStatus = 'Completed'"):
         if wf.id in seen:
@@ -296,7 +298,7 @@ async def assess_promoted(rollouts: Rollouts, *, rerun_since: bool) -> Promotion
             f"{SCENARIO_C_EXAMPLE}"
         )
     completed, unfinished_runs = await _served_since(
-        rollouts.client, _since_query(rollouts, promotion)
+        rollouts.client, _since_query(rollouts, promotion), rollouts.spec.review
     )
     result = PromotionRollback(
         promotion=promotion,

@@ -107,6 +107,7 @@ def _documents_query(source: DashboardSource, rollout_id: str) -> str:
 async def _listed(source: DashboardSource, rollout_id: str) -> list[WorkflowRow]:
     rows: list[WorkflowRow] = []
     query = _documents_query(source, rollout_id)
+    review = source.spec.review
     async for wf in source.client.list_workflows(query, limit=LISTED_WORKFLOWS):
         attrs = wf.typed_search_attributes
         status = wf.status.name.lower().replace("_", " ") if wf.status else "unknown"
@@ -121,7 +122,8 @@ async def _listed(source: DashboardSource, rollout_id: str) -> list[WorkflowRow]
                 review=(
                     "waiting for review"
                     if wf.status is WorkflowExecutionStatus.RUNNING
-                    and attrs.get(search_attributes.REVIEW_STATE) == "pending"
+                    and review is not None
+                    and review.is_waiting(wf.search_attributes)
                     else ""
                 ),
                 url=workflow_url(source.temporal_ui_url, source.client.namespace, wf.id, wf.run_id),
@@ -239,6 +241,7 @@ async def _rollout(
         report = build_report(rollout_id, rows, source.catalog.shadow_gate)
         shadow = shadow_view(report, rows)
     query = _documents_query(source, rollout_id)
+    review = source.spec.review
     return RolloutView(
         rollout_id=rollout_id,
         model_id=plan.model_id,

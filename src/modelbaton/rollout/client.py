@@ -47,7 +47,7 @@ from modelbaton.rollout.messages import (
     controller_workflow_id,
     rollout_workflow_id,
 )
-from modelbaton.rollout.spec import PipelineSpec, reference_spec
+from modelbaton.rollout.spec import PipelineSpec, ReviewMarker, reference_spec
 from modelbaton.rollout.workflow import PLAN_MEMO, RolloutWorkflow, planned_start
 from modelbaton.settings import Settings
 
@@ -323,24 +323,31 @@ class Rollouts:
                 f'WorkflowType = "{self.spec.workflow_type}" AND TaskQueue = "{self.task_queue}" '
                 f'AND RolloutId = "{rollout_id}" AND RolloutArm = "{arm.value}"'
             )
-            result[arm.value] = await count_workflows_where(self.client, where)
+            result[arm.value] = await count_workflows_where(self.client, where, self.spec.review)
         return result
 
 
-async def count_workflows_where(client: Client, where: str) -> ArmCounts:
-    """Running, completed, failed and waiting-for-review workflows of a visibility condition."""
+async def count_workflows_where(
+    client: Client, where: str, review: ReviewMarker | None
+) -> ArmCounts:
+    """Running, completed, failed and (where the pipeline marks them) waiting-for-a-person
+    workflows of a visibility condition."""
     counted = await client.count_workflows(f"{where} GROUP BY ExecutionStatus")
     by_status: dict[str, int] = {}
     for group in counted.groups:
         by_status[str(group.group_values[0])] = group.count
-    waiting = await client.count_workflows(
-        f'{where} AND ExecutionStatus = "Running" AND ReviewState = "pending"'
-    )
+    waiting = 0
+    if review is not None:
+        waiting = (
+            await client.count_workflows(
+                f'{where} AND ExecutionStatus = "Running" AND {review.waiting_now()}'
+            )
+        ).count
     return ArmCounts(
         running=by_status.get("Running", 0),
         completed=by_status.get("Completed", 0),
         failed=sum(by_status.get(s, 0) for s in ("Failed", "Terminated", "TimedOut", "Canceled")),
-        waiting_for_review=waiting.count,
+        waiting_for_review=waiting,
     )
 
 

@@ -21,6 +21,7 @@ by the plan in force's (and its ``shadow``, if the type has one, by the plan's s
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,33 @@ from pydantic import BaseModel
 from modelbaton.contracts.rollout import ModelAssignment, RolloutPlan
 from modelbaton.contracts.schemas import ContractRegistry
 from modelbaton.pipeline.patches import PatchInfo
+
+
+@dataclass(frozen=True)
+class ReviewMarker:
+    """How a pipeline marks documents a person handles: a Keyword search attribute its workflow
+    sets (the reference pipeline's ``ReviewState``). Set at all, the document went to a person
+    (the review-share gate counts it, and its time is a person's, left out of latency); equal to
+    ``waiting``, it waits for one now (a rollback keeps it rather than restart it)."""
+
+    attribute: str
+    waiting: str = "pending"
+
+    def sent(self) -> str:
+        """A visibility condition: the document went to a person."""
+        return f"{self.attribute} IS NOT NULL"
+
+    def not_sent(self) -> str:
+        return f"{self.attribute} IS NULL"
+
+    def waiting_now(self) -> str:
+        """A visibility condition: the document waits for a person."""
+        return f'{self.attribute} = "{self.waiting}"'
+
+    def is_waiting(self, search_attributes: Mapping[str, Sequence[Any]]) -> bool:
+        """Whether a described workflow's (untyped) search attributes say it waits now."""
+        values = list(search_attributes.get(self.attribute) or [])
+        return bool(values) and values[0] == self.waiting
 
 
 @dataclass(frozen=True)
@@ -47,6 +75,9 @@ class PipelineSpec:
     workflows: tuple[str, ...] = ()
     #: The patches preflight judges; None: none declared (preflight says n/a).
     patches: tuple[PatchInfo, ...] | None = None
+    #: How the workflow marks documents a person handles; None: none goes to a person (the
+    #: review-share gate is then not judged, and nothing is kept from a rollback for a person).
+    review: ReviewMarker | None = None
 
     def reassigned(
         self, old: BaseModel, plan: RolloutPlan, task_queue: str, fallback_key: str
@@ -71,6 +102,7 @@ def reference_spec(release: str | None = None) -> PipelineSpec:
     from modelbaton.pipeline.messages import WORKFLOW_TYPE, ClassifyDocumentInput
     from modelbaton.pipeline.patches import PATCHES
     from modelbaton.pipeline.releases import CURRENT_RELEASE, served_schemas
+    from modelbaton.pipeline.search_attributes import REVIEW_STATE
 
     return PipelineSpec(
         workflow_type=WORKFLOW_TYPE,
@@ -79,4 +111,5 @@ def reference_spec(release: str | None = None) -> PipelineSpec:
         workflows=("modelbaton.pipeline.workflow:DocumentClassificationWorkflow",),
         contracts=CLASSIFICATION,
         patches=PATCHES,
+        review=ReviewMarker(REVIEW_STATE.name, "pending"),
     )
