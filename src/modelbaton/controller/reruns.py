@@ -133,7 +133,9 @@ async def restart(
     why = f"{reason} by {by.actor}: {by.reason or 'restart on baseline'}"
     restarted: list[str] = []
     for a in affected:
-        if a.status == WAITING or (a.status == "running" and await waiting_for_review(client, a, review)):
+        if a.status == WAITING or (
+            a.status == "running" and await waiting_for_review(client, a, review)
+        ):
             if kept is not None:
                 kept.add(a.workflow_id)
             continue

@@ -241,7 +241,6 @@ async def _rollout(
         report = build_report(rollout_id, rows, source.catalog.shadow_gate)
         shadow = shadow_view(report, rows)
     query = _documents_query(source, rollout_id)
-    review = source.spec.review
     return RolloutView(
         rollout_id=rollout_id,
         model_id=plan.model_id,
