@@ -58,12 +58,10 @@ from invoice_extraction.truth import InvoiceAudits
 from invoice_extraction.worker import pools, workflow_worker
 from invoice_extraction.workflow import ROUTE, InvoiceWorkflow
 from modelbaton import (
-    Comparison,
     PipelineSpec,
     RolloutControl,
     load_project,
     local_temporal,
-    summarize,
 )
 
 HERE = Path(__file__).parent
@@ -104,6 +102,8 @@ class DemoResult:
     exposed_to_v3: int = 0
     rerun_on_baseline: list[str] = field(default_factory=list)
     shadow_by_field: dict[str, float] = field(default_factory=dict)
+    #: The library's shadow report of v2's shadow stage (``ShadowReport.as_dict()``).
+    shadow_report: dict[str, Any] = field(default_factory=dict)
     replayed: int = 0
     replay_failures: list[str] = field(default_factory=list)
     preflight_ok: bool | None = None
@@ -382,10 +382,16 @@ async def run_demo(
             )
             say(f"  controller: {result.promoted.phase.value}")
             await settle(client, task_queue)
-            result.shadow_by_field = await _shadow_fields(client, result.fed)
+            shadowed = await control.plan()  # the promoted rollout's id stays in the plan
+            assert shadowed.rollout_id is not None
+            report = await control.shadow_report(shadowed.rollout_id)
+            result.shadow_report = report.as_dict()
+            result.shadow_by_field = {k: r.value for k, r in report.by_field.items()}
+            say(f"  {report.summary()}")
             say(
-                "  shadow of v2 beside v1, per-field agreement: "
+                "  per field: "
                 + ", ".join(f"{k} {v:.0%}" for k, v in result.shadow_by_field.items())
+                + _latencies(report.latency_ms)
             )
 
             say("\n4. the controller runs rollout-v3.toml: v3 is quietly wrong on 30 % of totals")
@@ -445,18 +451,12 @@ async def run_demo(
     return result
 
 
-async def _shadow_fields(client: Client, fed: list[str]) -> dict[str, float]:
-    """Per-field agreement of the shadow stage, from the comparisons the invoices returned."""
-    comparisons: list[Comparison] = []
-    for wid in fed:
-        handle = client.get_workflow_handle(wid, result_type=InvoiceOutcome)
-        described = await handle.describe()
-        if described.status is not WorkflowExecutionStatus.COMPLETED:
-            continue
-        outcome = await handle.result()
-        if outcome.shadow is not None and outcome.invoice.model_version == "v1":
-            comparisons.append(outcome.shadow)
-    return summarize(comparisons).by_field
+def _latencies(latency_ms: dict[str, Any]) -> str:
+    """p95 of each arm's model call, as the shadow report has it."""
+    base, cand = latency_ms.get("baseline"), latency_ms.get("candidate")
+    if not base or not cand:
+        return ""
+    return f"; p95 latency v1 {base['p95']:.0f} ms, v2 {cand['p95']:.0f} ms"
 
 
 async def _at_approval(client: Client, wid: str, within: float = 60.0) -> None:

@@ -66,7 +66,7 @@ class InvoiceWorkflow(InvoiceBase):
                 else:
                     shadow_error = f"{answer.error_type}: {answer.error}"
             if answers and inp.shadow is not None and workflow.patched(PATCH_RECORD_COMPARISON):
-                await self._record(inp, invoice, answers, shadow)
+                await self._record(inp, invoice, answers, shadow, call.latency_ms)
         else:
             invoice = await workflow.execute_activity_method(
                 InvoiceActivities.extract_legacy,
@@ -90,6 +90,7 @@ class InvoiceWorkflow(InvoiceBase):
         invoice: Invoice,
         answers: list[ShadowAnswer[Invoice]],
         shadow: Comparison | None,
+        latency_ms: float | None,
     ) -> None:
         """Record the comparison (and the noise baseline's, when sampled) for the gates."""
         assert inp.shadow is not None
@@ -109,6 +110,8 @@ class InvoiceWorkflow(InvoiceBase):
                 else None
             ),
             noise_error_type=noise.error_type if noise is not None else None,
+            primary_latency_ms=latency_ms,
+            other_latency_ms=first.latency_ms,
         )
         try:
             await workflow.execute_activity_method(

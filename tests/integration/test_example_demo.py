@@ -59,6 +59,21 @@ async def test_the_demo_promotes_v2_then_aborts_the_quietly_wrong_v3_losing_noth
     assert "total" in result.aborted.abort_reason  # the per-field figures name the bad field
     assert result.exposed_to_v3 > 0
 
+    # The shadow stage as the library's report has it: per-field agreement and each arm's
+    # latency from the records the workflow wrote, nothing of a label.
+    shadow = result.shadow_report
+    assert shadow["verdict"] == "READY", shadow["reasons"]
+    assert shadow["agreement"]["n"] >= 40
+    assert set(shadow["agreement_by_field"]) == {"total", "currency", "due_date"}
+    assert shadow["confusion"] == {}
+    for arm in ("baseline", "candidate"):
+        assert shadow["latency_ms"][arm]["n"] >= 40, shadow["latency_ms"]
+        assert shadow["latency_ms"][arm]["p50"] > 0
+    # v2 reads layouts v1 cannot: on the corpus they disagree on more than a quarter of totals.
+    assert shadow["agreement_by_field"]["total"]["rate"] < 0.9
+    (fields_line,) = [line for line in lines if line.strip().startswith("per field: ")]
+    assert "total" in fields_line and "p95 latency v1" in fields_line, fields_line
+
     audit = "\n".join(result.audit)
     assert "controller-gate-pass step 1 passed: shadow pass" in audit
     assert "review share waived" in audit  # the waiver is in the audit trail

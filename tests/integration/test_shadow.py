@@ -331,7 +331,7 @@ async def test_shadow_cli_start_report_and_the_verdict_gating_promotion(
         assert any("the gate needs 200" in r for r in judged["reasons"])
         human = await run(env, "shadow", "report")
         assert "NOT READY" in human.output
-        assert "label agreement" in human.output
+        assert "agreement (95 % Wilson)" in human.output
 
         refused = await run(env, "rollout", "set", "--fraction", "0.2")
         assert refused.exit_code == 1

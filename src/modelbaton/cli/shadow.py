@@ -73,8 +73,9 @@ def report(
 ) -> None:
     """A shadow's comparison and its verdict: exit 0 when READY, 1 when NOT READY.
 
-    Agreement with its interval, confusion, distances, errors, latency, reviewed accuracy and
-    the noise baseline.
+    Agreement with its interval (per field, where the comparator records fields), confusion
+    and distances (a classification's), errors, latency, reviewed accuracy and the noise
+    baseline.
     """
     if target_width is not None and not 0.0 < target_width < 1.0:
         raise fail(f"--target-width must be within (0, 1), got {target_width}")
@@ -103,7 +104,9 @@ def render(r: Any) -> None:
     d = r.as_dict()
     facts = Table("measure", "value", show_header=False)
     facts.add_row("documents shadowed", str(r.shadowed))
-    facts.add_row("label agreement (95 % Wilson)", _pct(d["agreement"]))
+    facts.add_row("agreement (95 % Wilson)", _pct(d["agreement"]))
+    for name, rate in d["agreement_by_field"].items():
+        facts.add_row(f"  agreement on {escape(name)}", _pct(rate))
     if r.more_documents_for_width is not None:
         facts.add_row(
             f"more documents for a {r.gate.target_width:.0%} wide interval",
@@ -112,7 +115,7 @@ def render(r: Any) -> None:
     if r.distance:
         js = r.distance
         facts.add_row(
-            "Jensen-Shannon distance",
+            "distance (the comparator's: Jensen-Shannon for labels)",
             f"p50 {js['p50']:.3f}, p90 {js['p90']:.3f}, max {js['max']:.3f}",
         )
     if r.confidence_delta:

@@ -47,6 +47,10 @@ class ComparisonRecord(BaseModel):
     #: The noise baseline (the baseline called twice), when the document was sampled for it.
     noise: Comparison | None = None
     noise_error_type: str | None = None
+    #: Each call's latency as the workflow measured it (``ModelCall.latency_ms``,
+    #: ``ShadowAnswer.latency_ms``): the shadow report's latency per arm.
+    primary_latency_ms: float | None = None
+    other_latency_ms: float | None = None
 
     @classmethod
     def of(
@@ -60,6 +64,8 @@ class ComparisonRecord(BaseModel):
         error: str | None = None,
         noise: Comparison | None = None,
         noise_error_type: str | None = None,
+        primary_latency_ms: float | None = None,
+        other_latency_ms: float | None = None,
     ) -> ComparisonRecord:
         return cls(
             rollout_id=shadow.rollout_id,
@@ -71,6 +77,8 @@ class ComparisonRecord(BaseModel):
             other_error=error,
             noise=noise,
             noise_error_type=noise_error_type,
+            primary_latency_ms=primary_latency_ms,
+            other_latency_ms=other_latency_ms,
         )
 
 
@@ -103,6 +111,8 @@ class ComparisonActivities:
             "noise_agree": rec.noise.agree if rec.noise is not None else None,
             "noise_js_distance": rec.noise.distance if rec.noise is not None else None,
             "noise_error_type": rec.noise_error_type,
+            "baseline_latency_ms": rec.primary_latency_ms,
+            "candidate_latency_ms": rec.other_latency_ms,
             "reviewed_label": None,
         }
         await asyncio.to_thread(self._store.record, row)

@@ -91,7 +91,7 @@ class RolloutControl:
 
     @property
     def controllers(self) -> Controllers:
-        return Controllers(self.client, self.catalog, self.task_queue)
+        return Controllers(self.client, self.catalog, self.task_queue, spec=self.spec)
 
     async def plan(self) -> RolloutPlan:
         """The rollout plan in force (the catalog's primary before any rollout)."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -78,6 +78,9 @@ class ShadowAnswer(Generic[C]):
     result: C | None = None
     error_type: str | None = None
     error: str | None = None
+    #: From the workflow scheduling the calls to this answer (or its failure) reaching it, by
+    #: workflow time: measured the same way as :attr:`ModelCall.latency_ms`.
+    latency_ms: float | None = None
 
     @property
     def answered(self) -> bool:
@@ -91,12 +94,21 @@ class ModelCall(Generic[C]):
         self,
         primary: asyncio.Task[C],
         shadow: asyncio.Task[list[ShadowAnswer[C]]] | None,
+        latency: Callable[[], float | None] | None = None,
     ) -> None:
         self._primary = primary
         self._shadow = shadow
+        self._latency = latency
 
     def __await__(self) -> Generator[Any, None, C]:
         return self._primary.__await__()
+
+    @property
+    def latency_ms(self) -> float | None:
+        """Once the primary answered: from the workflow scheduling the calls to the answer
+        reaching it, by workflow time (deterministic, so the same on replay; its resolution is
+        the workflow task's). Shadow answers carry theirs, measured the same way."""
+        return self._latency() if self._latency is not None else None
 
     @property
     def shadowed(self) -> bool:
@@ -186,7 +198,15 @@ class ModelRoute(Generic[C]):
             if known is None:
                 return self._deferred(payload)
             assignment, shadow = known.model, known.shadow
-        primary = self._schedule(assignment, payload, budget=None, retry_policy=self._retry)
+        started = workflow.now()
+        handle = self._schedule(assignment, payload, budget=None, retry_policy=self._retry)
+        answered: list[float] = []
+
+        async def primary() -> C:
+            result = await handle
+            answered.append(_ms_since(started))
+            return result
+
         task: asyncio.Task[list[ShadowAnswer[C]]] | None = None
         if shadow is not None:
             budget = timedelta(seconds=shadow.budget_seconds)
@@ -197,10 +217,14 @@ class ModelRoute(Generic[C]):
                     # A shadow never fails the document: an unread schema is its answer.
                     calls.append(_unread(t, sorted(self._activities)))
                     continue
-                handle = self._schedule(t, payload, budget=budget, retry_policy=self._shadow_retry)
-                calls.append(_answer(handle, t))
+                shadow_handle = self._schedule(
+                    t, payload, budget=budget, retry_policy=self._shadow_retry
+                )
+                calls.append(_answer(shadow_handle, t, started))
             task = asyncio.create_task(_gather_answers(calls))
-        return ModelCall(primary, task)
+        return ModelCall(
+            asyncio.create_task(primary()), task, lambda: answered[0] if answered else None
+        )
 
     def _deferred(self, payload: Any) -> ModelCall[C]:
         """A call whose assignment the fallback resolves first (one local activity per run)."""
@@ -221,7 +245,10 @@ class ModelRoute(Generic[C]):
                 return []  # the primary reports why the assignment could not be had
             return await call.shadow_answers()
 
-        return ModelCall(asyncio.create_task(primary()), asyncio.create_task(shadows()))
+        def latency() -> float | None:
+            return inner.result().latency_ms if inner.done() and not inner.exception() else None
+
+        return ModelCall(asyncio.create_task(primary()), asyncio.create_task(shadows()), latency)
 
     async def call(self, assignment: ModelAssignment | None, payload: Any) -> C:
         """The primary call alone: its canonical result."""
@@ -241,18 +268,29 @@ async def _unread(target: ModelAssignment, known: list[int]) -> ShadowAnswer[C]:
     )
 
 
-async def _answer(handle: workflow.ActivityHandle[C], target: ModelAssignment) -> ShadowAnswer[C]:
+def _ms_since(started: datetime) -> float:
+    return (workflow.now() - started).total_seconds() * 1000.0
+
+
+async def _answer(
+    handle: workflow.ActivityHandle[C], target: ModelAssignment, started: datetime
+) -> ShadowAnswer[C]:
     try:
-        return ShadowAnswer(target=target, result=await handle)
+        result = await handle
+        return ShadowAnswer(target=target, result=result, latency_ms=_ms_since(started))
     except ActivityError as exc:
         cause = exc.cause
         if isinstance(cause, TimeoutError):
             return ShadowAnswer(
-                target=target, error_type="Timeout", error="no answer within the shadow budget"
+                target=target,
+                error_type="Timeout",
+                error="no answer within the shadow budget",
+                latency_ms=_ms_since(started),
             )
         error_type = cause.type if isinstance(cause, ApplicationError) and cause.type else None
         return ShadowAnswer(
             target=target,
             error_type=error_type or type(cause or exc).__name__,
             error=str(getattr(cause, "message", None) or cause or exc),
+            latency_ms=_ms_since(started),
         )

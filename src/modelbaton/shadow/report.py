@@ -3,10 +3,12 @@
 Every figure comes from the ``shadow_comparisons`` rows of one rollout:
 
 - the confidence difference (candidate minus baseline) on documents both answered;
-- agreement of the two arms' labels on documents both answered, with a Wilson 95 % interval, and
-  how many more documents the interval needs to reach the target width;
-- the confusion between baseline and candidate labels, the Jensen-Shannon distance between their
-  score distributions, and the classes only one side knows;
+- agreement of the two arms on documents both answered (the pipeline's comparator decides what
+  agreeing is: the same label, every field matching), with a Wilson 95 % interval, and how many
+  more documents the interval needs to reach the target width;
+- agreement per field, where the comparator records fields (an extraction's);
+- for a classification: the confusion between baseline and candidate labels, the distance
+  between their score distributions, and the classes only one side knows;
 - the candidate's errors, schema errors (malformed output, an unknown schema) apart;
 - latency per arm (p50, p95), measured by the workflow the same way for both;
 - on documents a human reviewed, each arm's accuracy and McNemar's exact test of the difference;
@@ -77,6 +79,8 @@ class ShadowReport:
     baseline_versions: list[str] = field(default_factory=list)
     candidate_versions: list[str] = field(default_factory=list)
     agreement: Rate | None = None
+    #: Per field, where the comparator records fields: agreement on that field.
+    by_field: dict[str, Rate] = field(default_factory=dict)
     more_documents_for_width: int | None = None
     confusion: dict[str, dict[str, int]] = field(default_factory=dict)
     distance: dict[str, float] | None = None
@@ -128,6 +132,7 @@ class ShadowReport:
             "baseline_versions": self.baseline_versions,
             "candidate_versions": self.candidate_versions,
             "agreement": self.agreement.as_dict() if self.agreement else None,
+            "agreement_by_field": {k: v.as_dict() for k, v in self.by_field.items()},
             "target_width": self.gate.target_width,
             "more_documents_for_width": self.more_documents_for_width,
             "confusion": self.confusion,
@@ -161,8 +166,15 @@ def build_report(
         report.more_documents_for_width = documents_for_width(
             agreed, len(compared), gate.target_width
         )
+        fields: dict[str, list[bool]] = {}
+        for r in compared:
+            for name, ok in (r.fields or {}).items():
+                fields.setdefault(name, []).append(bool(ok))
+        report.by_field = {k: Rate(sum(v), len(v)) for k, v in sorted(fields.items())}
         confusion: dict[str, Counter[str]] = {}
         for r in compared:
+            if r.baseline_label is None and r.candidate_label is None:
+                continue  # a comparator without labels (an extraction's)
             confusion.setdefault(str(r.baseline_label), Counter())[str(r.candidate_label)] += 1
         report.confusion = {b: dict(sorted(c.items())) for b, c in sorted(confusion.items())}
         distances = np.asarray([r.js_distance for r in compared if r.js_distance is not None])
@@ -197,12 +209,21 @@ def build_report(
         Counter(r.candidate_error_type for r in rows if r.candidate_error_type)
     )
     report.baseline_errors = sum(1 for r in rows if r.baseline_error_type)
+    # Latency of the answers only: an arm's error or timeout is counted above, not timed.
     report.latency_ms = {
         "baseline": _percentiles(
-            [r.baseline_latency_ms for r in rows if r.baseline_label and r.baseline_latency_ms]
+            [
+                r.baseline_latency_ms
+                for r in rows
+                if r.baseline_latency_ms is not None and not r.baseline_error_type
+            ]
         ),
         "candidate": _percentiles(
-            [r.candidate_latency_ms for r in rows if r.candidate_label and r.candidate_latency_ms]
+            [
+                r.candidate_latency_ms
+                for r in rows
+                if r.candidate_latency_ms is not None and not r.candidate_error_type
+            ]
         ),
     }
     report.reviewed = _reviewed(compared)
