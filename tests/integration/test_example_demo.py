@@ -72,7 +72,8 @@ async def test_the_demo_promotes_v2_then_aborts_the_quietly_wrong_v3_losing_noth
     # v2 reads layouts v1 cannot: on the corpus they disagree on more than a quarter of totals.
     assert shadow["agreement_by_field"]["total"]["rate"] < 0.9
     (fields_line,) = [line for line in lines if line.strip().startswith("per field: ")]
-    assert "total" in fields_line and "p95 latency v1" in fields_line, fields_line
+    assert "total" in fields_line, fields_line
+    assert "p95 latency v1" in fields_line, fields_line
 
     audit = "\n".join(result.audit)
     assert "controller-gate-pass step 1 passed: shadow pass" in audit
