@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 from temporalio import workflow
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from typer.testing import CliRunner
 
 from invoice_catalog import INVOICE_CATALOG
 from modelbaton.app.main import baton
+from modelbaton.pipeline.search_attributes import MODEL_VERSION
 from modelbaton.rollout.messages import rollout_workflow_id
 from modelbaton.versioning.builds import deployment_name_for
 from waiting import eventually
@@ -158,6 +160,36 @@ async def test_deploy_and_drain_use_the_project_task_queue(
         other = await invoke(env, *args, "--project", str(EXAMPLE), "--task-queue", "q-other")
         assert other.exit_code == 2, other.output
         assert f"no worker deployment '{deployment_name_for('q-other')}'" in other.stderr
+
+
+async def test_a_pool_drain_counts_the_projects_workflows(
+    isolated_client: Client, tmp_path: Path
+) -> None:
+    """``drain --pool`` waits for the project's documents on that model version: an invoice
+    still running on v2 (no worker takes it) is what the deadline reports, and nothing of it is
+    counted as waiting for a person (the example marks none)."""
+    env = env_for(isolated_client, tmp_path)
+    project = example_with_catalog(tmp_path)
+    queue = f"invoices-{uuid.uuid4().hex[:6]}"
+    handle = await isolated_client.start_workflow(
+        "InvoiceExtraction",
+        id=f"invoice-on-v2-{queue}",
+        task_queue=queue,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(MODEL_VERSION, "v2")]),
+    )
+    visible = f"WorkflowId = '{handle.id}' AND ModelVersion = 'v2'"
+
+    async def listed() -> bool:
+        return (await isolated_client.count_workflows(visible)).count == 1
+
+    await eventually(listed, what="the invoice on v2 in visibility")
+    args = ["drain", "--pool", "--from", "v2", "--project", str(project), "--task-queue", queue]
+    drained = await invoke(env, *args, "--deadline", "1s", "--on-deadline", "report", "--json")
+    assert drained.exit_code == 1, drained.output
+    result = json.loads(drained.stdout)
+    assert result["remaining"] == [handle.id]
+    assert result["target"] == f"model v2 on {queue}"
+    await handle.terminate("test done")
 
 
 async def test_rollout_status_and_preflight_read_the_project_catalog_and_queue(

@@ -43,8 +43,11 @@ def test_drain_queries() -> None:
         "TemporalWorkerDeploymentVersion = 'pipe:A' AND TemporalWorkflowVersioningBehavior = "
         "'Pinned' AND ExecutionStatus = 'Running'"
     )
-    assert build.at_review.endswith("AND ReviewState = 'pending'")
-    pool = DrainTarget.pool("v1", "classify")
+    assert build.at_review is None  # a pipeline that marks no wait for a person counts none
+    waiting = DrainTarget.build("pipe:A", "ReviewState = 'pending'").at_review
+    assert waiting is not None
+    assert waiting.endswith("AND ReviewState = 'pending'")
+    pool = DrainTarget.pool("v1", "classify", "DocumentClassificationWorkflow")
     assert pool.query == (
         "WorkflowType = 'DocumentClassificationWorkflow' AND TaskQueue = 'classify' "
         "AND ModelVersion = 'v1'"

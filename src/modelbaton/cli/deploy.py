@@ -65,16 +65,18 @@ async def _count(client: Client, query: str) -> int:
     return (await client.count_workflows(query)).count
 
 
-async def _status(client: Client, control: DeploymentControl) -> dict[str, Any]:
+async def _status(
+    client: Client, control: DeploymentControl, waiting: str | None
+) -> dict[str, Any]:
     from modelbaton.versioning.builds import Build
-    from modelbaton.versioning.drain import DrainTarget
+    from modelbaton.versioning.drain import DrainTarget, count_or_zero
 
     view = await control.describe()
     versions = []
     for v in view.versions:
-        target = DrainTarget.build(Build(view.name, v.build_id).version)
+        target = DrainTarget.build(Build(view.name, v.build_id).version, waiting)
         running, at_review = await asyncio.gather(
-            _count(client, target.running), _count(client, target.at_review)
+            _count(client, target.running), count_or_zero(client, target.at_review)
         )
         versions.append(
             {
@@ -107,7 +109,10 @@ def status(
 ) -> None:
     """Builds of the deployment: current, ramping, and per build its running pinned workflows
     (those at review apart) and drainage."""
-    data = _run(context(project, task_queue), deployment, _status)
+    ctx = context(project, task_queue)
+    review = ctx.spec().review
+    waiting = review.waiting_now() if review is not None else None
+    data = _run(ctx, deployment, lambda client, control: _status(client, control, waiting))
 
     def render() -> None:
         ramp = (

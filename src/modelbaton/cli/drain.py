@@ -166,7 +166,7 @@ async def _build_target(
     if view.ramping == build.build_id:
         await control.clear_ramp()
         stopped += f"; cleared the ramp of {build.build_id} ({view.ramp_percent:g} %)"
-    return DrainTarget.build(build.version), stopped
+    return DrainTarget.build(build.version, _waiting(ctx)), stopped
 
 
 async def _pool_target(client: Client, ctx: Context, version: str) -> Any:
@@ -175,7 +175,8 @@ async def _pool_target(client: Client, ctx: Context, version: str) -> Any:
 
     catalog = ctx.catalog()
     catalog.get(version)  # unknown version: a ConfigError naming it
-    plan = await Rollouts(client, catalog, ctx.task_queue).plan()
+    spec = ctx.spec()
+    plan = await Rollouts(client, catalog, ctx.task_queue, spec=spec).plan()
     if version in plan.versions:
         raise RolloutError(
             f"model version {version!r} is still assigned by the rollout plan "
@@ -183,7 +184,13 @@ async def _pool_target(client: Client, ctx: Context, version: str) -> Any:
             + (f", candidate {plan.candidate.version}" if plan.candidate else "")
             + "): promote or abort the rollout first (baton rollout)"
         )
-    return DrainTarget.pool(version, ctx.task_queue)
+    return DrainTarget.pool(version, ctx.task_queue, spec.workflow_type, _waiting(ctx))
+
+
+def _waiting(ctx: Context) -> str | None:
+    """The project's condition for a document waiting for a person (None: it has none)."""
+    review = ctx.spec().review
+    return review.waiting_now() if review is not None else None
 
 
 async def _what_can_go(client: Client, ctx: Context, target: Any, source: str) -> dict[str, Any]:

@@ -24,7 +24,6 @@ from typing import Any
 from temporalio.client import Client
 
 from modelbaton.pipeline import search_attributes as sa
-from modelbaton.pipeline.messages import WORKFLOW_TYPE
 
 RUNNING = "ExecutionStatus = 'Running'"
 
@@ -42,9 +41,12 @@ class DrainTarget:
     strategy: str  # "build" | "pool"
     label: str  # "dep:B" or "model v1 on <queue>"
     query: str  # every workflow of the target, open or closed
+    #: The pipeline's visibility condition for a document waiting for a person (its review
+    #: marker's), or None: the pipeline has no such step, and none is counted at review.
+    waiting: str | None = None
 
     @classmethod
-    def build(cls, version: str) -> DrainTarget:
+    def build(cls, version: str, waiting: str | None = None) -> DrainTarget:
         """The workflows pinned to ``version``: only they need its workers. An auto-upgrade
         workflow (the rollout workflow) moves to the current build at its next task, as the
         server's own drainage assumes."""
@@ -53,15 +55,20 @@ class DrainTarget:
             version,
             f"TemporalWorkerDeploymentVersion = '{version}' "
             "AND TemporalWorkflowVersioningBehavior = 'Pinned'",
+            waiting,
         )
 
     @classmethod
-    def pool(cls, model_version: str, task_queue: str) -> DrainTarget:
+    def pool(
+        cls, model_version: str, task_queue: str, workflow_type: str, waiting: str | None = None
+    ) -> DrainTarget:
+        """The pipeline's (``workflow_type``'s) documents on ``model_version``'s pool."""
         return cls(
             "pool",
             f"model {model_version} on {task_queue}",
-            f"WorkflowType = '{WORKFLOW_TYPE}' AND TaskQueue = '{task_queue}' "
+            f"WorkflowType = '{workflow_type}' AND TaskQueue = '{task_queue}' "
             f"AND {sa.MODEL_VERSION.name} = '{model_version}'",
+            waiting,
         )
 
     @property
@@ -69,8 +76,14 @@ class DrainTarget:
         return f"{self.query} AND {RUNNING}"
 
     @property
-    def at_review(self) -> str:
-        return f"{self.running} AND {sa.REVIEW_STATE.name} = 'pending'"
+    def at_review(self) -> str | None:
+        """In flight and waiting for a person; None where the pipeline marks no such wait."""
+        return f"{self.running} AND {self.waiting}" if self.waiting else None
+
+
+async def count_or_zero(client: Client, query: str | None) -> int:
+    """The workflows ``query`` finds; 0 for no query (nothing of the kind to count)."""
+    return (await client.count_workflows(query)).count if query else 0
 
 
 @dataclass(frozen=True)
@@ -115,9 +128,9 @@ class DrainResult:
 
 async def tally(client: Client, target: DrainTarget, started: float) -> Tally:
     running, review = await asyncio.gather(
-        client.count_workflows(target.running), client.count_workflows(target.at_review)
+        client.count_workflows(target.running), count_or_zero(client, target.at_review)
     )
-    return Tally(running.count, review.count, time.monotonic() - started)
+    return Tally(running.count, review, time.monotonic() - started)
 
 
 async def running_ids(client: Client, target: DrainTarget) -> list[tuple[str, str | None]]:
