@@ -12,7 +12,6 @@ from temporalio import activity
 from typer.testing import CliRunner
 
 from modelbaton.app.main import baton as app
-from modelbaton.cli import schema as schema_cli
 from modelbaton.contracts import NormalizedClassificationResult, canonical
 from modelbaton.errors import ConfigError
 from modelbaton.models.catalog import load_catalog
@@ -69,7 +68,11 @@ def test_check_passes_on_the_default_catalog() -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     names = [r["name"] for r in report["reports"]]
-    assert names == ["catalog versions", "raw output schemas", "canonical contract"]
+    assert names == [
+        "catalog versions",
+        "contracts 'classification': raw output schemas",
+        "contracts 'classification': canonical contract",
+    ]
     assert len(report["reports"][0]["pairs"]) == 3  # v1-v2, v1-v3, v2-v3
 
 
@@ -95,12 +98,12 @@ def test_check_fails_when_the_canonical_contract_breaks(monkeypatch: pytest.Monk
         model_version: str
         schema_version: int
 
-    monkeypatch.setitem(schema_cli.CANONICAL_VERSIONS, 2, CanonicalV2)
+    monkeypatch.setitem(canonical.CANONICAL_VERSIONS, 2, CanonicalV2)
     result = runner.invoke(app, ["schema", "check", "--json"])
     assert result.exit_code == 1
-    canonical = json.loads(result.stdout)["reports"][2]
-    assert not canonical["compatible"]
-    by_path = {c["path"]: c for c in canonical["pairs"][0]["changes"]}
+    report = json.loads(result.stdout)["reports"][2]
+    assert not report["compatible"]
+    by_path = {c["path"]: c for c in report["pairs"][0]["changes"]}
     assert by_path["/scores_by_class"]["kind"] == "map to array"
 
 
@@ -153,24 +156,33 @@ output_schema_version = 2
 """
 
 
-def test_check_fails_when_no_classify_activity_reads_a_models_schema(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_check_fails_when_the_workflow_code_calls_no_models_schema(tmp_path: Path) -> None:
+    """The project says which schemas its workflow code calls (``schema_versions``, else every
+    version of its registry): a catalog model of another one cannot run at all."""
     path = tmp_path / "catalog.toml"
     path.write_text(CATALOG)
-    result = runner.invoke(app, ["schema", "check", "--catalog", str(path), "--json"])
+    config = tmp_path / "modelbaton.toml"
+    body = (
+        'name = "classify"\ntask_queue = "classify"\n'
+        'workflows = ["modelbaton.pipeline.workflow:DocumentClassificationWorkflow"]\n'
+        'activity_modules = ["modelbaton.pipeline.activities"]\n'
+        'contracts = "modelbaton.contracts.registry:CLASSIFICATION"\n'
+    )
+    config.write_text(body)
+    args = ["schema", "check", "--project", str(config), "--catalog", str(path)]
+    result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["models_without_classify_activity"] == []
+    assert json.loads(result.stdout)["models_without_model_call"] == []
 
-    monkeypatch.delitem(CLASSIFY_BY_SCHEMA, 2)
-    result = runner.invoke(app, ["schema", "check", "--catalog", str(path), "--json"])
+    config.write_text(body + "schema_versions = [1]\n")
+    result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 1
-    assert json.loads(result.stdout)["models_without_classify_activity"] == [
+    assert json.loads(result.stdout)["models_without_model_call"] == [
         {"model": "pets", "version": "p1", "schema": 2}
     ]
-    human = runner.invoke(app, ["schema", "check", "--catalog", str(path)])
+    human = runner.invoke(app, args)
     assert human.exit_code == 1
-    assert "model pets:p1 declares output schema v2, which no classify activity reads" in (
+    assert "model pets:p1 declares output schema v2, which the workflow code never calls" in (
         " ".join(human.stdout.split())
     )
 

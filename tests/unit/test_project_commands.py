@@ -467,9 +467,15 @@ def test_schema_check_checks_the_registry_of_the_project_found_here(
     report = json.loads(result.stdout)
     assert report["project"] == "invoice_extraction"
     assert report["reports"][0]["name"] == "contracts 'invoice': raw output schemas"
-    # At the repository root the reference pipeline's registry gets the classification checks
-    # (its catalog and classify activities) as before.
+    # At the repository root, the reference pipeline's config: the same checks on its registry,
+    # with its catalog's versions first.
     monkeypatch.chdir(ROOT)
     reference = runner.invoke(app, ["schema", "check", "--json"])
     assert reference.exit_code == 0, reference.output
-    assert "models_without_classify_activity" in json.loads(reference.stdout)
+    checked = json.loads(reference.stdout)
+    assert checked["project"] == "document_classification"
+    assert [r["name"] for r in checked["reports"]][:2] == [
+        "catalog versions",
+        "contracts 'classification': raw output schemas",
+    ]
+    assert checked["models_without_model_call"] == []

@@ -18,17 +18,15 @@ from rich.table import Table
 
 from modelbaton.cli._boundary import fail_error
 from modelbaton.cli._output import JsonOption, console, emit, fail
+from modelbaton.cli._project import ProjectOption
 from modelbaton.compat import (
     PairReport,
     TransitiveReport,
     check_transitive,
-    compare_schemas,
-    model_schema,
 )
-from modelbaton.contracts import CANONICAL_VERSIONS, OUTPUT_SCHEMAS
 from modelbaton.errors import ModelBatonError
 from modelbaton.models.catalog import Catalog, load_catalog
-from modelbaton.models.schemas import SchemaRef, compare, resolve
+from modelbaton.models.schemas import SchemaRef, catalog_ref, compare, resolve
 from modelbaton.settings import Settings
 
 app = typer.Typer(
@@ -113,152 +111,87 @@ def check(
     histories: list[Path] = typer.Option(
         None,
         "--histories",
-        help="Folders of recorded histories whose payloads today's message types must decode "
-        "(default: tests/histories and tests/lifecycle_histories when they exist here).",
+        help="Folders of recorded histories whose payloads today's types must decode "
+        "(default: the project's histories folder).",
     ),
-    project: Path | None = typer.Option(
-        None,
-        "--project",
-        help="A project config: check its contracts registry and its histories folder instead "
-        "(default: MODELBATON_PROJECT, else a config found here or above whose registry is "
-        "not the classification one).",
-    ),
+    project: Path | None = ProjectOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """FULL_TRANSITIVE over the catalog versions, the raw schemas and the canonical contract; every
-    catalog model's output schema has a classify activity; and today's workflow, activity and
-    update types decode every recorded history's payloads."""
-    if project is None:
-        from modelbaton.cli._project import context
-        from modelbaton.contracts.registry import CLASSIFICATION
-        from modelbaton.project import PROJECT_ENV
+    """FULL_TRANSITIVE over the project's catalog versions, its registry's raw schemas and its
+    canonical contract; every catalog model's output schema has a model call in the workflow
+    code; and the types its workflows, activities and updates declare today decode every
+    recorded history's payloads."""
+    from modelbaton.cli._project import context
+    from modelbaton.controller.workflow import RolloutControllerWorkflow
+    from modelbaton.ops.project_checks import (
+        canonical_report,
+        check_histories,
+        contracts_report,
+        types_of,
+    )
+    from modelbaton.rollout.workflow import RolloutWorkflow
 
-        # The project every command finds; the checks below are those of the classification
-        # registry (its catalog, its classify activities), so another registry gets its own.
-        found = context(None).project
-        if found.source == PROJECT_ENV or found.contracts is not CLASSIFICATION:
-            project = found.path
-    if project is not None:
-        _check_project(project, strict, list(histories or []), as_json)
-        return
-    from modelbaton.ops.history_types import check_histories
-    from modelbaton.ops.history_types import describe as describe_decoding
-    from modelbaton.pipeline.activities import CLASSIFY_BY_SCHEMA
-
-    cat = _catalog(catalog)
-    folders = list(histories or [])
-    for folder in folders:
+    ctx = context(project)
+    found = ctx.project
+    registry = found.contracts
+    served = ctx.spec().schema_versions
+    for folder in histories or []:
         if not folder.is_dir():
             raise fail(f"--histories {escape(str(folder))}: not a folder")
-    if not folders:
-        folders = [
-            p for p in (Path("tests/histories"), Path("tests/lifecycle_histories")) if p.is_dir()
-        ]
-    decoding = check_histories(folders)
-    missing = [
-        f"output schema v{v}" for v, s in OUTPUT_SCHEMAS.items() if not callable(s.normalizer)
-    ]
-    # A catalog model whose output schema no classify activity reads cannot be run at all.
-    unread = [
-        {"model": e.config.model_id, "version": e.config.version, "schema": schema}
-        for e in cat.entries
-        if (schema := e.config.output_schema_version) not in CLASSIFY_BY_SCHEMA
-    ]
+    folders = list(histories or []) or (
+        [found.histories_path] if found.histories_path is not None else []
+    )
     try:
-        refs = [resolve(v, cat) for v in cat.versions]
-        raw_refs = [resolve(f"schema:{v}", cat) for v in sorted(OUTPUT_SCHEMAS)]
+        if catalog is not None:
+            cat: Catalog | None = load_catalog(catalog, contracts=registry)
+        else:
+            cat = ctx.catalog() if ctx.catalog_source is not None else None
+        refs = [catalog_ref(v, cat, registry) for v in cat.versions] if cat else []
     except ModelBatonError as exc:
         raise fail_error(exc) from None
+    reports: list[TransitiveReport] = []
+    if cat is not None:
+        canonical = registry.canonical.__name__
 
-    def pair(a: SchemaRef, b: SchemaRef) -> PairReport:
-        return compare(a, b, cat)
+        def pair(a: SchemaRef, b: SchemaRef) -> PairReport:
+            return compare(a, b, cat, canonical)
 
-    catalog_report = check_transitive("catalog versions", refs, pair)
-    raw_report = check_transitive("raw output schemas", raw_refs, pair)
-    canonical = [
-        (f"canonical:v{v}", model_schema(m)) for v, m in sorted(CANONICAL_VERSIONS.items())
+        reports.append(check_transitive("catalog versions", refs, pair))
+    reports += [contracts_report(registry), canonical_report(registry)]
+    # A catalog model whose output schema the workflow code never calls cannot be run at all.
+    unread = [
+        {"model": e.config.model_id, "version": e.config.version, "schema": schema}
+        for e in (cat.entries if cat else [])
+        if served is not None and (schema := e.config.output_schema_version) not in served
     ]
-    canonical_report = check_transitive("canonical contract", canonical, compare_schemas)
-    reports = (catalog_report, raw_report, canonical_report)
-
+    # The project's own definitions, and modelbaton's workflows that run on its queue.
+    types = types_of(
+        [*found.workflows, RolloutWorkflow, RolloutControllerWorkflow], found.activity_modules
+    )
+    decoded = [check_histories(f, types) for f in folders]
     covered_breaks = any(not (p.backward_ok and p.forward_ok) for r in reports[:2] for p in r.pairs)
     ok = (
-        not missing
-        and not unread
+        not unread
         and all(r.compatible for r in reports)
         and not (strict and covered_breaks)
-        and decoding.ok
+        and all(d.ok for d in decoded)
     )
 
     def render() -> None:
         for report in reports:
-            console.rule(f"{report.name}: FULL_TRANSITIVE")
+            console.rule(f"{escape(report.name)}: FULL_TRANSITIVE")
             if not report.pairs:
                 console.print("one version: nothing to compare")
             for p in report.pairs:
                 _render_pair(p)
-        for m in missing:
-            console.print(f"[red]no normalizer for {m}[/]")
         for u in unread:
             console.print(
                 escape(
                     f"model {u['model']}:{u['version']} declares output schema v{u['schema']}, "
-                    "which no classify activity reads"
+                    "which the workflow code never calls"
                 ),
                 style="red",
             )
-        console.rule("recorded histories: today's message types")
-        console.print(
-            f"{decoding.payloads} payloads in {decoding.histories} histories"
-            + (" decode" if decoding.ok else f": {len(decoding.failures)} do not decode")
-        )
-        for failure in decoding.failures[:20]:
-            console.print(f"[red]{escape(str(failure))}[/]")
-        console.print(
-            "[bold green]compatible[/]" if ok else "[bold red]breaking changes not covered[/]"
-        )
-
-    emit(
-        {
-            "compatible": ok,
-            "missing_normalizers": missing,
-            "models_without_classify_activity": unread,
-            "reports": [_transitive_dict(r) for r in reports],
-            "history_payloads": describe_decoding(decoding),
-        },
-        as_json,
-        render,
-    )
-    if not ok:
-        raise typer.Exit(1)
-
-
-def _check_project(path: Path, strict: bool, histories: list[Path], as_json: bool) -> None:
-    """``schema check --project``: the project's registry and histories, read off its own
-    workflow and activity definitions."""
-    from modelbaton.ops.project_checks import check_histories, contracts_report, types_of
-    from modelbaton.project import load_project
-
-    try:
-        project = load_project(path)
-    except ModelBatonError as exc:
-        raise fail_error(exc) from None
-    for folder in histories:
-        if not folder.is_dir():
-            raise fail(f"--histories {escape(str(folder))}: not a folder")
-    folders = histories or ([project.histories_path] if project.histories_path else [])
-    report = contracts_report(project.contracts)
-    types = types_of(project.workflows, project.activity_modules)
-    decoded = [check_histories(f, types) for f in folders]
-    covered_breaks = any(not (p.backward_ok and p.forward_ok) for p in report.pairs)
-    ok = report.compatible and not (strict and covered_breaks) and all(d.ok for d in decoded)
-
-    def render() -> None:
-        console.rule(f"{escape(report.name)}: FULL_TRANSITIVE")
-        if not report.pairs:
-            console.print("one version: nothing to compare")
-        for p in report.pairs:
-            _render_pair(p)
         for folder, d in zip(folders, decoded, strict=True):
             console.rule(f"histories in {escape(str(folder))}: today's types")
             console.print(
@@ -273,9 +206,10 @@ def _check_project(path: Path, strict: bool, histories: list[Path], as_json: boo
 
     emit(
         {
-            "project": project.name,
+            "project": found.name,
             "compatible": ok,
-            "reports": [_transitive_dict(report)],
+            "models_without_model_call": unread,
+            "reports": [_transitive_dict(r) for r in reports],
             "histories": {str(f): d.as_dict() for f, d in zip(folders, decoded, strict=True)},
         },
         as_json,

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from modelbaton.contracts import raw_v1, raw_v2
-from modelbaton.contracts.canonical import NormalizedClassificationResult
+from modelbaton.contracts.canonical import CANONICAL_VERSIONS, NormalizedClassificationResult
 from modelbaton.contracts.config import ModelVersionConfig
 from modelbaton.contracts.schemas import ContractRegistry, OutputSchema
 from modelbaton.errors import ModelOutputError
@@ -29,7 +29,9 @@ __all__ = [
 
 #: The classification contract, declared like any user's: our raw schemas are its first users.
 CLASSIFICATION: ContractRegistry[NormalizedClassificationResult] = ContractRegistry(
-    "classification", canonical=NormalizedClassificationResult
+    "classification",
+    canonical=NormalizedClassificationResult,
+    canonical_versions=CANONICAL_VERSIONS,
 )
 CLASSIFICATION.register(
     raw_v1.SCHEMA_VERSION,

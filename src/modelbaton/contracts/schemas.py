@@ -59,11 +59,22 @@ class ContractRegistry(Generic[C]):
     ``name`` appears in every error, so a project with several registries reads which one.
     """
 
-    def __init__(self, name: str, *, canonical: type[C]) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        canonical: type[C],
+        canonical_versions: Mapping[int, type[BaseModel]] | None = None,
+    ) -> None:
         if not name:
             raise ConfigError("a contracts registry needs a name")
         self.name = name
         self.canonical = canonical
+        #: Every version the canonical type has had, oldest first, since histories hold each of
+        #: them (``schema check`` requires them FULL_TRANSITIVE); default: ``canonical`` alone.
+        self.canonical_versions: Mapping[int, type[BaseModel]] = (
+            canonical_versions if canonical_versions is not None else {1: canonical}
+        )
         self._schemas: dict[int, OutputSchema] = {}
 
     def __repr__(self) -> str:

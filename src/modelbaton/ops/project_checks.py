@@ -22,6 +22,7 @@ from modelbaton.compat import (
     PairReport,
     TransitiveReport,
     check_transitive,
+    compare_schemas,
     diff_schemas,
     model_schema,
 )
@@ -54,6 +55,17 @@ def contracts_report(registry: ContractRegistry[Any]) -> TransitiveReport:
 
     schemas = [registry.schemas[v] for v in registry.versions]
     return check_transitive(f"contracts {registry.name!r}: raw output schemas", schemas, pair)
+
+
+def canonical_report(registry: ContractRegistry[Any]) -> TransitiveReport:
+    """FULL_TRANSITIVE over every version the registry's canonical type has had: histories
+    store it, so no normalizer can excuse a break there."""
+    versions = [
+        (f"canonical:v{v}", model_schema(m)) for v, m in sorted(registry.canonical_versions.items())
+    ]
+    return check_transitive(
+        f"contracts {registry.name!r}: canonical contract", versions, compare_schemas
+    )
 
 
 @dataclass(frozen=True)
