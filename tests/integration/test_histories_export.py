@@ -80,6 +80,23 @@ async def test_a_seeded_sample_is_exported_and_replays(
     assert report["replayed"] == 6, report
     assert report["failed"] == 0, report
 
+    # Or the replay gate samples the live server itself, with the same seeded draw.
+    live = (
+        f"WorkflowType = 'DocumentClassificationWorkflow' AND TaskQueue = '{pipeline.task_queue}'"
+    )
+    sampled = await asyncio.to_thread(
+        invoke, env, "replay-check", "--query", live, "--sample", "2", "--seed", "7", "--json",
+        "--processes", "1",
+    )  # fmt: skip
+    assert sampled.exit_code == 0, sampled.output
+    report = json.loads(sampled.output)
+    assert (report["replayed"], report["failed"]) == (2, 0), report
+    refused = await asyncio.to_thread(
+        invoke, env, "replay-check", "--histories", str(out), "--sample", "2"
+    )
+    assert refused.exit_code == 2, refused.output
+    assert "--sample draws from live workflows" in refused.output
+
 
 @pytest.mark.parametrize(
     ("args", "needle"),

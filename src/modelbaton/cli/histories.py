@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 
 from modelbaton.cli._boundary import fail_error
+from modelbaton.cli._options import SampleOption, SeedOption
 from modelbaton.cli._output import JsonOption, console, emit
 from modelbaton.cli._project import ProjectOption, TaskQueueOption, context
 from modelbaton.errors import ModelBatonError
@@ -31,10 +32,8 @@ def export(
         help="Visibility query (default: the project's workflow types on its task queue, "
         "running and closed).",
     ),
-    sample: int | None = typer.Option(
-        None, "--sample", min=1, help="A uniform random sample of this many (default: all)."
-    ),
-    seed: int = typer.Option(0, "--seed", help="The same seed picks the same sample."),
+    sample: int | None = SampleOption,
+    seed: int = SeedOption,
     limit: int = typer.Option(
         10_000, "--limit", min=1, help="Read at most this many workflows from the listing."
     ),

@@ -17,6 +17,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from modelbaton.cli._boundary import fail_error
+from modelbaton.cli._options import SampleOption, SeedOption
 from modelbaton.cli._output import JsonOption, console, emit, fail
 from modelbaton.cli._project import ProjectOption, TaskQueueOption, context, duration
 from modelbaton.errors import ModelBatonError
@@ -48,6 +49,8 @@ def replay_check(
     allow_empty: bool = typer.Option(
         False, "--allow-empty", help="Pass when there is nothing to replay (default: exit 2)."
     ),
+    sample: int | None = SampleOption,
+    seed: int = SeedOption,
     build: str | None = typer.Option(
         None,
         "--build",
@@ -67,8 +70,9 @@ def replay_check(
     """Replay histories against today's workflow code; exit 1 on any failure.
 
     Put it in CI between build and deploy: against the committed histories, and against the
-    running workflows of staging or production (read-only: it only fetches histories). With
-    --build and --release: may the code of RELEASE take over the workflows pinned to BUILD?
+    running workflows of staging or production (read-only: it only fetches histories; --sample N
+    replays a seeded uniform sample of them). With --build and --release: may the code of
+    RELEASE take over the workflows pinned to BUILD?
     """
     from modelbaton.ops import replay
     from modelbaton.stack.connect import connect
@@ -81,6 +85,8 @@ def replay_check(
         raise fail("give --release or --workflows, not both")
     if histories is not None and build is not None:
         raise fail("--build selects live workflows; it cannot filter --histories")
+    if histories is not None and sample is not None:
+        raise fail("--sample draws from live workflows; it cannot sample --histories")
     ctx = context(project, task_queue)
     if release is not None:
         from modelbaton.pipeline.releases import RELEASES, class_path
@@ -90,7 +96,7 @@ def replay_check(
         workflows = class_path(release)
     elif workflows is None:
         workflows = ",".join(ctx.project.workflow_paths)
-        if histories is None and query is None and build is None:
+        if histories is None and query is None and build is None and sample is None:
             histories = ctx.project.histories_path
     paths = [p.strip() for p in workflows.split(",") if p.strip()]
     section = ctx.project.section
@@ -122,7 +128,7 @@ def replay_check(
 
             async def fetch() -> list[replay.HistoryItem]:
                 client = await connect(ctx.settings.home)
-                return await replay.fetch_histories(client, live)
+                return await replay.fetch_histories(client, live, sample=sample, seed=seed)
 
             items = asyncio.run(fetch())
     except ModelBatonError as exc:
