@@ -7,7 +7,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --locked --no-sync
 
-.PHONY: help install postgres chromium demo test test-fast lint format typecheck bench clean
+.PHONY: help install postgres chromium prometheus demo test test-fast lint format typecheck bench clean
 
 help:
 	@echo "make demo | test | lint | format | bench | clean"
@@ -29,6 +29,11 @@ postgres:
 # Debian's Chromium, which the dashboard's browser test drives through Playwright (apt; root or sudo).
 chromium:
 	scripts/install-chromium
+
+# Debian's Prometheus, which the Prometheus gate's tests start a throwaway server from (apt; root
+# or sudo).
+prometheus:
+	scripts/install-prometheus
 
 demo: install
 	$(RUN) baton demo

@@ -23,7 +23,7 @@ from modelbaton.stack.devserver import DEV_SERVER_DYNAMIC_CONFIG
 from modelbaton.stack.embedded import ensure_search_attributes
 from waiting import eventually
 
-pytest_plugins = ["model_fixtures", "pipeline_fixtures", "postgres_fixtures"]
+pytest_plugins = ["model_fixtures", "pipeline_fixtures", "postgres_fixtures", "prometheus_fixtures"]
 
 
 def _cost(item: pytest.Item) -> float:

@@ -29,6 +29,7 @@ from modelbaton.models.server import serve_in_thread
 from modelbaton.rollout.client import Rollouts
 from modelbaton.rollout.messages import ChangeBy
 from pipeline_fixtures import Pipeline
+from prometheus_fixtures import Prometheus
 from waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -405,3 +406,35 @@ async def test_a_webhook_that_says_no_stops_the_rollout(pipeline: Pipeline) -> N
     assert sent["rollout_id"] == plan_now.rollout_id
     assert sent["task_queue"] == pipeline.task_queue
     assert set(sent["metrics"]) >= {"baseline", "candidate"}
+
+
+async def test_a_prometheus_check_over_its_limit_stops_the_rollout(
+    pipeline: Pipeline, prometheus: Prometheus
+) -> None:
+    """The controller asks the plan's PromQL once per arm, ``$version`` standing for the arm's
+    model version: the candidate's error figure is over the limit, and the rollout aborts."""
+    figures = {'extract_errors{model_version="v2"}': 0.0, 'extract_errors{model_version="v3"}': 0.5}
+    prometheus.exporter.figures.update(figures)
+    for series in figures:
+        await prometheus.sees(series)
+    check = {
+        "name": "candidate errors",
+        "query": 'sum(extract_errors{model_version="$version"})',
+        "max_increase": 0.1,
+    }
+    gates = {**WATCH_ONLY, "prometheus": {"url": prometheus.url, "checks": [check]}}
+    plan = parse_plan({**WEBHOOK_PLAN, "gates": gates})
+    controllers = Controllers(pipeline.client, pipeline.catalog, pipeline.task_queue)
+    rollouts = Rollouts(pipeline.client, pipeline.catalog, pipeline.task_queue)
+    async with pipeline.worker(pools=["v2", "v3"]):
+        async with pipeline.feed() as started:
+            await eventually(lambda: rollouts.pool_pollers("v3"), what="v3 pool polling")
+            await controllers.run(plan, BY)
+            result = await controllers.handle().result()
+        await all_closed(pipeline, [h.id for h in started])
+    assert result.phase is Phase.ABORTED
+    assert (
+        "prometheus candidate errors fail (candidate 0.5, baseline 0: increase +0.5, limit +0.1)"
+        in result.abort_reason
+    ), result.abort_reason
+    assert (await rollouts.plan()).baseline.version == "v2"

@@ -38,6 +38,10 @@ def test_bad_durations(value: object) -> None:
         parse_duration(value)
 
 
+PROM = "http://127.0.0.1:9090"
+CHECK = {"name": "errors", "query": 'sum(errors{model_version="$version"})', "max_increase": 0.01}
+
+
 def plan(*steps: dict[str, object], **top: object) -> dict[str, object]:
     return {"candidate": "v3", "steps": list(steps), **top}
 
@@ -75,6 +79,41 @@ def plan(*steps: dict[str, object], **top: object) -> dict[str, object]:
         ),
         (plan({"kind": "drain"}), "a drain step must come after the promote step"),
         (plan({"kind": "promote"}, on_failure="panic"), "on_failure: Input should be"),
+        (
+            plan(
+                {"kind": "promote"}, gates={"prometheus": {"url": "prom:9090", "checks": [CHECK]}}
+            ),
+            "gates.prometheus.url: Value error, 'prom:9090' is not an http:// or https:// URL",
+        ),
+        (
+            plan({"kind": "promote"}, gates={"prometheus": {"url": PROM, "checks": []}}),
+            "gates.prometheus.checks: List should have at least 1 item",
+        ),
+        (
+            plan(
+                {"kind": "promote"},
+                gates={"prometheus": {"url": PROM, "checks": [{**CHECK, "max_ratio": 2}]}},
+            ),
+            "check 'errors': give one of max_increase and max_ratio",
+        ),
+        (
+            plan(
+                {"kind": "promote"},
+                gates={"prometheus": {"url": PROM, "checks": [{"name": "n", "query": "up"}]}},
+            ),
+            "check 'n': give one of max_increase and max_ratio",
+        ),
+        (
+            plan({"kind": "promote"}, gates={"prometheus": {"url": PROM, "checks": [CHECK] * 2}}),
+            "gates.prometheus.checks: Value error, check name 'errors' is used twice",
+        ),
+        (
+            plan(
+                {"kind": "promote"},
+                gates={"prometheus": {"url": PROM, "checks": [CHECK], "timeout": "5x"}},
+            ),
+            "gates.prometheus.timeout: Value error, expected a duration",
+        ),
     ],
 )
 def test_plan_errors_name_the_step_and_field(doc: dict[str, object], message: str) -> None:

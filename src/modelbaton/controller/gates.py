@@ -100,6 +100,19 @@ class WebhookAnswer(BaseModel):
     reason: str = ""
 
 
+class PrometheusAnswer(BaseModel):
+    """One Prometheus check of the plan on one measurement: both arms' values and the verdict,
+    or why there is none (inconclusive)."""
+
+    model_config = _TOLERANT
+
+    name: str
+    verdict: Verdict
+    reason: str = ""
+    baseline: float | None = None
+    candidate: float | None = None
+
+
 class Metrics(BaseModel):
     """What one measurement saw."""
 
@@ -119,6 +132,8 @@ class Metrics(BaseModel):
     shadow_other_checks_ready: bool | None = None
     # The webhook gate's answer, when the plan has one; None from older measures.
     webhook: WebhookAnswer | None = None
+    # The plan's Prometheus checks, one answer each; None without any (or from older measures).
+    prometheus: list[PrometheusAnswer] | None = None
 
 
 class GateResult(BaseModel):
@@ -341,6 +356,24 @@ def canary_gates(metrics: Metrics, gates: Gates, min_documents: int) -> list[Gat
         results.append(agreement)
     if gates.webhook is not None:
         results.append(webhook_gate(metrics))
+    if gates.prometheus is not None:
+        results += prometheus_gates(metrics, [c.name for c in gates.prometheus.checks])
+    return results
+
+
+def prometheus_gates(metrics: Metrics, names: list[str]) -> list[GateResult]:
+    """Each Prometheus check of the plan as a gate; one without an answer is inconclusive."""
+    answers = {a.name: a for a in metrics.prometheus or []}
+    results: list[GateResult] = []
+    for name in names:
+        answer = answers.get(name)
+        results.append(
+            GateResult(
+                gate=f"prometheus {name}",
+                verdict=answer.verdict if answer else Verdict.INCONCLUSIVE,
+                measured=(answer.reason or "-") if answer else "no answer yet",
+            )
+        )
     return results
 
 

@@ -1,6 +1,7 @@
 """One measurement of a rollout, for the controller's gates: both arms from visibility (finished,
 failed, retrying, stuck, sent to review, start-to-close spans), their comparisons and ground truth
-from the database, the shadow report during a shadow step, and the plan's webhook.
+from the database, the shadow report during a shadow step, and the plan's webhook and Prometheus
+checks.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from temporalio.client import Client
 
-from modelbaton.contracts.rollout import CHECK_SUFFIX, Arm
+from modelbaton.contracts.rollout import CHECK_SUFFIX, Arm, RolloutPlan, pool_task_queue
 from modelbaton.controller.gates import ArmMetrics, Metrics
 from modelbaton.controller.messages import MeasureRequest
+from modelbaton.controller.prometheus import ask_prometheus
 from modelbaton.controller.truth import GroundTruth
 from modelbaton.controller.webhook import ask_webhook
 from modelbaton.models.resolver import CatalogSource
@@ -103,8 +105,9 @@ class Meter:
                 metrics.candidate = measured
             else:
                 metrics.baseline = measured
-        if req.builds is None:
-            await self._compared(req, metrics)
+        plan = await self._rollouts(req.task_queue).plan() if req.builds is None else None
+        if plan is not None:
+            await self._compared(plan, req, metrics)
         if req.shadow_documents is not None:
             rows = await asyncio.to_thread(self._shadows.rows, req.rollout_id)
             gate = self._catalog.current().shadow_gate
@@ -125,11 +128,12 @@ class Meter:
                 "metrics": metrics.model_dump(mode="json", exclude={"webhook"}),
             }
             metrics.webhook = await ask_webhook(req.webhook, payload, req.webhook_timeout_seconds)
+        if req.prometheus is not None and req.shadow_documents is None:
+            metrics.prometheus = await ask_prometheus(req.prometheus, _arms(req, plan))
         return metrics
 
-    async def _compared(self, req: MeasureRequest, metrics: Metrics) -> None:
+    async def _compared(self, plan: RolloutPlan, req: MeasureRequest, metrics: Metrics) -> None:
         """Each canary arm's documents the baseline also answered, and how many agreed."""
-        plan = await self._rollouts(req.task_queue).plan()
         candidate = plan.candidate.version if plan.candidate else plan.last_candidate
         if candidate is None:
             return
@@ -181,6 +185,17 @@ class Meter:
         return {
             arm: (int(n), int(right)) for arm, (n, right) in self._truth.judged(rollout_id).items()
         }
+
+
+def _arms(req: MeasureRequest, plan: RolloutPlan | None) -> dict[str, tuple[str, str]]:
+    """Per arm, what a Prometheus query's ``$version`` and ``$pool_queue`` stand for: the build
+    and the pipeline's queue in a build rollout, else the model version and its pool's queue."""
+    if req.builds is not None:
+        return {arm: (build, req.task_queue) for arm, build in req.builds.items()}
+    assert plan is not None
+    candidate = plan.candidate.version if plan.candidate else plan.last_candidate
+    versions = {"baseline": plan.baseline.version, "candidate": candidate or ""}
+    return {arm: (v, pool_task_queue(req.task_queue, v)) for arm, v in versions.items()}
 
 
 def _p95(spans: list[float]) -> float | None:

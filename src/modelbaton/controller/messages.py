@@ -9,7 +9,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelbaton.controller.gates import GateResult, Metrics
-from modelbaton.controller.plan import RolloutPlanFile
+from modelbaton.controller.plan import PrometheusGate, RolloutPlanFile
 from modelbaton.rollout.messages import ChangeBy
 from modelbaton.rollout.messages import controller_workflow_id as controller_workflow_id
 
@@ -119,6 +119,8 @@ class MeasureRequest(BaseModel):
     #: The plan's webhook gate (``gates.webhook``): asked after the arms are measured.
     webhook: str | None = None
     webhook_timeout_seconds: float = 5.0
+    #: The plan's Prometheus checks (``gates.prometheus``): asked after the arms are measured.
+    prometheus: PrometheusGate | None = None
     #: With ``builds``: when the rollout started. A workflow whose first task fails on a broken
     #: build is never recorded as pinned to it, so the candidate's stuck workflows are those of
     #: the pipeline stuck since then.

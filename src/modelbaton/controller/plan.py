@@ -34,6 +34,17 @@ still fails on evidence, and the audit trail marks it waived); every canary step
 ``min_documents`` candidate documents. Gate names for ``waive``: ``failure_rate``,
 ``p95_latency``, ``review_share``, ``reviewed_accuracy``, ``agreement``.
 
+Teams add their own checks: ``[gates] webhook = URL`` (the team's approval or metric check
+answers each canary measurement) and ``[gates.prometheus]`` (PromQL per arm, see
+:class:`PrometheusGate`)::
+
+    [gates.prometheus]
+    url = "http://prometheus:9090"
+    [[gates.prometheus.checks]]
+    name = "extract errors"
+    query = 'sum(rate(extract_errors_total{model_version="$version"}[5m]))'
+    max_increase = 0.01
+
 Durations are numbers of seconds or strings such as ``"90s"``, ``"5m"``, ``"1h30m"``
 (``modelbaton.durations``, the parser of every ``baton`` duration option too). Every error
 names the file, the step and the field.
@@ -126,6 +137,52 @@ def _off(v: object) -> object:
 WAIVABLE = ("failure_rate", "p95_latency", "review_share", "reviewed_accuracy", "agreement")
 
 
+def _http_url(url: str | None) -> str | None:
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise ValueError(f"{url!r} is not an http:// or https:// URL")
+    return url
+
+
+class PrometheusCheck(_Strict):
+    """One PromQL query, asked once per arm (``$version``: the arm's model version or build,
+    ``$pool_queue``: its pool's task queue), and the most the candidate's value may exceed the
+    baseline's by: ``max_increase`` (candidate minus baseline) or ``max_ratio`` (candidate over
+    baseline). The query must come to one number per arm (sum it)."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_. -]+$")
+    query: str = Field(min_length=1)
+    max_increase: float | None = Field(default=None, ge=0.0)
+    max_ratio: float | None = Field(default=None, gt=0.0)
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> PrometheusCheck:
+        if (self.max_increase is None) == (self.max_ratio is None):
+            raise ValueError(f"check {self.name!r}: give one of max_increase and max_ratio")
+        return self
+
+
+class PrometheusGate(_Strict):
+    """Checks against the team's Prometheus: each one more canary gate (not a sequential test:
+    a threshold on what Prometheus computes, its windows the query's). No value, an error or an
+    unreachable server is inconclusive, never a pass."""
+
+    url: str
+    timeout: float = Field(default=5.0, gt=0.0, le=60.0)
+    checks: list[PrometheusCheck] = Field(min_length=1)
+
+    _durations = field_validator("timeout", mode="before")(_seconds)
+    _url = field_validator("url")(_http_url)
+
+    @field_validator("checks")
+    @classmethod
+    def _distinct(cls, checks: list[PrometheusCheck]) -> list[PrometheusCheck]:
+        names = [c.name for c in checks]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"check name {twice[0]!r} is used twice")
+        return checks
+
+
 class Gates(_Strict):
     """Tolerances of the gates; ``false`` (or ``None``) turns a gate off."""
 
@@ -179,15 +236,13 @@ class Gates(_Strict):
     webhook_timeout: float = Field(
         default=5.0, gt=0.0, le=60.0, description="Seconds the webhook may take to answer"
     )
+    prometheus: PrometheusGate | None = Field(
+        default=None,
+        description="PromQL checks per arm against the team's Prometheus, each one more gate",
+    )
 
     _durations = field_validator("retrying_after", "webhook_timeout", mode="before")(_seconds)
-
-    @field_validator("webhook")
-    @classmethod
-    def _http(cls, url: str | None) -> str | None:
-        if url is not None and not url.startswith(("http://", "https://")):
-            raise ValueError(f"{url!r} is not an http:// or https:// URL")
-        return url
+    _http = field_validator("webhook")(_http_url)
 
     _switches = field_validator(
         "max_failure_rate_increase",

@@ -250,6 +250,7 @@ class RolloutControllerWorkflow:
                 since=self._inp.started_at,
                 webhook=plan.gates.webhook,
                 webhook_timeout_seconds=plan.gates.webhook_timeout,
+                prometheus=plan.gates.prometheus,
             ),
             start_to_close_timeout=_TIMEOUT,
             retry_policy=_RETRY,
