@@ -263,6 +263,26 @@ def test_schema_check_reads_the_project() -> None:
     assert strict.exit_code == 1
 
 
+def test_schema_diff_reads_the_projects_registry() -> None:
+    args = ["schema", "diff", "schema:1", "schema:2", "--project", str(EXAMPLE)]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output  # breaking, and covered by the normalizers
+    pair = json.loads(result.stdout)
+    assert pair["covered_by_normalizers"]
+    assert "from_v1 and from_v2 both produce the canonical Invoice" in pair["coverage"]
+    assert {c["path"] for c in pair["changes"]} >= {"/total", "/amount"}
+    assert runner.invoke(app, [*args, "--strict"]).exit_code == 1
+    # The example's config names no catalog: catalog versions are unknown, raw schemas known.
+    unknown = runner.invoke(app, ["schema", "diff", "v1", "v2", "--project", str(EXAMPLE)])
+    assert unknown.exit_code == 2
+    assert "unknown version 'v1' (known: schema:1, schema:2)" in unknown.stderr
+    missing = runner.invoke(
+        app, ["schema", "diff", "schema:1", "schema:7", "--project", str(EXAMPLE)]
+    )
+    assert missing.exit_code == 2
+    assert "output schema version 7 is not registered in contracts 'invoice'" in missing.stderr
+
+
 @pytest.mark.parametrize("command", [["replay-check"], ["schema", "check"]])
 def test_a_bad_project_exits_2_with_one_line(tmp_path: Path, pkg: str, command: list[str]) -> None:
     path = write(tmp_path, pkg, contracts=f"{pkg}.twice:CONTRACTS")

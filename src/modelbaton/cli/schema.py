@@ -27,7 +27,6 @@ from modelbaton.compat import (
 from modelbaton.errors import ModelBatonError
 from modelbaton.models.catalog import Catalog, load_catalog
 from modelbaton.models.schemas import SchemaRef, catalog_ref, compare, resolve
-from modelbaton.settings import Settings
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -37,13 +36,6 @@ app = typer.Typer(
 
 CatalogOption = typer.Option(None, "--catalog", help="Catalog file (default MODELBATON_CATALOG).")
 StrictOption = typer.Option(False, "--strict", help="Fail on breaking changes even if covered.")
-
-
-def _catalog(path: Path | None) -> Catalog:
-    try:
-        return load_catalog(path or Settings.from_env().catalog_path)
-    except ModelBatonError as exc:
-        raise fail_error(exc) from None
 
 
 def _yes(ok: bool) -> str:
@@ -82,18 +74,38 @@ def diff(
     new: str = typer.Argument(..., help="Catalog version (v2) or raw schema (schema:2)."),
     catalog: Path | None = CatalogOption,
     strict: bool = StrictOption,
+    project: Path | None = ProjectOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Every change from OLD to NEW, the directions it breaks, and normalizer coverage."""
-    cat = _catalog(catalog)
+    """Every change from OLD to NEW, the directions it breaks, and normalizer coverage, in the
+    project's contracts registry (catalog versions from its catalog, or --catalog)."""
+    from modelbaton.cli._project import context
+
+    ctx = context(project)
+    registry = ctx.project.contracts
     try:
-        pair = compare(resolve(old, cat), resolve(new, cat), cat)
+        cat = _project_catalog(ctx, catalog)
+        pair = compare(
+            resolve(old, cat, registry),
+            resolve(new, cat, registry),
+            cat,
+            registry.canonical.__name__,
+        )
     except ModelBatonError as exc:
         raise fail_error(exc) from None
     emit(pair.as_dict(), as_json, lambda: _render_pair(pair))
     broken = not (pair.backward_ok and pair.forward_ok)
     if broken and (strict or not pair.covered_by_normalizers):
         raise typer.Exit(1)
+
+
+def _project_catalog(ctx: Any, path: Path | None) -> Catalog | None:
+    """``--catalog``, else the project's (``MODELBATON_CATALOG`` or its key), else none; read
+    against the project's registry."""
+    if path is not None:
+        return load_catalog(path, contracts=ctx.project.contracts)
+    catalog: Catalog | None = ctx.catalog() if ctx.catalog_source is not None else None
+    return catalog
 
 
 def _transitive_dict(report: TransitiveReport) -> dict[str, Any]:
@@ -142,10 +154,7 @@ def check(
         [found.histories_path] if found.histories_path is not None else []
     )
     try:
-        if catalog is not None:
-            cat: Catalog | None = load_catalog(catalog, contracts=registry)
-        else:
-            cat = ctx.catalog() if ctx.catalog_source is not None else None
+        cat = _project_catalog(ctx, catalog)
         refs = [catalog_ref(v, cat, registry) for v in cat.versions] if cat else []
     except ModelBatonError as exc:
         raise fail_error(exc) from None

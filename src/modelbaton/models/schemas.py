@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelbaton.compat import PairReport, diff_schemas, schema_for
-from modelbaton.contracts import OUTPUT_SCHEMAS, get_output_schema
-from modelbaton.contracts.registry import CLASSIFICATION, OutputSchema
+from modelbaton.contracts.registry import OutputSchema
 from modelbaton.contracts.schemas import ContractRegistry
 from modelbaton.errors import ConfigError
 from modelbaton.models.catalog import Catalog
@@ -26,18 +25,19 @@ class SchemaRef:
         return schema_for(self.output_schema, self.labels)
 
 
-def resolve(arg: str, catalog: Catalog) -> SchemaRef:
-    """``v2`` (a catalog version) or ``schema:2`` (a registered raw output schema)."""
+def resolve(arg: str, catalog: Catalog | None, contracts: ContractRegistry[Any]) -> SchemaRef:
+    """``v2`` (a catalog version) or ``schema:2`` (a raw output schema of ``contracts``)."""
     if arg.startswith("schema:"):
         try:
             version = int(arg.removeprefix("schema:"))
         except ValueError:
             raise ConfigError(f"{arg!r}: expected schema:<integer>") from None
-        return SchemaRef(arg, get_output_schema(version), None)
-    if arg not in catalog.by_version:
-        known = ", ".join([*catalog.versions, *(f"schema:{v}" for v in OUTPUT_SCHEMAS)])
+        return SchemaRef(arg, contracts.get(version), None)
+    if catalog is None or arg not in catalog.by_version:
+        versions = catalog.versions if catalog is not None else []
+        known = ", ".join([*versions, *(f"schema:{v}" for v in contracts.versions)])
         raise ConfigError(f"unknown version {arg!r} (known: {known})")
-    return catalog_ref(arg, catalog, CLASSIFICATION)
+    return catalog_ref(arg, catalog, contracts)
 
 
 def catalog_ref(version: str, catalog: Catalog, contracts: ContractRegistry[Any]) -> SchemaRef:
@@ -55,7 +55,7 @@ def catalog_ref(version: str, catalog: Catalog, contracts: ContractRegistry[Any]
 
 
 def coverage(
-    old: SchemaRef, new: SchemaRef, catalog: Catalog, canonical: str | None = None
+    old: SchemaRef, new: SchemaRef, catalog: Catalog | None, canonical: str | None = None
 ) -> tuple[bool, str]:
     """Whether the registered normalizers absorb the raw differences between two versions
     (``canonical``: the name of the canonical type they produce, when known)."""
@@ -71,7 +71,7 @@ def coverage(
         "downstream code read"
     )
     added = sorted(set(new.labels or ()) - set(old.labels or ()))
-    if added:
+    if added and catalog is not None:
         unrouted = [lbl for lbl in added if lbl not in catalog.pipeline.routes]
         note += f"; new labels {added} arrive as keys of scores_by_class"
         if unrouted:
@@ -83,7 +83,7 @@ def coverage(
 
 
 def compare(
-    old: SchemaRef, new: SchemaRef, catalog: Catalog, canonical: str | None = None
+    old: SchemaRef, new: SchemaRef, catalog: Catalog | None, canonical: str | None = None
 ) -> PairReport:
     pair = PairReport(old.name, new.name, diff_schemas(old.schema, new.schema))
     if not (pair.backward_ok and pair.forward_ok):
