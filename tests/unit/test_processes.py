@@ -221,7 +221,10 @@ def test_free_port_is_below_the_ephemeral_range_and_bindable() -> None:
     assert all(max(1024, low - 15_000) <= p < low for p in ports), ports
     assert len(ports) > 1  # drawn at random, not one fixed port
     for port in ports:
+        # Bound as the servers we start bind (SO_REUSEADDR, as Go's and uvicorn's listeners do):
+        # a port some earlier connection left in TIME_WAIT is free for them, and so counted.
         with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", port))
 
 
