@@ -18,8 +18,10 @@ import pytest
 from scipy.stats import binomtest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import ActivityEnvironment
 from typer.testing import CliRunner
 
+from modelbaton import Comparison, ComparisonActivities, ComparisonRecord
 from modelbaton.app.main import baton
 from modelbaton.dashboard.app import UiConfig, create_app
 from modelbaton.models.corpus import BASE_CLASSES, generate_corpus
@@ -228,6 +230,56 @@ async def test_the_page_shows_a_shadowed_rollout_as_visibility_and_the_database_
         assert shot.stat().st_size > 20_000
         print(f"dashboard screenshot: {shot}")
         await waiting.terminate("test over")
+
+
+async def test_a_shadow_compared_per_field_shows_its_fields_and_no_label_confusion(
+    pipeline: Pipeline,
+) -> None:
+    """A pipeline whose comparator records fields (an extraction's, through
+    ``ComparisonActivities``): the page shows agreement per field, with its interval, and no
+    label confusion, since its answers have no labels."""
+    from playwright.async_api import async_playwright
+
+    executable = chromium()
+    rollouts = Rollouts(pipeline.client, pipeline.catalog, pipeline.task_queue)
+    async with pipeline.worker(pools=["v1", "v2"]):
+        await eventually(lambda: rollouts.pool_pollers("v1"), what="v1's pool polling")
+        plan = await rollouts.start("v1", 0.0, BY, sample=1.0, shadow_budget_seconds=30.0)
+    rollout_id = plan.rollout_id or ""
+    acts, env = ComparisonActivities(pipeline.store.engine), ActivityEnvironment()
+    for i in range(10):
+        fields = {"total": i < 7, "currency": True}
+        comparison = Comparison(agree=all(fields.values()), fields=fields)
+        await env.run(
+            acts.record,
+            ComparisonRecord(
+                rollout_id=rollout_id,
+                document_id=f"inv-{i}",
+                primary_version="v2",
+                other_version="v1",
+                comparison=comparison,
+            ),
+        )
+    total = binomtest(7, 10).proportion_ci(method="wilson")
+    currency = binomtest(10, 10).proportion_ci(method="wilson")
+    with dashboard(pipeline) as url:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=executable)
+            page = await browser.new_page(viewport={"width": 1440, "height": 900})
+            await page.goto(url)
+            fields = page.locator('[data-testid="agreement-by-field"]')
+            await fields.wait_for()
+            rows = [
+                " ".join((await r.inner_text()).split())
+                for r in await fields.locator("tbody tr").all()
+            ]
+            assert rows == [
+                f"currency 100.0 % [{pct(currency.low)}, {pct(currency.high)}] 10",
+                f"total 70.0 % [{pct(total.low)}, {pct(total.high)}] 10",
+            ]
+            assert await page.inner_text('[data-testid="shadow-n"]') == "10 documents"
+            assert await page.locator('[data-testid="confusion"]').count() == 0
+            await browser.close()
 
 
 async def test_an_action_without_the_token_is_refused(pipeline: Pipeline) -> None:

@@ -14,6 +14,7 @@ from modelbaton.contracts.rollout import AuditEntry, RolloutPlan, RolloutStage
 #: How many of a rollout's document workflows the page lists (most recent first).
 from modelbaton.dashboard.model import (
     AgreementPoint,
+    FieldAgreementView,
     FractionPoint,
     LatencyView,
     ShadowView,
@@ -177,6 +178,10 @@ def shadow_view(report: ShadowReport, rows: Sequence[ShadowComparison]) -> Shado
         reasons=list(report.reasons),
         min_agreement=report.gate.min_agreement,
         target_width=report.gate.target_width,
+        by_field=[
+            FieldAgreementView(name, rate.n, rate.value, *rate.interval)
+            for name, rate in report.by_field.items()
+        ],
     )
 
 

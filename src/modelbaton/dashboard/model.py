@@ -83,6 +83,18 @@ class LatencyView:
 
 
 @dataclass(frozen=True)
+class FieldAgreementView:
+    """Agreement of the arms on one field (a comparator that records fields), with its Wilson
+    95 % interval."""
+
+    name: str
+    n: int
+    rate: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
 class ShadowView:
     """The shadow report of one rollout, laid out for the page."""
 
@@ -103,6 +115,8 @@ class ShadowView:
     reasons: list[str]
     min_agreement: float
     target_width: float
+    #: Per field, where the pipeline's comparator records fields (an extraction's).
+    by_field: list[FieldAgreementView] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
