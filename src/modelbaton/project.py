@@ -91,8 +91,8 @@ class ProjectSection(BaseModel):
     #: The Keyword search attribute the workflow sets while a person handles a document, and
     #: its value while the document waits for one (``modelbaton.rollout.spec.ReviewMarker``);
     #: absent: no document goes to a person.
-    review_attribute: str | None = None
-    review_waiting_value: str = "pending"
+    review_attribute: str | None = Field(default=None, min_length=1, pattern=r"^[A-Za-z_]\w*$")
+    review_waiting_value: str = Field(default="pending", min_length=1)
     #: What the project's workers run with, so that ``replay-check`` replays as they do:
     #: ``module:name`` of a ``temporalio.converter.DataConverter`` (default: pydantic's, with
     #: no codec), of each ``temporalio.worker.Plugin`` instance (interceptors, converters), and

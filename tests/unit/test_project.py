@@ -183,6 +183,8 @@ def test_pyproject_tool_table_is_found_from_a_subfolder(tmp_path: Path, pkg: str
         ({"python_path": ["nowhere"]}, "python_path[0]: 'nowhere' is not a folder"),
         ({"extra_key": 1}, "extra_key: unknown key"),
         ({"schema_versions": [1, 7]}, "schema_versions[1]: output schema v7 is not in"),
+        ({"review_attribute": ""}, "review_attribute: String should have at least 1 character"),
+        ({"review_attribute": "Review State"}, "review_attribute: String should match pattern"),
     ],
 )
 def test_bad_config_is_one_line_naming_file_and_key(
