@@ -267,3 +267,32 @@ def test_worker_pool_of_an_unknown_version_is_refused(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "no model version 'v9'" in result.output
+
+
+async def test_an_update_a_retried_activity_sends_again_is_applied_once(
+    pipeline: Pipeline,
+) -> None:
+    """The controller writes to the rollout workflow from its activities; an attempt killed
+    after it sent an update but before it reported back is retried, and sends it again. The
+    update's id is the activity's (the same on every attempt), so the server applies it once; a
+    person's command, or another activity, is a new update."""
+    from dataclasses import replace
+
+    from temporalio.testing import ActivityEnvironment
+
+    from modelbaton.rollout.messages import NoteRequest
+
+    rollouts = Rollouts(pipeline.client, pipeline.catalog, pipeline.task_queue)
+    note = NoteRequest(actor="controller", action="controller-step", detail="step 1/2")
+    env = ActivityEnvironment()
+    env.info = replace(
+        env.info, workflow_id="controller-x", workflow_run_id="run-1", activity_id="7"
+    )
+    async with pipeline.worker():
+        await env.run(rollouts.note, note)
+        await env.run(rollouts.note, note)  # the retried attempt
+        env.info = replace(env.info, activity_id="8")  # the controller's next note
+        await env.run(rollouts.note, note)
+        await rollouts.note(note)  # not from an activity
+        audit = [a.action for a in await rollouts.audit()]
+    assert audit.count("controller-step") == 3, audit

@@ -7,10 +7,13 @@ workflow's validators refuse what the plan itself does not allow.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+from temporalio import activity
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -169,7 +172,9 @@ class Rollouts:
 
     async def _update(self, fn: Any, request: Any) -> RolloutPlan:
         try:
-            plan: RolloutPlan = await self.handle().execute_update(fn, request)
+            plan: RolloutPlan = await self.handle().execute_update(
+                fn, request, id=update_id(fn, request)
+            )
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             raise RolloutError(f"refused: {getattr(cause, 'message', cause)}") from None
@@ -226,6 +231,7 @@ class Rollouts:
                 RolloutWorkflow.start_canary,
                 request,
                 start_workflow_operation=self._start_operation(current),
+                id=update_id(RolloutWorkflow.start_canary, request),
             )
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
@@ -285,7 +291,10 @@ class Rollouts:
         current = await self.plan()
         try:
             plan: RolloutPlan = await self.client.execute_update_with_start_workflow(
-                RolloutWorkflow.note, req, start_workflow_operation=self._start_operation(current)
+                RolloutWorkflow.note,
+                req,
+                start_workflow_operation=self._start_operation(current),
+                id=update_id(RolloutWorkflow.note, req),
             )
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
@@ -325,6 +334,19 @@ class Rollouts:
             )
             result[arm.value] = await count_workflows_where(self.client, where, self.spec.review)
         return result
+
+
+def update_id(fn: Any, request: BaseModel) -> str | None:
+    """The id of an update sent from inside an activity (the controller's): the same for every
+    attempt of that activity with the same request, so that the server applies it once when an
+    attempt that already sent it is retried (a worker killed before the activity reported back
+    wrote one audit entry twice). Elsewhere (a person's command): None, a fresh id per call."""
+    if not activity.in_activity():
+        return None
+    info = activity.info()
+    name = getattr(fn, "__name__", str(fn))
+    digest = hashlib.sha256(request.model_dump_json().encode()).hexdigest()[:16]
+    return f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}/{name}/{digest}"
 
 
 async def count_workflows_where(
