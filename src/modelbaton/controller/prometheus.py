@@ -99,19 +99,25 @@ async def ask_prometheus(
     answers: list[PrometheusAnswer] = []
     async with httpx.AsyncClient(timeout=gate.timeout) as http:
         for check in gate.checks:
-            queries = {arm: query_for(check, *arms[arm]) for arm in ("baseline", "candidate")}
-            try:
-                baseline, candidate = await asyncio.gather(
-                    _value(http, gate.url, queries["baseline"]),
-                    _value(http, gate.url, queries["candidate"]),
-                )
-            except _NoValue as why:
+            queries = [query_for(check, *arms[arm]) for arm in ("baseline", "candidate")]
+            values = await asyncio.gather(
+                *(_value(http, gate.url, q) for q in queries), return_exceptions=True
+            )
+            # The baseline's failure first, whichever answered first: the same reason every time.
+            missing = next((v for v in values if isinstance(v, _NoValue)), None)
+            if missing is not None:
                 answers.append(
                     PrometheusAnswer(
-                        name=check.name, verdict=Verdict.INCONCLUSIVE, reason=f"no verdict: {why}"
+                        name=check.name,
+                        verdict=Verdict.INCONCLUSIVE,
+                        reason=f"no verdict: {missing}",
                     )
                 )
                 continue
+            for value in values:
+                if isinstance(value, BaseException):
+                    raise value
+            baseline, candidate = (v for v in values if isinstance(v, float))
             verdict, reason = _judge(check, baseline, candidate)
             answers.append(
                 PrometheusAnswer(
