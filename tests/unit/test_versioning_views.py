@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -63,3 +64,41 @@ def test_tally_and_result_shapes() -> None:
     assert [a.value for a in OnDeadline] == ["wait", "report", "terminate"]
     with pytest.raises(ValueError, match="later"):
         OnDeadline("later")
+
+
+async def test_an_idempotent_call_the_server_dropped_is_sent_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CANCELLED (the server dropped the call under load) is sent again, a few times; a refusal
+    (NOT_FOUND) is not."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from modelbaton.versioning import control
+
+    async def no_wait(_: float) -> None:
+        return None
+
+    monkeypatch.setattr(control.asyncio, "sleep", no_wait)
+    calls: list[str] = []
+
+    def failing(statuses: list[RPCStatusCode]) -> Any:
+        async def call(request: str) -> str:
+            calls.append(request)
+            if statuses:
+                raise RPCError("dropped", statuses.pop(0), b"")
+            return f"answer to {request}"
+
+        return call
+
+    dropped = [RPCStatusCode.CANCELLED, RPCStatusCode.UNAVAILABLE]
+    assert await control._idempotent(failing(dropped), "describe") == "answer to describe"
+    assert calls == ["describe"] * 3
+    calls.clear()
+    with pytest.raises(RPCError) as refused:
+        await control._idempotent(failing([RPCStatusCode.NOT_FOUND]), "describe")
+    assert refused.value.status is RPCStatusCode.NOT_FOUND
+    assert calls == ["describe"]
+    calls.clear()
+    with pytest.raises(RPCError):
+        await control._idempotent(failing([RPCStatusCode.CANCELLED] * 9), "describe")
+    assert len(calls) == control._TRANSIENT_ATTEMPTS

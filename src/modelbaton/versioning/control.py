@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf.field_mask_pb2 import FieldMask
 from temporalio.api.common.v1 import WorkflowExecution
@@ -47,6 +48,24 @@ _TRANSIENT = frozenset(
     {RPCStatusCode.CANCELLED, RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED}
 )
 _TRANSIENT_ATTEMPTS = 5
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+
+
+async def _idempotent(call: Callable[[Request], Awaitable[Response]], request: Request) -> Response:
+    """An idempotent call (a describe, an override), sent again when the server dropped it
+    rather than refused it: CANCELLED under load, seen in CI on a describe and an override; the
+    SDK's own retry leaves that code alone."""
+    for attempt in range(_TRANSIENT_ATTEMPTS):
+        try:
+            return await call(request)
+        except RPCError as exc:
+            if exc.status not in _TRANSIENT or attempt == _TRANSIENT_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(0.2 * 2**attempt)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
 
 IDENTITY = "baton deploy"
 #: A poller counts as live if it polled this recently. The server records when a long poll
@@ -150,10 +169,11 @@ class DeploymentControl:
     async def describe(self) -> DeploymentView:
         """The routing config and every build; RolloutError if the deployment does not exist."""
         try:
-            resp = await self._svc.describe_worker_deployment(
+            resp = await _idempotent(
+                self._svc.describe_worker_deployment,
                 DescribeWorkerDeploymentRequest(
                     namespace=self._client.namespace, deployment_name=self.deployment
-                )
+                ),
             )
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
@@ -193,13 +213,14 @@ class DeploymentControl:
         """One build, with the task queues it polls; RolloutError naming the known builds if
         the deployment has no such build."""
         try:
-            resp = await self._svc.describe_worker_deployment_version(
+            resp = await _idempotent(
+                self._svc.describe_worker_deployment_version,
                 DescribeWorkerDeploymentVersionRequest(
                     namespace=self._client.namespace,
                     deployment_version=ProtoVersion(
                         deployment_name=self.deployment, build_id=build_id
                     ),
-                )
+                ),
             )
         except RPCError as exc:
             if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
@@ -238,12 +259,13 @@ class DeploymentControl:
         version = await self.describe_version(build_id)
         found: list[str] = []
         for queue in version.task_queues:
-            resp = await self._svc.describe_task_queue(
+            resp = await _idempotent(
+                self._svc.describe_task_queue,
                 DescribeTaskQueueRequest(
                     namespace=self._client.namespace,
                     task_queue=TaskQueue(name=queue),
                     task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-                )
+                ),
             )
             now = time.time()
             found += [
@@ -377,12 +399,13 @@ class DeploymentControl:
         if not queues:
             return False
         for queue in sorted(queues):
-            resp = await self._svc.describe_task_queue(
+            resp = await _idempotent(
+                self._svc.describe_task_queue,
                 DescribeTaskQueueRequest(
                     namespace=self._client.namespace,
                     task_queue=TaskQueue(name=queue),
                     task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-                )
+                ),
             )
             info = resp.versioning_info
             ramping = info.ramping_deployment_version.build_id or None
@@ -428,16 +451,8 @@ class DeploymentControl:
             update_mask=FieldMask(paths=["versioning_override"]),
             identity=self._identity,
         )
-        # Setting an override is idempotent, so a call the server gave up on (CANCELLED under
-        # load, seen in CI; the SDK's own retry leaves that code alone) is sent again.
-        for attempt in range(_TRANSIENT_ATTEMPTS):
-            try:
-                await self._svc.update_workflow_execution_options(request)
-                return
-            except RPCError as exc:
-                if exc.status not in _TRANSIENT or attempt == _TRANSIENT_ATTEMPTS - 1:
-                    raise
-                await asyncio.sleep(0.2 * 2**attempt)
+        # Setting an override is idempotent.
+        await _idempotent(self._svc.update_workflow_execution_options, request)
 
 
 def workflow_build(description: Any) -> tuple[str | None, str | None]:
