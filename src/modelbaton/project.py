@@ -32,6 +32,7 @@ import sys
 import tomllib
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -158,7 +159,12 @@ class Project:
     def spec(self) -> PipelineSpec:
         """The pipeline as the rollout tools see it: the first workflow (the one that calls the
         model) with its run method's input type, the contracts, the schema versions its code
-        calls, every workflow class (replay) and the patches ``baton patches`` judges."""
+        calls, every workflow class (replay) and the patches ``baton patches`` judges. Read once
+        per loaded project (finding the patches reads the workflow source)."""
+        return self._spec
+
+    @cached_property
+    def _spec(self) -> PipelineSpec:
         from temporalio import workflow
 
         from modelbaton.ops.patches import project_patches

@@ -110,8 +110,7 @@ def status(
     """Builds of the deployment: current, ramping, and per build its running pinned workflows
     (those at review apart) and drainage."""
     ctx = context(project, task_queue)
-    review = ctx.spec().review
-    waiting = review.waiting_now() if review is not None else None
+    waiting = ctx.spec().waiting_now()
     data = _run(ctx, deployment, lambda client, control: _status(client, control, waiting))
 
     def render() -> None:

@@ -166,7 +166,7 @@ async def _build_target(
     if view.ramping == build.build_id:
         await control.clear_ramp()
         stopped += f"; cleared the ramp of {build.build_id} ({view.ramp_percent:g} %)"
-    return DrainTarget.build(build.version, _waiting(ctx)), stopped
+    return DrainTarget.build(build.version, ctx.spec().waiting_now()), stopped
 
 
 async def _pool_target(client: Client, ctx: Context, version: str) -> Any:
@@ -184,13 +184,7 @@ async def _pool_target(client: Client, ctx: Context, version: str) -> Any:
             + (f", candidate {plan.candidate.version}" if plan.candidate else "")
             + "): promote or abort the rollout first (baton rollout)"
         )
-    return DrainTarget.pool(version, ctx.task_queue, spec.workflow_type, _waiting(ctx))
-
-
-def _waiting(ctx: Context) -> str | None:
-    """The project's condition for a document waiting for a person (None: it has none)."""
-    review = ctx.spec().review
-    return review.waiting_now() if review is not None else None
+    return DrainTarget.pool(version, ctx.task_queue, spec.workflow_type, spec.waiting_now())
 
 
 async def _what_can_go(client: Client, ctx: Context, target: Any, source: str) -> dict[str, Any]:

@@ -14,7 +14,6 @@ part; like theirs, this is a threshold on what Prometheus computes, not a sequen
 
 from __future__ import annotations
 
-import asyncio
 import math
 from string import Template
 from typing import Any
@@ -99,25 +98,17 @@ async def ask_prometheus(
     answers: list[PrometheusAnswer] = []
     async with httpx.AsyncClient(timeout=gate.timeout) as http:
         for check in gate.checks:
-            queries = [query_for(check, *arms[arm]) for arm in ("baseline", "candidate")]
-            values = await asyncio.gather(
-                *(_value(http, gate.url, q) for q in queries), return_exceptions=True
-            )
-            # The baseline's failure first, whichever answered first: the same reason every time.
-            missing = next((v for v in values if isinstance(v, _NoValue)), None)
-            if missing is not None:
+            # One arm after the other: the baseline's missing value is the one named, every time.
+            try:
+                baseline = await _value(http, gate.url, query_for(check, *arms["baseline"]))
+                candidate = await _value(http, gate.url, query_for(check, *arms["candidate"]))
+            except _NoValue as why:
                 answers.append(
                     PrometheusAnswer(
-                        name=check.name,
-                        verdict=Verdict.INCONCLUSIVE,
-                        reason=f"no verdict: {missing}",
+                        name=check.name, verdict=Verdict.INCONCLUSIVE, reason=f"no verdict: {why}"
                     )
                 )
                 continue
-            for value in values:
-                if isinstance(value, BaseException):
-                    raise value
-            baseline, candidate = (v for v in values if isinstance(v, float))
             verdict, reason = _judge(check, baseline, candidate)
             answers.append(
                 PrometheusAnswer(

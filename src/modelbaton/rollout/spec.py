@@ -79,6 +79,11 @@ class PipelineSpec:
     #: review-share gate is then not judged, and nothing is kept from a rollback for a person).
     review: ReviewMarker | None = None
 
+    def waiting_now(self) -> str | None:
+        """The visibility condition of a document waiting for a person now; None where the
+        pipeline marks no such wait."""
+        return self.review.waiting_now() if self.review is not None else None
+
     def reassigned(
         self, old: BaseModel, plan: RolloutPlan, task_queue: str, fallback_key: str
     ) -> tuple[BaseModel, ModelAssignment]:
