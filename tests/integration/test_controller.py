@@ -382,25 +382,34 @@ WEBHOOK_PLAN = {
 }
 
 
+async def run_to_the_end(
+    pipeline: Pipeline, plan: dict[str, Any]
+) -> tuple[Any, Rollouts, list[str]]:
+    """Run ``plan`` (v3 against v2) with documents arriving until the controller ends: its final
+    state once every document it saw has closed, and the audit trail's actions (read while the
+    worker that answers the query still runs)."""
+    controllers = Controllers(pipeline.client, pipeline.catalog, pipeline.task_queue)
+    rollouts = Rollouts(pipeline.client, pipeline.catalog, pipeline.task_queue)
+    async with pipeline.worker(pools=["v2", "v3"]):
+        async with pipeline.feed() as started:
+            await eventually(lambda: rollouts.pool_pollers("v3"), what="v3 pool polling")
+            await controllers.run(parse_plan(plan), BY)
+            result = await controllers.handle().result()
+        await all_closed(pipeline, [h.id for h in started])
+        actions = [a.action for a in await rollouts.audit()]
+    return result, rollouts, actions
+
+
 async def test_a_webhook_that_says_no_stops_the_rollout(pipeline: Pipeline) -> None:
     app = webhook_app()
     with serve_in_thread(app) as url:
         gates = {**WATCH_ONLY, "webhook": f"{url}/gate", "webhook_timeout": "5s"}
-        plan = parse_plan({**WEBHOOK_PLAN, "gates": gates})
-        controllers = Controllers(pipeline.client, pipeline.catalog, pipeline.task_queue)
-        rollouts = Rollouts(pipeline.client, pipeline.catalog, pipeline.task_queue)
-        async with pipeline.worker(pools=["v2", "v3"]):
-            async with pipeline.feed() as started:
-                await eventually(lambda: rollouts.pool_pollers("v3"), what="v3 pool polling")
-                await controllers.run(plan, BY)
-                result = await controllers.handle().result()
-            await all_closed(pipeline, [h.id for h in started])
-            audit = await rollouts.audit()
+        result, rollouts, actions = await run_to_the_end(pipeline, {**WEBHOOK_PLAN, "gates": gates})
     assert result.phase is Phase.ABORTED
     assert "webhook fail (change freeze until Monday)" in result.abort_reason
     plan_now = await rollouts.plan()
     assert (plan_now.baseline.version, plan_now.ended) == ("v2", "aborted")
-    assert "controller-gate-fail" in [a.action for a in audit]
+    assert "controller-gate-fail" in actions
     # The webhook was sent the measurement it judged: this rollout, both arms.
     sent = app.state.seen[-1]
     assert sent["rollout_id"] == plan_now.rollout_id
@@ -423,15 +432,7 @@ async def test_a_prometheus_check_over_its_limit_stops_the_rollout(
         "max_increase": 0.1,
     }
     gates = {**WATCH_ONLY, "prometheus": {"url": prometheus.url, "checks": [check]}}
-    plan = parse_plan({**WEBHOOK_PLAN, "gates": gates})
-    controllers = Controllers(pipeline.client, pipeline.catalog, pipeline.task_queue)
-    rollouts = Rollouts(pipeline.client, pipeline.catalog, pipeline.task_queue)
-    async with pipeline.worker(pools=["v2", "v3"]):
-        async with pipeline.feed() as started:
-            await eventually(lambda: rollouts.pool_pollers("v3"), what="v3 pool polling")
-            await controllers.run(plan, BY)
-            result = await controllers.handle().result()
-        await all_closed(pipeline, [h.id for h in started])
+    result, rollouts, _ = await run_to_the_end(pipeline, {**WEBHOOK_PLAN, "gates": gates})
     assert result.phase is Phase.ABORTED
     assert (
         "prometheus candidate errors fail (candidate 0.5, baseline 0: increase +0.5, limit +0.1)"

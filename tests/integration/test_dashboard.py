@@ -122,6 +122,12 @@ def pct(value: float) -> str:
     return f"{value:.1%}".replace("%", " %")
 
 
+async def shadow_of_v1(rollouts: Rollouts) -> Any:
+    """Once v1's pool polls: a rollout in which v1 shadows every document of the baseline, v2."""
+    await eventually(lambda: rollouts.pool_pollers("v1"), what="v1's pool polling")
+    return await rollouts.start("v1", 0.0, BY, sample=1.0, shadow_budget_seconds=30.0)
+
+
 @pytest.mark.timeout(300)
 async def test_the_page_shows_a_shadowed_rollout_as_visibility_and_the_database_see_it(
     pipeline: Pipeline, tmp_path: Path
@@ -132,8 +138,7 @@ async def test_the_page_shows_a_shadowed_rollout_as_visibility_and_the_database_
     rollouts = Rollouts(pipeline.client, pipeline.catalog, pipeline.task_queue)
     # v1 against v2: the reference models really disagree on some classes.
     async with pipeline.worker(pools=["v1", "v2"]):
-        await eventually(lambda: rollouts.pool_pollers("v1"), what="v1's pool polling")
-        plan = await rollouts.start("v1", 0.0, BY, sample=1.0, shadow_budget_seconds=30.0)
+        plan = await shadow_of_v1(rollouts)
         rollout_id = plan.rollout_id or ""
         shadowed = [await pipeline.start(pipeline.doc(t), plan=plan) for t in MIXED]
         for handle in shadowed:
@@ -243,8 +248,7 @@ async def test_a_shadow_compared_per_field_shows_its_fields_and_no_label_confusi
     executable = chromium()
     rollouts = Rollouts(pipeline.client, pipeline.catalog, pipeline.task_queue)
     async with pipeline.worker(pools=["v1", "v2"]):
-        await eventually(lambda: rollouts.pool_pollers("v1"), what="v1's pool polling")
-        plan = await rollouts.start("v1", 0.0, BY, sample=1.0, shadow_budget_seconds=30.0)
+        plan = await shadow_of_v1(rollouts)
     rollout_id = plan.rollout_id or ""
     acts, env = ComparisonActivities(pipeline.store.engine), ActivityEnvironment()
     for i in range(10):
