@@ -19,7 +19,7 @@ from modelbaton.rollout.client import Rollouts
 from modelbaton.rollout.messages import ChangeBy
 from modelbaton.rollout.spec import ReviewMarker
 
-#: The status of an unfinished document whose answer waits for a human reviewer.
+#: The status of an unfinished document that waits for a person (the pipeline's review marker).
 WAITING = "waiting-for-review"
 
 
@@ -76,7 +76,7 @@ async def first_input(
 
 
 async def start_again(rollouts: Rollouts, a: Affected, *, rerun: bool) -> bool:
-    """A user pipeline's document ``a`` started again as the plan in force assigns it (same
+    """Document ``a`` started again as the plan in force assigns it (same
     workflow type and id, its first run's input reassigned); False when it is running (or, for a
     rerun, was run again) since, so nothing was started."""
     spec = rollouts.spec
