@@ -235,6 +235,13 @@ async def test_controller_commands_and_their_refusals(
         await eventually(lambda: rollouts.pool_pollers("v3"), what="v3 pool polling")
         run = await cli(env, "rollout", "run", str(plan_file), "--reason", "ship v3")
         assert run.exit_code == 0, run.output
+
+        async def started() -> bool:
+            return (await rollouts.plan()).candidate is not None
+
+        # With the rollout already started, a second run meets both a running controller and a
+        # rollout in progress: the refusal must name the controller, whichever it met first.
+        await eventually(started, what="the controller starting its rollout")
         again = await cli(env, "rollout", "run", str(plan_file))
         one_line_error(again, 2, "a controller already runs")
         rollback = await cli(env, "rollback", "--dry-run")

@@ -44,7 +44,13 @@ class Controllers:
 
     async def run(self, plan: RolloutPlanFile, by: ChangeBy) -> str:
         """Start the controller on ``plan``; refused while one runs or when the plan cannot
-        start (unknown candidate, candidate already the baseline, no pool polling)."""
+        start (unknown candidate, candidate already the baseline, no pool polling).
+
+        A running controller is asked about first: the rollout it started is in progress too,
+        and which of the two refusals a second ``run`` met must not depend on how far the
+        first controller got."""
+        if await self.running():
+            raise self._already_runs()
         rollouts = Rollouts(self.client, self.catalog, self.task_queue, spec=self.spec)
         if plan.strategy == "builds":
             await self._check_builds(plan)
@@ -66,10 +72,13 @@ class Controllers:
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
             )
         except WorkflowAlreadyStartedError:
-            raise RolloutError(
-                f"a controller already runs ({self.workflow_id}); abort it or wait for it"
-            ) from None
+            raise self._already_runs() from None
         return self.workflow_id
+
+    def _already_runs(self) -> RolloutError:
+        return RolloutError(
+            f"a controller already runs ({self.workflow_id}); abort it or wait for it"
+        )
 
     async def _check_builds(self, plan: RolloutPlanFile) -> None:
         """A build rollout needs a current build to start from and the candidate polling."""
