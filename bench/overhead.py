@@ -15,6 +15,11 @@ workflows:
 ``--breakdown`` adds the steps between them (see ``_invoice_steps.py``), each adding one thing:
 a second queue, the assignment at start, the ``ModelRoute`` helper; release 2 then adds its patch.
 
+``--no-eager`` runs every workflow worker with Temporal's eager activity dispatch off. With it on
+(the SDK's default), an activity scheduled on the workflow's own queue comes back to its worker
+in the reply to the workflow task, without the server matching it: the direct arm's model call
+has that, a call on a pool's queue cannot. The flag shows what that alone is worth.
+
 Every arm's workers run for the whole bench, as a deployment's would. Rounds alternate the order
 (AB, BA, ...) so a noisy neighbour biases neither arm; the CPU each arm
 spends per workflow (this process, the dev server, the model server) is printed beside its docs/s,
@@ -23,6 +28,7 @@ the extraction activity tells the driver it returned, and the driver queries the
 workflow waits (the queries per workflow are printed: the same load in every arm).
 
     uv run python bench/overhead.py [--docs 100] [--rounds 8] [--concurrency 64] [--breakdown]
+                                    [--no-eager]
 """
 
 from __future__ import annotations
@@ -200,12 +206,15 @@ class Arm:
 
 
 @asynccontextmanager
-async def workers(client: Client, arm: Arm, acts: InvoiceActivities) -> AsyncIterator[None]:
+async def workers(
+    client: Client, arm: Arm, acts: InvoiceActivities, eager: bool
+) -> AsyncIterator[None]:
     """The example's workflow worker for ``arm`` (and its pools) on a queue of its own, running
     for the whole bench as a deployment's workers would."""
     arm.task_queue = f"overhead-{arm.slug}-{uuid.uuid4().hex[:8]}"
     async with AsyncExitStack() as stack:
-        await stack.enter_async_context(workflow_worker(client, arm.task_queue, arm.release, acts))
+        worker = workflow_worker(client, arm.task_queue, arm.release, acts, eager_activities=eager)
+        await stack.enter_async_context(worker)
         await stack.enter_async_context(pools(client, arm.task_queue, acts, arm.versions))
         yield
 
@@ -333,7 +342,9 @@ def make_arms(client: Client, plan: RolloutPlan, breakdown: bool) -> list[Arm]:
     return arms
 
 
-async def main(n_docs: int, warmup: int, rounds: int, concurrency: int, breakdown: bool) -> None:
+async def main(
+    n_docs: int, warmup: int, rounds: int, concurrency: int, breakdown: bool, eager: bool
+) -> None:
     plan: RolloutPlan = steady("invoice", "v1", 1)
     with tempfile.TemporaryDirectory(prefix="mb-overhead-") as tmp:
         home = Path(tmp)
@@ -351,12 +362,16 @@ async def main(n_docs: int, warmup: int, rounds: int, concurrency: int, breakdow
                 acts = SignallingActivities(url, http, engine)
                 arms = make_arms(env.client, plan, breakdown)
                 for arm in arms:
-                    await running.enter_async_context(workers(env.client, arm, acts))
+                    await running.enter_async_context(workers(env.client, arm, acts, eager))
                 servers = child_pids()  # the dev server and the model server
                 for arm in arms:  # sandbox imports, connections, the model server's first call
                     warm = documents(warmup, f"w-{arm.slug}")
                     await run_batch(env.client, arm, acts, warm, concurrency, servers)
-                print(f"workflows per arm and round {n_docs}, {concurrency} in flight; docs/s:")
+                dispatch = "on" if eager else "off"
+                print(
+                    f"workflows per arm and round {n_docs}, {concurrency} in flight, "
+                    f"eager activity dispatch {dispatch}; docs/s:"
+                )
                 print("round  " + "  ".join(f"{a.name:>12}" for a in arms) + "  modelbaton/direct")
                 for r in range(rounds):
                     order = arms if r % 2 == 0 else arms[::-1]
@@ -421,8 +436,22 @@ if __name__ == "__main__":
     parser.add_argument(
         "--breakdown", action="store_true", help="also time the steps from direct to modelbaton"
     )
+    parser.add_argument(
+        "--no-eager",
+        action="store_true",
+        help="turn off eager activity dispatch in every arm's workflow worker",
+    )
     args = parser.parse_args()
     for name in ("docs", "rounds", "warmup", "concurrency"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
-    asyncio.run(main(args.docs, args.warmup, args.rounds, args.concurrency, args.breakdown))
+    asyncio.run(
+        main(
+            args.docs,
+            args.warmup,
+            args.rounds,
+            args.concurrency,
+            args.breakdown,
+            not args.no_eager,
+        )
+    )

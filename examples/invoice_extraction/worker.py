@@ -18,9 +18,14 @@ def workflow_worker(
     release: type,
     acts: InvoiceActivities,
     control: RolloutControl | None = None,
+    *,
+    eager_activities: bool = True,
 ) -> Worker:
     """The invoice workflow of ``release``; with ``control``, the rollout workflow and the
-    controller beside it on the same queue (one worker knows every workflow type there)."""
+    controller beside it on the same queue (one worker knows every workflow type there).
+
+    ``eager_activities=False`` turns off Temporal's eager dispatch of activities scheduled on
+    this worker's own queue (on by default; ``bench/overhead.py --no-eager`` measures it)."""
     workflows: list[type] = [release]
     activities = acts.for_workflow_worker()
     if control is not None:
@@ -31,6 +36,7 @@ def workflow_worker(
         task_queue=task_queue,
         workflows=workflows,
         activities=activities,  # type: ignore[arg-type]
+        disable_eager_activity_execution=not eager_activities,
     )
 
 
