@@ -18,7 +18,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from typer.testing import CliRunner
 
-from invoice_catalog import INVOICE_CATALOG
+from invoice_catalog import EXAMPLE, INVOICE_CATALOG, example_project
 from modelbaton.app.main import baton
 from modelbaton.pipeline.search_attributes import MODEL_VERSION
 from modelbaton.rollout.messages import rollout_workflow_id
@@ -28,7 +28,6 @@ from waiting import eventually
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).parents[2]
-EXAMPLE = ROOT / "examples" / "invoice_extraction" / "modelbaton.toml"
 REFERENCE = ROOT / "modelbaton.toml"
 
 
@@ -54,17 +53,6 @@ def env_for(client: Client, tmp_path: Path) -> dict[str, str | None]:
 
 async def invoke(env: dict[str, str | None], *args: str) -> Any:
     return await asyncio.to_thread(CliRunner().invoke, baton, list(args), env=env)
-
-
-def example_with_catalog(tmp_path: Path) -> Path:
-    (tmp_path / "catalog.toml").write_text(INVOICE_CATALOG)
-    text = EXAMPLE.read_text().replace(
-        'python_path = [".."]', f'python_path = ["{EXAMPLE.parents[1]}"]'
-    )
-    text = text.replace('histories = "histories"', f'histories = "{EXAMPLE.parent / "histories"}"')
-    path = tmp_path / "modelbaton.toml"
-    path.write_text(text + 'catalog = "catalog.toml"\n')
-    return path
 
 
 async def test_status_reports_the_project_workflow_types_only(
@@ -169,7 +157,7 @@ async def test_a_pool_drain_counts_the_projects_workflows(
     still running on v2 (no worker takes it) is what the deadline reports, and nothing of it is
     counted as waiting for a person (the example marks none)."""
     env = env_for(isolated_client, tmp_path)
-    project = example_with_catalog(tmp_path)
+    project = example_project(tmp_path, INVOICE_CATALOG)
     queue = f"invoices-{uuid.uuid4().hex[:6]}"
     handle = await isolated_client.start_workflow(
         "InvoiceExtraction",
@@ -196,7 +184,7 @@ async def test_rollout_status_and_preflight_read_the_project_catalog_and_queue(
     isolated_client: Client, tmp_path: Path
 ) -> None:
     env = env_for(isolated_client, tmp_path)
-    project = example_with_catalog(tmp_path)
+    project = example_project(tmp_path, INVOICE_CATALOG)
     steady = await invoke(env, "rollout", "status", "--project", str(project), "--json")
     assert steady.exit_code == 0, steady.output
     plan = json.loads(steady.stdout)["plan"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from invoice_catalog import INVOICE_CATALOG
+from invoice_catalog import EXAMPLE, INVOICE_CATALOG, example_project
 from modelbaton.app.main import baton as app
 from modelbaton.cli._project import context
 from modelbaton.durations import format_duration, parse_duration
@@ -23,7 +23,6 @@ from modelbaton.project import ProjectConfigError, find_config, load_project, re
 from modelbaton.versioning.builds import deployment_name_for
 
 ROOT = Path(__file__).parents[2]
-EXAMPLE = ROOT / "examples" / "invoice_extraction" / "modelbaton.toml"
 REFERENCE = ROOT / "modelbaton.toml"
 runner = CliRunner()
 #: The settings a test must not inherit from the shell that runs it.
@@ -47,23 +46,6 @@ kind = "promote"
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in CLEAN_ENV:
         monkeypatch.delenv(name, raising=False)
-
-
-def example_copy(tmp_path: Path, catalog: str | None = None, **replace: str) -> Path:
-    """The example's config in ``tmp_path`` (importing the example from where it is), with a
-    catalog when given."""
-    text = EXAMPLE.read_text().replace(
-        'python_path = [".."]', f'python_path = ["{EXAMPLE.parents[1]}"]'
-    )
-    text = text.replace('histories = "histories"', f'histories = "{EXAMPLE.parent / "histories"}"')
-    for old, new in replace.items():
-        text = text.replace(old, new)
-    if catalog is not None:
-        (tmp_path / "catalog.toml").write_text(catalog)
-        text += 'catalog = "catalog.toml"\n'
-    path = tmp_path / "modelbaton.toml"
-    path.write_text(text)
-    return path
 
 
 def one_error_line(output: str) -> str:
@@ -244,7 +226,7 @@ def test_patches_are_found_in_the_example_workflow_code() -> None:
 
 
 def test_declared_patches_win_and_are_checked(tmp_path: Path) -> None:
-    path = example_copy(tmp_path)
+    path = example_project(tmp_path)
     with path.open("a") as f:
         f.write(
             'patches = ["invoice-assigned-model", {id = "later", description = "next one", '
@@ -256,12 +238,12 @@ def test_declared_patches_win_and_are_checked(tmp_path: Path) -> None:
         ("later", "InvoiceExtraction", "next one"),
     ]
     assert declared[1].deprecated_since is not None
-    path = example_copy(tmp_path)
+    path = example_project(tmp_path)
     with path.open("a") as f:
         f.write('patches = [{id = "x", workflow_type = "Nope"}]\n')
     with pytest.raises(ProjectConfigError, match=r"modelbaton.toml: patches\[0\].workflow_type"):
         load_project(path)
-    path = example_copy(tmp_path)
+    path = example_project(tmp_path)
     with path.open("a") as f:
         f.write('patches = ["x", "x"]\n')
     with pytest.raises(ProjectConfigError, match=r"patches\[1\]: patch id 'x' is named twice"):
@@ -367,7 +349,7 @@ def test_a_project_naming_a_missing_module_exits_2_naming_file_and_key(
     command: list[str], tmp_path: Path
 ) -> None:
     module = f"no_such_module_{uuid.uuid4().hex[:6]}"
-    path = example_copy(tmp_path, **{"invoice_extraction.workflow:": f"{module}:"})
+    path = example_project(tmp_path, **{"invoice_extraction.workflow:": f"{module}:"})
     result = runner.invoke(app, [*_args(command, tmp_path), "--project", str(path)])
     assert result.exit_code == 2, result.output
     line = one_error_line(result.stderr)
@@ -400,7 +382,7 @@ def test_commands_read_the_catalog_the_project_names(command: list[str], tmp_pat
     # The example's config with a catalog of its own, broken on purpose: each command loads it
     # (not the reference pipeline's, which is valid) before it contacts anything.
     broken = INVOICE_CATALOG + "\n[shadow_gate]\nmin_documents = 0\n"
-    path = example_copy(tmp_path, catalog=broken)
+    path = example_project(tmp_path, catalog=broken)
     result = runner.invoke(
         app,
         [*_args(command, tmp_path), "--project", str(path)],
@@ -412,7 +394,7 @@ def test_commands_read_the_catalog_the_project_names(command: list[str], tmp_pat
 
 
 def test_modelbaton_catalog_overrides_the_project_catalog(tmp_path: Path) -> None:
-    path = example_copy(tmp_path, catalog=INVOICE_CATALOG)
+    path = example_project(tmp_path, catalog=INVOICE_CATALOG)
     ctx = context(path)
     assert ctx.catalog().primary.model_id == "invoice"
     assert ctx.catalog_source == "catalog"
@@ -444,7 +426,7 @@ def test_the_dashboard_serves_the_project_queue_types_and_catalog(
 
     monkeypatch.setattr(dashboard, "create_app", create_app)
     monkeypatch.setattr(dashboard, "serve", serve)
-    path = example_copy(tmp_path, catalog=INVOICE_CATALOG)
+    path = example_project(tmp_path, catalog=INVOICE_CATALOG)
     result = runner.invoke(
         app,
         ["ui", "--port", "0", "--project", str(path), "--refresh", "1m"],
