@@ -65,6 +65,7 @@ _EXPORTS: dict[str, str] = {
     # rollouts and their controller on a user's pipeline
     "PipelineSpec": "modelbaton.rollout.spec",
     "RolloutControl": "modelbaton.controller.control",
+    "ChangeBy": "modelbaton.rollout.messages",
     "ComparisonRecord": "modelbaton.controller.comparisons",
     "ComparisonActivities": "modelbaton.controller.comparisons",
     # the accuracy gate's ground truth (the reference pipeline's: its human reviews)
@@ -96,6 +97,7 @@ __all__ = [
     "AssignedWorkflow",
     "AssignmentPlugin",
     "BusinessKeyError",
+    "ChangeBy",
     "Comparator",
     "Comparison",
     "ComparisonActivities",
@@ -196,6 +198,7 @@ if TYPE_CHECKING:
         run_assignment,
     )
     from modelbaton.project import Project, ProjectConfigError, load_project
+    from modelbaton.rollout.messages import ChangeBy
     from modelbaton.rollout.plans import read_plan
     from modelbaton.rollout.plugin import AssignmentPlugin
     from modelbaton.rollout.spec import PipelineSpec

@@ -31,9 +31,8 @@ from invoice_extraction.models import create_app, serve_in_thread
 from invoice_extraction.starter import start_invoice
 from invoice_extraction.worker import pools, workflow_worker
 from invoice_extraction.workflow import InvoiceWorkflow
-from modelbaton import RolloutControl
+from modelbaton import ChangeBy, RolloutControl
 from modelbaton.app.main import baton
-from modelbaton.rollout.messages import ChangeBy
 from waiting import eventually
 
 pytestmark = pytest.mark.integration
