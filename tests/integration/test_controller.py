@@ -16,9 +16,13 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.converter import DataConverter
 
+from modelbaton.controller.activities import MEASURE
 from modelbaton.controller.client import Controllers
+from modelbaton.controller.gates import Metrics
 from modelbaton.controller.messages import Phase
 from modelbaton.controller.plan import WAIVABLE, parse_plan
 from modelbaton.controller.workflow import RolloutControllerWorkflow
@@ -59,6 +63,23 @@ async def all_closed(pipeline: Pipeline, ids: list[str]) -> None:
     await eventually(closed, within=120, every=0.5, what="every document closed")
 
 
+async def measurements(handle: WorkflowHandle[Any, Any], converter: DataConverter) -> list[Metrics]:
+    """What every measure activity of the controller's run returned, from its history."""
+    history = await handle.fetch_history()
+    scheduled = set()
+    out: list[Metrics] = []
+    for e in history.events:
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            if e.activity_task_scheduled_event_attributes.activity_type.name == MEASURE:
+                scheduled.add(e.event_id)
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            done = e.activity_task_completed_event_attributes
+            if done.scheduled_event_id in scheduled:
+                payloads = done.result.payloads
+                out += await converter.decode(payloads, [Metrics])
+    return out
+
+
 GOOD_PLAN = {
     "candidate": "v3",
     "poll": 1,
@@ -96,6 +117,15 @@ async def test_good_candidate_is_promoted_through_every_step(pipeline: Pipeline)
     assert fractions == ["shadow -> canary at 25.00%", "fraction 25.00% -> 50.00%"]
     shadow_pass = next(a for a in audit if a.action == "controller-gate-pass")
     assert "shadow verdict READY" in shadow_pass.detail
+    # The shadow step's measures record the report's other checks as numbers for the gate.
+    measured = await measurements(controllers.handle(), pipeline.client.data_converter)
+    checks = [m.shadow_checks for m in measured]
+    shadowed = [c for c in checks if c is not None and c.calls >= 8]
+    assert shadowed, checks
+    last = shadowed[-1]
+    assert last.baseline_latency
+    assert last.candidate_latency
+    assert last.max_p95_latency_ratio == pipeline.catalog.shadow_gate.max_p95_latency_ratio
     versions = {r.model_version for r in pipeline.store.records()}
     assert versions == {"v2", "v3"}
 

@@ -4,6 +4,7 @@ worked out by hand."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from scipy import stats
 from modelbaton.controller.gates import (
     ArmMetrics,
     Metrics,
+    ShadowChecks,
     Verdict,
     canary_gates,
     gate_alpha,
@@ -358,6 +360,58 @@ def test_shadow_gates() -> None:
     assert shadow_gates(legacy, GATES, 50)[0].verdict is Verdict.INCONCLUSIVE
     lax = GATES.model_copy(update={"require_shadow_ready": False})
     assert shadow_gates(legacy, lax, 50)[0].verdict is Verdict.PASS
+
+
+def checked(ready: bool = False, **numbers: Any) -> Metrics:
+    """A measure of 100 shadowed documents that all agreed, with the report's other checks as
+    numbers (limits: no schema error, 1 % errors, 1.5x p95 latency); ``ready`` is the report's
+    point-estimate verdict."""
+    checks = ShadowChecks(
+        calls=100, max_error_rate=0.01, max_schema_errors=0, max_p95_latency_ratio=1.5
+    ).model_copy(update=numbers)
+    return shadow(100, 100).model_copy(
+        update={
+            "shadow_ready": ready,
+            "shadow_other_checks_ready": ready,
+            "shadow_checks": checks,
+        }
+    )
+
+
+def test_the_shadows_other_checks_fail_it_only_when_shown() -> None:
+    """The report's checks besides agreement were point estimates: a shadow whose p95 latency
+    happened to read 1.6x on a few calls was aborted. Now each fails the gate on evidence only,
+    and NOT READY without it waits (inconclusive); the point-estimate READY still passes."""
+    assert shadow_gates(checked(ready=True), GATES, 100)[0].verdict is Verdict.PASS
+    # p95 latency 1.6x the baseline's on 20 calls each: over the limit, but not shown.
+    few = checked(
+        baseline_latency=latency_histogram([100.0] * 20),
+        candidate_latency=latency_histogram([160.0] * 20),
+    )
+    (r,) = shadow_gates(few, GATES, 100)
+    assert r.verdict is Verdict.INCONCLUSIVE, r.measured
+    # The same measure from before the numbers were recorded failed, and still does on replay.
+    legacy = few.model_copy(update={"shadow_checks": None})
+    assert shadow_gates(legacy, GATES, 100)[0].verdict is Verdict.FAIL
+    # Ten times slower on 400 calls each: shown.
+    slow = checked(
+        baseline_latency=latency_histogram([10.0] * 400),
+        candidate_latency=latency_histogram([100.0] * 400),
+    )
+    (r,) = shadow_gates(slow, GATES, 100)
+    assert r.verdict is Verdict.FAIL
+    assert "candidate p95 latency at least" in r.measured
+    # One error in 100 calls (limit 1 %): not shown; 40 in 100: shown.
+    assert shadow_gates(checked(candidate_errors=1), GATES, 100)[0].verdict is (
+        Verdict.INCONCLUSIVE
+    )
+    (r,) = shadow_gates(checked(candidate_errors=40), GATES, 100)
+    assert r.verdict is Verdict.FAIL
+    assert "candidate error rate in [" in r.measured
+    # A schema error is a fact, and the report's reviewed-accuracy finding stands as it is.
+    assert shadow_gates(checked(schema_errors=1), GATES, 100)[0].verdict is Verdict.FAIL
+    (r,) = shadow_gates(checked(accuracy_worse="less accurate on 40 reviews"), GATES, 100)
+    assert (r.verdict, r.measured.endswith("less accurate on 40 reviews")) == (Verdict.FAIL, True)
 
 
 def test_borderline_shadow_agreement_is_not_failed() -> None:

@@ -113,6 +113,28 @@ class PrometheusAnswer(BaseModel):
     candidate: float | None = None
 
 
+class ShadowChecks(BaseModel):
+    """The shadow report's checks besides agreement, as the numbers the shadow gate judges with
+    confidence sequences, and the catalog's limits for them (the workflow cannot read the
+    catalog). A check fails the shadow only when the evidence shows it failing."""
+
+    model_config = _TOLERANT
+
+    #: Documents shadowed, and how many of them the candidate answered with an error.
+    calls: int = 0
+    candidate_errors: int = 0
+    max_error_rate: float = 0.0
+    schema_errors: int = 0
+    max_schema_errors: int = 0
+    #: Latencies of the answers (``sequential.latency_histogram``) of each model's calls.
+    baseline_latency: dict[int, int] | None = None
+    candidate_latency: dict[int, int] | None = None
+    max_p95_latency_ratio: float | None = None
+    #: The report's reviewed-accuracy finding (its McNemar test), when it found the candidate
+    #: less accurate; empty otherwise.
+    accuracy_worse: str = ""
+
+
 class Metrics(BaseModel):
     """What one measurement saw."""
 
@@ -130,6 +152,9 @@ class Metrics(BaseModel):
     shadow_agreed: int | None = None
     shadow_min_agreement: float | None = None
     shadow_other_checks_ready: bool | None = None
+    # The same checks as numbers, judged by the shadow gate with confidence sequences. None from
+    # older measures: the gate then fails on ``shadow_other_checks_ready`` as it did.
+    shadow_checks: ShadowChecks | None = None
     # The webhook gate's answer, when the plan has one; None from older measures.
     webhook: WebhookAnswer | None = None
     # The plan's Prometheus checks, one answer each; None without any (or from older measures).
@@ -389,10 +414,14 @@ def webhook_gate(metrics: Metrics) -> GateResult:
 def shadow_gates(metrics: Metrics, gates: Gates, documents: int) -> list[GateResult]:
     """The gates of a shadow step: enough comparisons, then the shadow report's verdict.
 
-    READY passes. NOT READY fails only on evidence: when the report's other checks fail, or when
-    the agreement's confidence sequence (at the plan's alpha) lies wholly below the minimum;
-    otherwise (an agreement whose lower bound is merely below the minimum) it stays inconclusive
-    and the step waits for more comparisons, up to ``max_wait``.
+    READY passes. NOT READY fails only on evidence: when a check of the report is shown failing
+    (:func:`shadow_checks_shown`), or when the agreement's confidence sequence lies wholly below
+    the minimum; otherwise (a bound or a point estimate merely beyond its limit) it stays
+    inconclusive and the step waits for more comparisons, up to ``max_wait``. The plan's alpha
+    is split equally between agreement, error rate and latency.
+
+    A measure from before :class:`ShadowChecks` fails, as it did, whenever the report's other
+    checks were not met (point estimates): the decisions of a history replay unchanged.
     """
     if metrics.shadow_compared < documents:
         return [
@@ -407,18 +436,57 @@ def shadow_gates(metrics: Metrics, gates: Gates, documents: int) -> list[GateRes
         return [GateResult(gate="shadow", verdict=Verdict.PASS, measured=summary)]
     verdict = Verdict.INCONCLUSIVE
     agreed, minimum = metrics.shadow_agreed, metrics.shadow_min_agreement
-    if metrics.shadow_other_checks_ready is False:
+    checks = metrics.shadow_checks
+    alpha = gates.alpha if checks is None else gates.alpha / 3
+    failing = shadow_checks_shown(checks, alpha) if checks is not None else []
+    if failing:
+        verdict = Verdict.FAIL
+        summary += "; shown failing: " + "; ".join(failing)
+    elif checks is None and metrics.shadow_other_checks_ready is False:
         verdict = Verdict.FAIL
     elif agreed is not None and minimum is not None and metrics.shadow_compared:
-        low, high = bernoulli_cs(agreed, metrics.shadow_compared, gates.alpha)
+        low, high = bernoulli_cs(agreed, metrics.shadow_compared, alpha)
         shown = high < minimum
         verdict = Verdict.FAIL if shown else Verdict.INCONCLUSIVE
         summary += (
-            f"; agreement in [{low:.1%}, {high:.1%}] at alpha {gates.alpha:.3g} (anytime-valid): "
+            f"; agreement in [{low:.1%}, {high:.1%}] at alpha {alpha:.3g} (anytime-valid): "
             + ("shown below" if shown else "not shown below")
             + f" {minimum:.1%}"
         )
     return [GateResult(gate="shadow", verdict=verdict, measured=summary)]
+
+
+def shadow_checks_shown(checks: ShadowChecks, alpha: float) -> list[str]:
+    """The report's checks the evidence shows failing, one reason each: schema errors beyond
+    the limit (each one is a fact, not a sample); the candidate's error rate, its confidence
+    sequence wholly above the limit; the p95 latency ratio, its interval (from each arm's
+    quantile sequence at ``alpha / 2``) wholly above the limit; and the report's reviewed
+    accuracy finding."""
+    shown: list[str] = []
+    if checks.schema_errors > checks.max_schema_errors:
+        shown.append(
+            f"{checks.schema_errors} schema errors (the gate allows {checks.max_schema_errors})"
+        )
+    if checks.calls:
+        low, high = bernoulli_cs(checks.candidate_errors, checks.calls, alpha)
+        if low > checks.max_error_rate:
+            shown.append(
+                f"candidate error rate in [{low:.1%}, {high:.1%}] ({checks.candidate_errors} of "
+                f"{checks.calls}) at alpha {alpha:.3g}, above the gate's "
+                f"{checks.max_error_rate:.1%}"
+            )
+    limit = checks.max_p95_latency_ratio
+    if limit is not None and checks.baseline_latency and checks.candidate_latency:
+        lo_c, _, n_c = quantile_cs(checks.candidate_latency, P95, alpha / 2)
+        _, hi_b, n_b = quantile_cs(checks.baseline_latency, P95, alpha / 2)
+        if math.isfinite(hi_b) and hi_b > 0 and lo_c / hi_b > limit:
+            shown.append(
+                f"candidate p95 latency at least {lo_c / hi_b:.2f}x the baseline's (n={n_c} "
+                f"and {n_b}) at alpha {alpha:.3g}, above the gate's {limit:.2f}x"
+            )
+    if checks.accuracy_worse:
+        shown.append(checks.accuracy_worse)
+    return shown
 
 
 def overall(results: list[GateResult]) -> Verdict:

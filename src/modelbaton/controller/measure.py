@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from temporalio.client import Client
 
 from modelbaton.contracts.rollout import CHECK_SUFFIX, Arm, RolloutPlan, pool_task_queue
-from modelbaton.controller.gates import ArmMetrics, Metrics
+from modelbaton.controller.gates import ArmMetrics, Metrics, ShadowChecks
 from modelbaton.controller.messages import MeasureRequest
 from modelbaton.controller.prometheus import ask_prometheus
 from modelbaton.controller.truth import GroundTruth
@@ -25,7 +25,7 @@ from modelbaton.models.resolver import CatalogSource
 from modelbaton.ops.problems import retrying_activities, stuck_workflows
 from modelbaton.rollout.client import Rollouts, count_workflows_where
 from modelbaton.rollout.spec import PipelineSpec
-from modelbaton.shadow.report import build_report
+from modelbaton.shadow.report import answer_latencies, build_report, less_accurate
 from modelbaton.shadow.store import ShadowComparison, ShadowStore
 from modelbaton.stats.sequential import latency_histogram
 from modelbaton.versioning.builds import VERSION_ATTRIBUTE
@@ -121,6 +121,18 @@ class Meter:
             # Whether anything but the agreement's bound holds the report back.
             lax = gate.model_copy(update={"min_agreement": 0.0})
             metrics.shadow_other_checks_ready = build_report(req.rollout_id, rows, lax).ready
+            latencies = answer_latencies(rows)
+            metrics.shadow_checks = ShadowChecks(
+                calls=report.shadowed,
+                candidate_errors=report.candidate_error_count,
+                max_error_rate=gate.max_error_rate,
+                schema_errors=report.schema_errors,
+                max_schema_errors=gate.max_schema_errors,
+                baseline_latency=latency_histogram(latencies["baseline"]),
+                candidate_latency=latency_histogram(latencies["candidate"]),
+                max_p95_latency_ratio=gate.max_p95_latency_ratio,
+                accuracy_worse=less_accurate(report, gate),
+            )
         if req.webhook is not None and req.shadow_documents is None:
             payload = {
                 "rollout_id": req.rollout_id,

@@ -209,27 +209,43 @@ def build_report(
         Counter(r.candidate_error_type for r in rows if r.candidate_error_type)
     )
     report.baseline_errors = sum(1 for r in rows if r.baseline_error_type)
-    # Latency of the answers only: an arm's error or timeout is counted above, not timed.
-    report.latency_ms = {
-        "baseline": _percentiles(
-            [
-                r.baseline_latency_ms
-                for r in rows
-                if r.baseline_latency_ms is not None and not r.baseline_error_type
-            ]
-        ),
-        "candidate": _percentiles(
-            [
-                r.candidate_latency_ms
-                for r in rows
-                if r.candidate_latency_ms is not None and not r.candidate_error_type
-            ]
-        ),
-    }
+    report.latency_ms = {arm: _percentiles(ms) for arm, ms in answer_latencies(rows).items()}
     report.reviewed = _reviewed(compared)
     report.noise = _noise(rows)
     report.reasons = _reasons(report, gate)
     return report
+
+
+def answer_latencies(rows: Sequence[ShadowComparison]) -> dict[str, list[float]]:
+    """Each model's call latencies, of its answers only: an error or a timeout is counted as
+    one, not timed."""
+    return {
+        "baseline": [
+            r.baseline_latency_ms
+            for r in rows
+            if r.baseline_latency_ms is not None and not r.baseline_error_type
+        ],
+        "candidate": [
+            r.candidate_latency_ms
+            for r in rows
+            if r.candidate_latency_ms is not None and not r.candidate_error_type
+        ],
+    }
+
+
+def less_accurate(report: ShadowReport, gate: ShadowGate) -> str:
+    """Why the reviewed documents show the candidate less accurate (McNemar's test at the
+    gate's ``accuracy_alpha``), or empty when they do not."""
+    reviewed = report.reviewed
+    worse = reviewed and reviewed["only_baseline_right"] > reviewed["only_candidate_right"]
+    if not (reviewed and worse and reviewed["mcnemar_p"] < gate.accuracy_alpha):
+        return ""
+    return (
+        f"on {reviewed['n']} reviewed documents the candidate is less accurate "
+        f"({reviewed['candidate_accuracy']['rate']:.1%} against "
+        f"{reviewed['baseline_accuracy']['rate']:.1%}, McNemar p = "
+        f"{reviewed['mcnemar_p']:.3g})"
+    )
 
 
 def _reviewed(compared: Sequence[ShadowComparison]) -> dict[str, Any] | None:
@@ -292,13 +308,7 @@ def _reasons(report: ShadowReport, gate: ShadowGate) -> list[str]:
                 f"candidate p95 latency is {ratio:.2f}x the baseline's "
                 f"(the gate allows {gate.max_p95_latency_ratio:.2f}x)"
             )
-    reviewed = report.reviewed
-    worse = reviewed and reviewed["only_baseline_right"] > reviewed["only_candidate_right"]
-    if reviewed and worse and reviewed["mcnemar_p"] < gate.accuracy_alpha:
-        reasons.append(
-            f"on {reviewed['n']} reviewed documents the candidate is less accurate "
-            f"({reviewed['candidate_accuracy']['rate']:.1%} against "
-            f"{reviewed['baseline_accuracy']['rate']:.1%}, McNemar p = "
-            f"{reviewed['mcnemar_p']:.3g})"
-        )
+    worse = less_accurate(report, gate)
+    if worse:
+        reasons.append(worse)
     return reasons
