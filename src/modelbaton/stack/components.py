@@ -11,6 +11,7 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from modelbaton import polling
 from modelbaton.errors import StackError
 from modelbaton.settings import Settings
 from modelbaton.stack import processes
@@ -107,30 +108,52 @@ def _spawn_workers(state: StackState, count: int, timeout: float) -> StackState:
     if started:
         run_async(lambda: await_workers(state, started, timeout))
         if state.build_id:
-            run_async(lambda: _bootstrap_current(state))
+            run_async(lambda: _bootstrap_current(state, timeout))
     return state
 
 
-async def _bootstrap_current(state: StackState) -> None:
+async def _bootstrap_current(state: StackState, within: float) -> None:
     """Make the stack's build current when the deployment has none yet.
 
     Until a deployment has a current build, new workflows go to unversioned workers, and a
     versioned stack has none: they would wait forever. Later builds are promoted by hand
     (``baton deploy promote``), never here.
+
+    The workers were just seen polling their queue, but the deployment registers a build's
+    queues a moment after its first poll (a full run met "no worker polling" here): wait until
+    the build itself shows its pollers, within the workers' start-up time ``within``.
     """
     from modelbaton.errors import RolloutError
     from modelbaton.versioning.control import DeploymentControl
 
-    assert state.deployment is not None
-    assert state.build_id is not None
+    deployment, build = state.deployment, state.build_id
+    assert deployment is not None
+    assert build is not None
     client = await Client.connect(state.temporal_address, namespace=state.namespace)
-    control = DeploymentControl(client, state.deployment)
+    control = DeploymentControl(client, deployment)
     try:
         current = (await control.describe()).current
     except RolloutError:
         current = None
-    if current is None:
-        await control.set_current(state.build_id)
+    if current is not None:
+        return
+
+    async def registered() -> bool:
+        try:
+            return bool(await control.pollers(build))
+        except RolloutError:  # the build itself is not registered yet
+            return False
+
+    await polling.await_until(
+        registered,
+        within=within,
+        every=0.5,
+        give_up=lambda: StackError(
+            f"build {build!r} of deployment {deployment!r} showed no poller within "
+            f"{within:.0f} s, though its workers poll {state.task_queue}"
+        ),
+    )
+    await control.set_current(build)
 
 
 def _default_pools(state: StackState) -> list[str]:
