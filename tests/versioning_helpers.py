@@ -10,7 +10,6 @@ from temporalio.worker import Worker
 from modelbaton.app.worker import WorkerOptions, build_worker
 from modelbaton.versioning.builds import Behavior, Build
 from modelbaton.versioning.control import DeploymentControl, workflow_build
-from waiting import eventually
 from workflow_variants.version_probe import VersionProbe
 
 
@@ -28,14 +27,7 @@ def probe_worker(
 
 async def await_pollers(control: DeploymentControl, build_id: str) -> None:
     """Until the server knows ``build_id`` and sees one of its workers polling."""
-
-    async def polling() -> bool:
-        try:
-            return bool(await control.pollers(build_id))
-        except Exception:
-            return False
-
-    await eventually(polling, within=30, what=f"build {build_id} polling")
+    await control.await_pollers(build_id, within=30)
 
 
 async def ran_on(client: Client, workflow_id: str, run_id: str | None = None) -> str | None:

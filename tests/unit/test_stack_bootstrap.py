@@ -1,7 +1,8 @@
 """A versioned stack makes its first build current only once the deployment shows that build's
 pollers: the workers are seen polling their queue a moment before the deployment registers them
-(a full run met "no worker polling" there). The deployment is a stand-in recording the calls;
-the waiting is the stack's own."""
+(a full run met "no worker polling" there). The deployment is a ``DeploymentControl`` whose
+server answers are stood in for (``describe``, ``pollers``, ``set_current`` record the calls);
+the waiting is ``DeploymentControl.await_pollers``, the one the demo and the tests use too."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from modelbaton.errors import RolloutError, StackError
 from modelbaton.stack import components
+from modelbaton.versioning.control import DeploymentControl
 
 STATE = SimpleNamespace(
     temporal_address="127.0.0.1:1",
@@ -26,11 +28,12 @@ def deployment(answers: list[Any], calls: list[str], current: str | None = None)
     """A DeploymentControl whose ``pollers`` gives ``answers`` in turn (an exception is raised),
     then the last one for ever."""
 
-    class Control:
-        def __init__(self, client: object, name: str) -> None:
+    class Control(DeploymentControl):
+        def __init__(self, client: Any, name: str) -> None:
             assert name == STATE.deployment
+            super().__init__(client, name)
 
-        async def describe(self) -> SimpleNamespace:
+        async def describe(self) -> Any:
             return SimpleNamespace(current=current)
 
         async def pollers(self, build: str) -> list[str]:
@@ -40,7 +43,7 @@ def deployment(answers: list[Any], calls: list[str], current: str | None = None)
                 raise answer
             return list(answer)
 
-        async def set_current(self, build: str) -> None:
+        async def set_current(self, build: str, *, require_pollers: bool = True) -> Any:
             calls.append(f"current {build}")
 
     return Control

@@ -85,12 +85,12 @@ async def _cutover(demo: Demo, batch: Batch) -> tuple[int, dict[str, str]]:
             workers.pool(client, BLUE_GREEN_QUEUE, plan.baseline.version, source, http)
         )
         async with workers.build(client, BLUE_GREEN_QUEUE, blue, store, source, http):
-            await _polling(control, "blue")
+            await control.await_pollers("blue", within=60)
             await control.set_current("blue")
             console.print(f"build {blue.version} is current; workflows are pinned to their build")
             await submit_documents(client, batch.docs[:half], plan, reviewing, BLUE_GREEN_QUEUE)
             async with workers.build(client, BLUE_GREEN_QUEUE, green, store, source, http):
-                await _polling(control, "green")
+                await control.await_pollers("green", within=60)
                 change = await control.set_current("green")
                 console.print(
                     f"promoted {green.version} (routing propagated in "
@@ -213,18 +213,6 @@ class DrainOutput:
 
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(reached), within)
-
-
-async def _polling(control: DeploymentControl, build_id: str, within: float = 60.0) -> None:
-    """Wait until a worker of ``build_id`` polls (the build is unknown until its first poll)."""
-
-    async def polls() -> bool | None:
-        try:
-            return True if await control.pollers(build_id) else None
-        except Exception:  # the build is unknown until its first poll
-            return None
-
-    await poll_until(polls, f"poll from build {build_id}", within)
 
 
 async def _at_review(batch: Batch, ids: list[str], within: float = 120.0) -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from modelbaton import polling
 from modelbaton.errors import StackError
 from modelbaton.settings import Settings
 from modelbaton.stack import processes
@@ -137,22 +136,10 @@ async def _bootstrap_current(state: StackState, within: float) -> None:
         current = None
     if current is not None:
         return
-
-    async def registered() -> bool:
-        try:
-            return bool(await control.pollers(build))
-        except RolloutError:  # the build itself is not registered yet
-            return False
-
-    await polling.await_until(
-        registered,
-        within=within,
-        every=0.5,
-        give_up=lambda: StackError(
-            f"build {build!r} of deployment {deployment!r} showed no poller within "
-            f"{within:.0f} s, though its workers poll {state.task_queue}"
-        ),
-    )
+    try:
+        await control.await_pollers(build, within)
+    except RolloutError as exc:
+        raise StackError(f"{exc}, though its workers poll {state.task_queue}") from None
     await control.set_current(build)
 
 

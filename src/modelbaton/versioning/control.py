@@ -277,6 +277,29 @@ class DeploymentControl:
             ]
         return found
 
+    async def await_pollers(self, build_id: str, within: float) -> None:
+        """Wait until ``build_id`` shows a worker polling; RolloutError after ``within`` s.
+
+        A build is unknown until its first poll, and the deployment registers its queues a
+        moment after that: a worker seen polling its queue is not yet a poller of its build.
+        """
+
+        async def polling_now() -> bool:
+            try:
+                return bool(await self.pollers(build_id))
+            except RolloutError:  # the build itself is not registered yet
+                return False
+
+        await polling.await_until(
+            polling_now,
+            within=within,
+            every=0.5,
+            give_up=lambda: RolloutError(
+                f"build {build_id!r} of deployment {self.deployment!r} showed no poller "
+                f"within {within:.0f} s"
+            ),
+        )
+
     async def require_pollers(self, build_id: str) -> None:
         if not await self.pollers(build_id):
             raise RolloutError(
