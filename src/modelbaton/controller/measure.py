@@ -120,7 +120,7 @@ class Meter:
             metrics.shadow_min_agreement = gate.min_agreement
             # Whether anything but the agreement's bound holds the report back.
             lax = gate.model_copy(update={"min_agreement": 0.0})
-            metrics.shadow_other_checks_ready = build_report(req.rollout_id, rows, lax).ready
+            metrics.shadow_other_checks_ready = report.ready_under(lax)
             latencies = answer_latencies(rows)
             metrics.shadow_checks = ShadowChecks(
                 calls=report.shadowed,

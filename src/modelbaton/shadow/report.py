@@ -106,6 +106,10 @@ class ShadowReport:
     def ready(self) -> bool:
         return not self.reasons
 
+    def ready_under(self, gate: ShadowGate) -> bool:
+        """Whether this report would be READY against another ``gate`` (no second build)."""
+        return not _reasons(self, gate)
+
     @property
     def verdict(self) -> str:
         return "READY" if self.ready else "NOT READY"
