@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,12 @@ def environment(
 
 async def cli(env: dict[str, str], *args: str) -> Any:
     return await asyncio.to_thread(CliRunner().invoke, baton, list(args), env=env)
+
+
+def crash_of(result: Any) -> str:
+    """What a CLI run printed, and the traceback of what it raised, if anything."""
+    raised = "".join(traceback.format_exception(*result.exc_info)) if result.exc_info else ""
+    return f"exit {result.exit_code}, printed {result.output!r}; {raised}"
 
 
 def one_line_error(result: Any, code: int, text: str) -> None:
@@ -184,6 +191,9 @@ async def test_preflight_passes_healthy_and_fails_with_the_reason(
 
         async def flagged() -> Any:
             result = await cli(env, "preflight", "--candidate", "v3", "--json")
+            # Exit 1 is a failed check only with the report on stdout; anything else is kept
+            # (with its traceback) as the reason the wait ends in, should it go on failing.
+            assert result.exit_code != 1 or result.stdout.strip(), crash_of(result)
             return result if result.exit_code == 1 else None
 
         result = await eventually(flagged, within=60, every=1.0, what="the stuck check")
